@@ -1,0 +1,26 @@
+import { createHash } from "node:crypto";
+import { inject } from "vitest";
+import { type LocalClients, localClients } from "../../functions/local/aws-clients.ts";
+import { createLocalTables } from "../../functions/local/local-tables.ts";
+import type { CfnTemplate } from "../../functions/local/template.ts";
+
+export interface TestDatabase extends LocalClients {
+  readonly template: CfnTemplate;
+  /** Local table name by logical id. */
+  readonly tables: Record<string, string>;
+}
+
+/**
+ * A database of this test file's own on the shared DynamoDB Local: the access key id is derived from the
+ * file's URL (plus an optional suffix), so files never see each other's tables or streams.
+ */
+export async function testDatabase(testFileUrl: string, suffix = ""): Promise<TestDatabase> {
+  const accessKeyId = `t${createHash("sha256")
+    .update(testFileUrl + suffix)
+    .digest("hex")
+    .slice(0, 16)}`;
+  const clients = localClients(inject("dynamodbEndpoint"), accessKeyId);
+  const template = inject("template");
+  const tables = await createLocalTables(clients.dynamodb, template);
+  return { ...clients, template, tables };
+}
