@@ -1,12 +1,5 @@
 import { type CfnResource, RemovalPolicy } from "aws-cdk-lib";
-import {
-  AttributeType,
-  BillingMode,
-  type ITable,
-  StreamViewType,
-  Table,
-  TableEncryption,
-} from "aws-cdk-lib/aws-dynamodb";
+import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import type { IKey } from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
 
@@ -141,7 +134,7 @@ export class EngineTables extends Construct {
   }
 
   /** Every table, by name, for grants and alarms. */
-  all(): Record<TableName, ITable> {
+  all(): Record<TableName, Table> {
     return {
       accounts: this.accounts,
       prices: this.prices,

