@@ -49,7 +49,7 @@ export const JAVA_MISSING_MESSAGE = [
 
 /** Where the emulator is cached: a git-ignored folder in the project, or MARGIN_CALL_CACHE_DIR. */
 export function cacheDirectory(): string {
-  return process.env.MARGIN_CALL_CACHE_DIR ?? join(PROJECT_ROOT, ".cache");
+  return process.env.MARGIN_CALL_CACHE_DIR || join(PROJECT_ROOT, ".cache");
 }
 
 /** Where to get the emulator and what its tarball must hash to. */
