@@ -1,0 +1,377 @@
+/**
+ * The margin policy: a versioned, validated document set by the lender. See docs/margin-model.md for the
+ * meaning of each field and the sources of the rules (Binance tiers, FINRA 4210, ISDA CSA, Drift, Aave).
+ */
+import { z } from "zod";
+import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
+
+const decimalString = z
+  .string({ error: 'must be a decimal string, e.g. "0.25"; numbers lose digits' })
+  .refine(isCanonicalDecimal, { error: "must be a canonical decimal string (no exponent, sign or leading zeros)" });
+const nonNegative = decimalString.refine((text) => !text.startsWith("-"), { error: "must not be negative" });
+const rate = nonNegative.refine((text) => dec(text).lessThanOrEqualTo(ONE), { error: "must be between 0 and 1" });
+const scale = z.int().min(0).max(18);
+const seconds = z.int().min(0).max(366 * 24 * 3600);
+const assetCode = z.string().regex(/^[A-Z0-9][A-Z0-9._-]{0,31}$/, { error: "must be an asset code like BTC" });
+
+const tierSchema = z.strictObject({
+  /** The tier applies from this notional (in the policy currency) upwards. */
+  notionalFloor: nonNegative,
+  maintenanceRate: rate,
+  initialRate: rate,
+  /** Binance's cumulative maintenance amount. Derived if omitted; checked against the rule if given. */
+  maintenanceAmount: nonNegative.optional(),
+});
+
+const volatilitySchema = z.strictObject({
+  /** Annualised realised volatility at and below which rates are not raised. */
+  referenceVolatility: nonNegative.refine((text) => dec(text).greaterThan(ZERO), { error: "must be above 0" }),
+  /** How fast rates rise with volatility above the reference: 1 means proportionally. */
+  slope: nonNegative,
+  /** The most the rates can be multiplied by. */
+  maxMultiplier: decimalString.refine((text) => dec(text).greaterThanOrEqualTo(ONE), { error: "must be at least 1" }),
+});
+
+const assetSchema = z.strictObject({
+  /** Decimal places of a quantity of this asset (its lot). */
+  quantityScale: scale,
+  /** Decimal places of its price. */
+  priceScale: scale,
+  /** Share of an owned holding's value that does not count as collateral. */
+  haircut: rate,
+  /** Requirement tiers for an owned (long) holding, by notional. */
+  longTiers: z.array(tierSchema).min(1).max(50),
+  /** Requirement tiers for a borrowed (short) holding. Omitted: the asset may not be borrowed. */
+  shortTiers: z.array(tierSchema).min(1).max(50).optional(),
+  volatility: volatilitySchema.optional(),
+  /** Liquidated after everything else (IBKR's "liquidate last"). */
+  liquidateLast: z.boolean().default(false),
+});
+
+const instrumentSchema = z.strictObject({
+  /** The asset whose mark prices this perpetual or future. */
+  underlying: assetCode,
+  quantityScale: scale,
+  tiers: z.array(tierSchema).min(1).max(50),
+  volatility: volatilitySchema.optional(),
+});
+
+export const policySchema = z
+  .strictObject({
+    policyId: z.string().min(1).max(64),
+    version: z.int().min(1),
+    /** The account currency: cash, amounts due and losses are in it. Its price is 1. */
+    currency: assetCode,
+    currencyScale: z.int().min(0).max(8),
+    assets: z.record(assetCode, assetSchema),
+    instruments: z.record(z.string().regex(/^[A-Z0-9][A-Z0-9._-]{0,47}$/), instrumentSchema).default({}),
+    warning: z.strictObject({
+      /** WARNING when the margin ratio is below 1 + cushion (IBKR's soft edge: 0.05). */
+      cushion: rate,
+    }),
+    call: z.strictObject({
+      /** The call restores the requirement × (1 + restoreBuffer). */
+      restoreBuffer: rate,
+      /** A call is cured, and a warning cleared, only this far above its line: no flapping. */
+      exitBuffer: rate,
+      /** ISDA CSA Minimum Transfer Amount: a smaller call is not made. */
+      minimumTransferAmount: nonNegative,
+      /** ISDA CSA Threshold: the shortfall the lender tolerates without collateral. */
+      threshold: nonNegative,
+      curePeriodSeconds: seconds.min(1),
+      /** Reminders, in seconds after the call was issued, each before the deadline. */
+      reminderOffsetsSeconds: z.array(seconds.min(1)).max(10).default([]),
+      /** Below this margin ratio liquidation is immediate (after the call notice). */
+      hardFloorRatio: rate,
+    }),
+    deposits: z.strictObject({
+      /** A deposit in flight pauses escalation only if it is at least this amount (Mango). */
+      minimumCureAmount: nonNegative,
+      /** How long a deposit in flight can hold off a liquidation past the deadline. */
+      maxPauseSeconds: seconds,
+    }),
+    liquidation: z.strictObject({
+      /** Limit price = mark × (1 − slippage) for sales, × (1 + slippage) for purchases. */
+      limitPriceSlippage: rate,
+      /** A remainder worth less than this is closed in full rather than left as dust (Aave: 1,000). */
+      dustNotional: nonNegative,
+      /** Re-request a liquidation with no final fill after this long, at most maxAttempts times. */
+      retrySeconds: seconds.min(1),
+      maxAttempts: z.int().min(1).max(20),
+    }),
+    prices: z.strictObject({
+      /** A mark older than this is stale (Drift: about 60 s). */
+      maxAgeSeconds: seconds.min(1),
+      /** Sources further than this from their median are dropped; if fewer than minimumSources remain, halt. */
+      maxDivergence: rate,
+      minimumSources: z.int().min(1).max(20),
+      /** After prices recover, no liquidation for this long (Aave's PriceOracleSentinel grace period). */
+      haltGraceSeconds: seconds,
+    }),
+  })
+  .superRefine((policy, context) => {
+    if (dec(policy.call.exitBuffer).greaterThan(dec(policy.call.restoreBuffer))) {
+      context.addIssue({
+        code: "custom",
+        path: ["call", "exitBuffer"],
+        message: "must not exceed call.restoreBuffer, or paying the call would not cure it",
+      });
+    }
+    if (!dec(policy.call.hardFloorRatio).lessThan(ONE)) {
+      context.addIssue({ code: "custom", path: ["call", "hardFloorRatio"], message: "must be below 1" });
+    }
+    policy.call.reminderOffsetsSeconds.forEach((offset, index) => {
+      if (offset >= policy.call.curePeriodSeconds) {
+        context.addIssue({
+          code: "custom",
+          path: ["call", "reminderOffsetsSeconds", index],
+          message: "must be before the deadline (below call.curePeriodSeconds)",
+        });
+      }
+    });
+    if (policy.assets[policy.currency]) {
+      context.addIssue({
+        code: "custom",
+        path: ["assets", policy.currency],
+        message: "the account currency is cash at price 1 and takes no haircut or requirement; remove it",
+      });
+    }
+    for (const [asset, assetPolicy] of Object.entries(policy.assets)) {
+      checkTiers(assetPolicy.longTiers, ["assets", asset, "longTiers"], context);
+      if (assetPolicy.shortTiers) checkTiers(assetPolicy.shortTiers, ["assets", asset, "shortTiers"], context);
+    }
+    for (const [instrument, instrumentPolicy] of Object.entries(policy.instruments)) {
+      checkTiers(instrumentPolicy.tiers, ["instruments", instrument, "tiers"], context);
+      if (!policy.assets[instrumentPolicy.underlying] && instrumentPolicy.underlying !== policy.currency) {
+        context.addIssue({
+          code: "custom",
+          path: ["instruments", instrument, "underlying"],
+          message: `asset ${instrumentPolicy.underlying} is not in assets`,
+        });
+      }
+    }
+  });
+
+type TierInput = z.infer<typeof tierSchema>;
+
+function checkTiers(tiers: TierInput[], path: Array<string | number>, context: z.RefinementCtx): void {
+  const derived = cumulativeMaintenanceAmounts(tiers);
+  tiers.forEach((tier, index) => {
+    const here = [...path, index];
+    if (index === 0 && !dec(tier.notionalFloor).isZero()) {
+      context.addIssue({ code: "custom", path: [...here, "notionalFloor"], message: "the first tier must start at 0" });
+    }
+    if (dec(tier.initialRate).lessThan(dec(tier.maintenanceRate))) {
+      context.addIssue({ code: "custom", path: [...here, "initialRate"], message: "must be at least maintenanceRate" });
+    }
+    const previous = tiers[index - 1];
+    if (previous) {
+      if (!dec(tier.notionalFloor).greaterThan(dec(previous.notionalFloor))) {
+        context.addIssue({ code: "custom", path: [...here, "notionalFloor"], message: "tiers must rise by notional" });
+      }
+      if (dec(tier.maintenanceRate).lessThan(dec(previous.maintenanceRate))) {
+        context.addIssue({
+          code: "custom",
+          path: [...here, "maintenanceRate"],
+          message: "must not fall below the previous tier's",
+        });
+      }
+    }
+    const stated = tier.maintenanceAmount;
+    const expected = derived[index];
+    if (stated !== undefined && expected && !dec(stated).equals(expected)) {
+      context.addIssue({
+        code: "custom",
+        path: [...here, "maintenanceAmount"],
+        message: `must be ${expected.toFixed()} by Binance's rule: floor × (rate − previous rate) + previous amount`,
+      });
+    }
+  });
+}
+
+/** Binance: amount_n = floor_n × (rate_n − rate_(n−1)) + amount_(n−1), amount_1 = 0. Exact. */
+export function cumulativeMaintenanceAmounts(tiers: ReadonlyArray<Pick<TierInput, "notionalFloor" | "maintenanceRate">>): Dec[] {
+  const amounts: Dec[] = [];
+  tiers.forEach((tier, index) => {
+    const previous = tiers[index - 1];
+    const previousAmount = amounts[index - 1];
+    amounts.push(
+      previous && previousAmount
+        ? dec(tier.notionalFloor)
+            .times(dec(tier.maintenanceRate).minus(dec(previous.maintenanceRate)))
+            .plus(previousAmount)
+        : ZERO,
+    );
+  });
+  return amounts;
+}
+
+export type PolicyDocument = z.input<typeof policySchema>;
+export type ParsedPolicy = z.output<typeof policySchema>;
+
+/** One requirement tier, compiled to decimals. */
+export interface Tier {
+  readonly notionalFloor: Dec;
+  readonly maintenanceRate: Dec;
+  readonly initialRate: Dec;
+  readonly maintenanceAmount: Dec;
+  /** Binance's cumulative amount for the initial rates, derived by the same rule. */
+  readonly initialAmount: Dec;
+}
+
+export interface Volatility {
+  readonly referenceVolatility: Dec;
+  readonly slope: Dec;
+  readonly maxMultiplier: Dec;
+}
+
+export interface AssetPolicy {
+  readonly quantityScale: number;
+  readonly priceScale: number;
+  readonly haircut: Dec;
+  readonly longTiers: readonly Tier[];
+  readonly shortTiers: readonly Tier[] | undefined;
+  readonly volatility: Volatility | undefined;
+  readonly liquidateLast: boolean;
+}
+
+export interface InstrumentPolicy {
+  readonly underlying: string;
+  readonly quantityScale: number;
+  readonly tiers: readonly Tier[];
+  readonly volatility: Volatility | undefined;
+}
+
+/** The policy with every decimal parsed and every tier's amounts derived: what the engine computes with. */
+export interface Policy {
+  readonly policyId: string;
+  readonly version: number;
+  readonly currency: string;
+  readonly currencyScale: number;
+  readonly assets: ReadonlyMap<string, AssetPolicy>;
+  readonly instruments: ReadonlyMap<string, InstrumentPolicy>;
+  readonly warningCushion: Dec;
+  readonly restoreBuffer: Dec;
+  readonly exitBuffer: Dec;
+  readonly minimumTransferAmount: Dec;
+  readonly threshold: Dec;
+  readonly curePeriodSeconds: number;
+  readonly reminderOffsetsSeconds: readonly number[];
+  readonly hardFloorRatio: Dec;
+  readonly minimumCureAmount: Dec;
+  readonly maxPauseSeconds: number;
+  readonly limitPriceSlippage: Dec;
+  readonly dustNotional: Dec;
+  readonly liquidationRetrySeconds: number;
+  readonly liquidationMaxAttempts: number;
+  readonly priceMaxAgeSeconds: number;
+  readonly priceMaxDivergence: Dec;
+  readonly priceMinimumSources: number;
+  readonly haltGraceSeconds: number;
+  /** The document as given, for the audit record. */
+  readonly document: ParsedPolicy;
+}
+
+export interface PolicyIssue {
+  /** JSON path of the field, e.g. `$.assets.BTC.longTiers[1].maintenanceRate`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class PolicyError extends Error {
+  override readonly name = "PolicyError";
+  constructor(readonly issues: readonly PolicyIssue[]) {
+    super(`invalid policy:\n${issues.map((issue) => `  ${issue.path}: ${issue.message}`).join("\n")}`);
+  }
+}
+
+/** Formats a zod path as a JSON path: `$.assets.BTC.longTiers[1]`. */
+export function jsonPath(path: ReadonlyArray<PropertyKey>, root = "$"): string {
+  return path.reduce<string>(
+    (text, key) => (typeof key === "number" ? `${text}[${key}]` : `${text}.${String(key)}`),
+    root,
+  );
+}
+
+function compileTiers(tiers: readonly TierInput[]): Tier[] {
+  const maintenanceAmounts = cumulativeMaintenanceAmounts(tiers);
+  const initialAmounts = cumulativeMaintenanceAmounts(
+    tiers.map((tier) => ({ notionalFloor: tier.notionalFloor, maintenanceRate: tier.initialRate })),
+  );
+  return tiers.map((tier, index) => ({
+    notionalFloor: dec(tier.notionalFloor),
+    maintenanceRate: dec(tier.maintenanceRate),
+    initialRate: dec(tier.initialRate),
+    maintenanceAmount: maintenanceAmounts[index] ?? ZERO,
+    initialAmount: initialAmounts[index] ?? ZERO,
+  }));
+}
+
+function compileVolatility(volatility: ParsedPolicy["assets"][string]["volatility"]): Volatility | undefined {
+  return volatility
+    ? {
+        referenceVolatility: dec(volatility.referenceVolatility),
+        slope: dec(volatility.slope),
+        maxMultiplier: dec(volatility.maxMultiplier),
+      }
+    : undefined;
+}
+
+/** Validates a policy document and compiles it. Throws PolicyError naming every bad field. */
+export function parsePolicy(document: unknown): Policy {
+  const parsed = policySchema.safeParse(document);
+  if (!parsed.success) {
+    throw new PolicyError(parsed.error.issues.map((issue) => ({ path: jsonPath(issue.path), message: issue.message })));
+  }
+  const p = parsed.data;
+  return {
+    policyId: p.policyId,
+    version: p.version,
+    currency: p.currency,
+    currencyScale: p.currencyScale,
+    assets: new Map(
+      Object.entries(p.assets).map(([asset, a]) => [
+        asset,
+        {
+          quantityScale: a.quantityScale,
+          priceScale: a.priceScale,
+          haircut: dec(a.haircut),
+          longTiers: compileTiers(a.longTiers),
+          shortTiers: a.shortTiers ? compileTiers(a.shortTiers) : undefined,
+          volatility: compileVolatility(a.volatility),
+          liquidateLast: a.liquidateLast,
+        },
+      ]),
+    ),
+    instruments: new Map(
+      Object.entries(p.instruments).map(([instrument, i]) => [
+        instrument,
+        {
+          underlying: i.underlying,
+          quantityScale: i.quantityScale,
+          tiers: compileTiers(i.tiers),
+          volatility: compileVolatility(i.volatility),
+        },
+      ]),
+    ),
+    warningCushion: dec(p.warning.cushion),
+    restoreBuffer: dec(p.call.restoreBuffer),
+    exitBuffer: dec(p.call.exitBuffer),
+    minimumTransferAmount: dec(p.call.minimumTransferAmount),
+    threshold: dec(p.call.threshold),
+    curePeriodSeconds: p.call.curePeriodSeconds,
+    reminderOffsetsSeconds: [...p.call.reminderOffsetsSeconds].sort((a, b) => a - b),
+    hardFloorRatio: dec(p.call.hardFloorRatio),
+    minimumCureAmount: dec(p.deposits.minimumCureAmount),
+    maxPauseSeconds: p.deposits.maxPauseSeconds,
+    limitPriceSlippage: dec(p.liquidation.limitPriceSlippage),
+    dustNotional: dec(p.liquidation.dustNotional),
+    liquidationRetrySeconds: p.liquidation.retrySeconds,
+    liquidationMaxAttempts: p.liquidation.maxAttempts,
+    priceMaxAgeSeconds: p.prices.maxAgeSeconds,
+    priceMaxDivergence: dec(p.prices.maxDivergence),
+    priceMinimumSources: p.prices.minimumSources,
+    haltGraceSeconds: p.prices.haltGraceSeconds,
+    document: p,
+  };
+}
