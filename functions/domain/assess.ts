@@ -1,0 +1,31 @@
+/** Everything the state machine needs to know about one account at one moment, computed exactly. */
+import { cureOptions, planLiquidation, sizeCall } from "./calls.ts";
+import type { Assessment } from "./machine.ts";
+import { ONE } from "./money.ts";
+import type { Policy } from "./policy.ts";
+import type { ResolvedMark } from "./prices.ts";
+import { type Account, ratioBelow, valueAccount } from "./valuation.ts";
+
+export function assess(account: Account, marks: ReadonlyMap<string, ResolvedMark>, policy: Policy): Assessment {
+  const valuation = valueAccount(account, marks, policy);
+  const used = [...new Set(valuation.lines.map((line) => line.asset))].flatMap((asset) => {
+    const mark = marks.get(asset);
+    return mark ? [mark] : [];
+  });
+  const unhealthy = used.filter((mark) => mark.status !== "OK").sort((a, b) => (a.asset < b.asset ? -1 : 1));
+  const priceStatus = unhealthy.some((mark) => mark.status === "DIVERGING")
+    ? "DIVERGING"
+    : unhealthy.length
+      ? "STALE"
+      : "OK";
+  const sizing = sizeCall(valuation, policy);
+  const inWarningZone = ratioBelow(valuation, ONE.plus(policy.warningCushion));
+  return {
+    valuation,
+    priceStatus,
+    priceDetail: unhealthy.map((mark) => `${mark.asset}: ${mark.detail}`).join("; ") || "all marks fresh and agreeing",
+    sizing,
+    cureOptions: inWarningZone ? cureOptions(account, valuation, marks, policy) : [],
+    liquidationPlan: sizing.inBreach ? planLiquidation(account, valuation, marks, policy) : null,
+  };
+}
