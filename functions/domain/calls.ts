@@ -37,7 +37,7 @@ export function sizeCall(valuation: Valuation, policy: Policy): CallSizing {
   const target = restoreTarget(valuation, policy);
   const shortfall = target.minus(valuation.adjustedEquity);
   const inBreach = ratioBelow(valuation, ONE);
-  const rounded = shortfall.isPositive() ? quantize(shortfall, policy.currencyScale, Rounding.UP) : ZERO;
+  const rounded = shortfall.greaterThan(ZERO) ? quantize(shortfall, policy.currencyScale, Rounding.UP) : ZERO;
   const belowMinimumTransfer = inBreach && rounded.lessThan(policy.minimumTransferAmount);
   return {
     target,
@@ -140,9 +140,9 @@ function smallestRestoringQuantity(account: Account, line: ExposureLine, marks: 
 
 export function cureOptions(account: Account, valuation: Valuation, marks: Marks, policy: Policy): CureOption[] {
   const sizing = sizeCall(valuation, policy);
-  const deposit = sizing.shortfall.isPositive() ? quantize(sizing.shortfall, policy.currencyScale, Rounding.UP) : ZERO;
+  const deposit = sizing.shortfall.greaterThan(ZERO) ? quantize(sizing.shortfall, policy.currencyScale, Rounding.UP) : ZERO;
   const options: CureOption[] = [{ kind: "DEPOSIT", amount: deposit, currency: policy.currency }];
-  if (!deposit.isPositive()) return options;
+  if (!deposit.greaterThan(ZERO)) return options;
   for (const line of valuation.lines) {
     const quantity = smallestRestoringQuantity(account, line, marks, policy);
     if (quantity === null) continue;

@@ -16,7 +16,7 @@
  * 5. Stale or diverging prices halt all escalation; after they recover, no liquidation for haltGraceSeconds.
  */
 import type { CallSizing, CureOption, LiquidationPlan } from "./calls.ts";
-import { ONE, quantize, Rounding, toFixedString, toPlainString } from "./money.ts";
+import { ONE, quantize, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
 import type { PriceStatus } from "./prices.ts";
 import { marginRatio, ratioBelow, type Valuation } from "./valuation.ts";
@@ -284,7 +284,7 @@ function classify(step: StepBuilder): void {
   const { valuation, sizing } = step.assessment;
   const { policy } = step;
   const status = step.state.status;
-  if (sizing.inBreach && sizing.amount.isPositive()) {
+  if (sizing.inBreach && sizing.amount.greaterThan(ZERO)) {
     issueCall(step, "margin ratio below 1");
     if (ratioBelow(valuation, policy.hardFloorRatio) && !inGracePeriod(step)) liquidate(step, "HARD_FLOOR");
     return;
@@ -325,7 +325,7 @@ function whileCalled(step: StepBuilder, call: OpenCall): void {
   if (atOrAfter(now, call.deadlineAt)) {
     const pauses =
       valuation.pendingDeposits.greaterThanOrEqualTo(policy.minimumCureAmount) &&
-      valuation.pendingDeposits.isPositive() &&
+      valuation.pendingDeposits.greaterThan(ZERO) &&
       !atOrAfter(now, addSeconds(call.deadlineAt, policy.maxPauseSeconds));
     if (!pauses && !inGracePeriod(step)) liquidate(step, "DEADLINE");
     return;

@@ -3,6 +3,7 @@
  *
  * - `Dec` is a decimal.js clone of its own: 60 significant digits and ROUND_HALF_EVEN, never the library's
  *   global defaults (20 digits, which silently rounds products of two 20-digit amounts).
+ * - decimal.js's isPositive() is true for zero: compare with greaterThan(ZERO) to mean "above zero".
  * - Values are created from canonical decimal strings only: money never passes through a JS number.
  * - Multiplication, addition and subtraction of inputs within 28 significant digits each are exact at
  *   this precision. Division (ratios, breach prices) is the only inexact step, and every division result

@@ -107,7 +107,7 @@ export function marginRatio(valuation: Pick<Valuation, "adjustedEquity" | "maint
 
 /** Gross exposure ÷ equity, rounded up to 4 places; null when equity is not positive. */
 export function notionalLeverage(valuation: Pick<Valuation, "grossExposure" | "equity">): Dec | null {
-  if (!valuation.equity.isPositive() || valuation.equity.isZero()) return null;
+  if (!valuation.equity.greaterThan(ZERO)) return null;
   return quantize(valuation.grossExposure.dividedBy(valuation.equity), 4, Rounding.UP);
 }
 
@@ -188,7 +188,7 @@ export function tieredRequirement(tiers: readonly Tier[], notional: Dec): { main
 function markOf(marks: Marks, asset: string, what: string): Mark {
   const mark = marks.get(asset);
   if (!mark) throw new ValuationError(`no mark price for ${asset} (needed by ${what})`);
-  if (!mark.price.isPositive() || mark.price.isZero()) {
+  if (!mark.price.greaterThan(ZERO)) {
     throw new ValuationError(`the mark price of ${asset} must be positive`);
   }
   return mark;
@@ -287,7 +287,7 @@ export function valueAccount(account: Account, marks: Marks, policy: Policy): Va
   }
   let equity = cash;
   let adjustedEquity = cash;
-  let collateralGross = cash.isPositive() ? cash : ZERO;
+  let collateralGross = cash.greaterThan(ZERO) ? cash : ZERO;
   let collateralHaircut = collateralGross;
   let maintenance = ZERO;
   let initial = ZERO;
@@ -298,7 +298,7 @@ export function valueAccount(account: Account, marks: Marks, policy: Policy): Va
     maintenance = maintenance.plus(line.maintenance);
     initial = initial.plus(line.initial);
     grossExposure = grossExposure.plus(line.value.abs());
-    if (line.kind === "HOLDING" && line.value.isPositive()) {
+    if (line.kind === "HOLDING" && line.value.greaterThan(ZERO)) {
       collateralGross = collateralGross.plus(line.value);
       collateralHaircut = collateralHaircut.plus(line.adjustedContribution);
     }

@@ -1,0 +1,293 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { assess } from "../../functions/domain/assess.ts";
+import { cureOptions, reduceExposure, restoresTarget, sizeCall } from "../../functions/domain/calls.ts";
+import { type CallState, type Effect, initialState, transition } from "../../functions/domain/machine.ts";
+import { Dec, dec } from "../../functions/domain/money.ts";
+import type { Policy, PolicyDocument } from "../../functions/domain/policy.ts";
+import { triggerPrices } from "../../functions/domain/triggers.ts";
+import { type Account, ratioBelow, valueAccount } from "../../functions/domain/valuation.ts";
+import { account, marks, NOW, policy, policyDocument } from "../support/domain-builders.ts";
+
+/** A decimal string from an integer count of units at a scale: 12345 at scale 2 is "123.45". */
+const decimal = (units: bigint | number, scale: number): string => {
+  const value = new Dec(units.toString()).dividedBy(new Dec(10).toPower(scale));
+  return value.toFixed(scale).replace(/^-0(\.0+)?$/, "0");
+};
+
+const rate = (min: number, max: number) => fc.integer({ min, max }).map((bps) => decimal(bps, 4));
+
+/** 1–4 tiers with rising floors and non-decreasing maintenance rates, as the policy requires. */
+const tiers = fc
+  .array(fc.tuple(fc.integer({ min: 1, max: 2_000_000 }), fc.integer({ min: 0, max: 800 })), { minLength: 0, maxLength: 3 })
+  .chain((steps) =>
+    rate(40, 2_500).map((baseRate) => {
+      let floor = 0;
+      let maintenance = dec(baseRate);
+      const table = [{ notionalFloor: "0", maintenanceRate: baseRate, initialRate: dec(baseRate).times(2).clamp(0, 1).toFixed() }];
+      for (const [floorStep, rateStep] of steps) {
+        floor += floorStep;
+        maintenance = Dec.min(1, maintenance.plus(dec(decimal(rateStep, 4))));
+        table.push({
+          notionalFloor: String(floor),
+          maintenanceRate: maintenance.toFixed(),
+          initialRate: Dec.min(1, maintenance.times(2)).toFixed(),
+        });
+      }
+      return table;
+    }),
+  );
+
+const ASSETS = ["AAA", "BBB", "CCC"] as const;
+
+const policyArbitrary: fc.Arbitrary<Policy> = fc
+  .record({
+    aaa: tiers,
+    bbb: tiers,
+    ccc: tiers,
+    perp: tiers,
+    haircuts: fc.tuple(rate(0, 3_000), rate(0, 3_000), rate(0, 3_000)),
+    restoreBuffer: rate(0, 2_000),
+    volatile: fc.boolean(),
+  })
+  .map(({ aaa, bbb, ccc, perp, haircuts, restoreBuffer, volatile }) => {
+    const asset = (longTiers: typeof aaa, haircut: string) => ({
+      quantityScale: 4,
+      priceScale: 2,
+      haircut,
+      longTiers,
+      shortTiers: longTiers,
+      ...(volatile ? { volatility: { referenceVolatility: "0.5", slope: "1", maxMultiplier: "2" } } : {}),
+    });
+    const document: PolicyDocument = policyDocument({
+      assets: { AAA: asset(aaa, haircuts[0]), BBB: asset(bbb, haircuts[1]), CCC: asset(ccc, haircuts[2]) },
+      instruments: { "AAA-PERP": { underlying: "AAA", quantityScale: 3, tiers: perp } },
+    });
+    return policy({ ...document, call: { ...document.call, restoreBuffer } });
+  });
+
+const accountArbitrary: fc.Arbitrary<Account> = fc
+  .record({
+    cash: fc.bigInt({ min: -50_000_000n, max: 50_000_000n }),
+    holdings: fc.array(fc.tuple(fc.constantFrom(...ASSETS), fc.bigInt({ min: -2_000_000n, max: 5_000_000n })), {
+      maxLength: 3,
+    }),
+    perp: fc.option(fc.tuple(fc.bigInt({ min: -50_000n, max: 50_000n }), fc.integer({ min: 1_000, max: 50_000 }))),
+  })
+  .map(({ cash, holdings, perp }) =>
+    account({
+      cash: decimal(cash, 2),
+      holdings: Object.fromEntries(holdings.map(([asset, units]) => [asset, decimal(units, 4)])),
+      positions: perp ? [{ instrument: "AAA-PERP", size: decimal(perp[0], 3), entryPrice: decimal(perp[1], 0) }] : [],
+    }),
+  );
+
+const pricesArbitrary = fc
+  .tuple(fc.integer({ min: 100, max: 5_000_000 }), fc.integer({ min: 100, max: 5_000_000 }), fc.integer({ min: 100, max: 5_000_000 }))
+  .map(([a, b, c]) => ({ AAA: decimal(a, 2), BBB: decimal(b, 2), CCC: decimal(c, 2) }));
+
+const withVolatility = (prices: Record<string, string>, sigma: string | null) => {
+  const built = marks(prices);
+  if (!sigma) return built;
+  return new Map([...built].map(([asset, mark]) => [asset, { ...mark, realizedVolatility: dec(sigma) }]));
+};
+
+describe("valuation properties", () => {
+  it("moves equity with a price exactly by the net exposure to it, in its sign", () => {
+    fc.assert(
+      fc.property(accountArbitrary, policyArbitrary, pricesArbitrary, fc.integer({ min: 1, max: 1_000_000 }), (acct, pol, prices, up) => {
+        const higher = { ...prices, AAA: dec(prices.AAA).plus(dec(decimal(up, 2))).toFixed() };
+        const before = valueAccount(acct, marks(prices), pol).equity;
+        const after = valueAccount(acct, marks(higher), pol).equity;
+        const exposure = acct.holdings
+          .filter((holding) => holding.asset === "AAA")
+          .reduce((total, holding) => total.plus(holding.quantity), new Dec(0))
+          .plus(acct.positions.reduce((total, position) => total.plus(position.size), new Dec(0)));
+        expect(after.minus(before).equals(exposure.times(dec(decimal(up, 2))))).toBe(true);
+        expect(after.minus(before).comparedTo(0)).toBe(exposure.comparedTo(0));
+      }),
+    );
+  });
+
+  it("puts the ratio at 1 at each breach price, to the asset's tick", () => {
+    const tick = dec("0.01");
+    fc.assert(
+      fc.property(
+        accountArbitrary,
+        policyArbitrary,
+        pricesArbitrary,
+        fc.option(fc.constantFrom("0.3", "0.8", "1.7")),
+        (acct, pol, prices, sigma) => {
+          const at = (asset: string, price: Dec) =>
+            valueAccount(acct, withVolatility({ ...prices, [asset]: price.toFixed() }, sigma), pol);
+          const now = valueAccount(acct, withVolatility(prices, sigma), pol);
+          fc.pre(!ratioBelow(now, dec("1")) && !now.maintenance.isZero() && now.adjustedEquity.greaterThan(now.maintenance));
+          for (const trigger of triggerPrices(acct, withVolatility(prices, sigma), pol)) {
+            if (trigger.breachDown) {
+              const onLine = at(trigger.asset, trigger.breachDown);
+              expect(onLine.adjustedEquity.lessThanOrEqualTo(onLine.maintenance), `${trigger.asset} down`).toBe(true);
+              const above = trigger.breachDown.plus(tick);
+              if (above.lessThanOrEqualTo(trigger.markPrice)) {
+                const justAbove = at(trigger.asset, above);
+                expect(justAbove.adjustedEquity.greaterThan(justAbove.maintenance), `${trigger.asset} down+tick`).toBe(true);
+              }
+            }
+            if (trigger.breachUp) {
+              const onLine = at(trigger.asset, trigger.breachUp);
+              expect(onLine.adjustedEquity.lessThanOrEqualTo(onLine.maintenance), `${trigger.asset} up`).toBe(true);
+              const below = trigger.breachUp.minus(tick);
+              if (below.greaterThanOrEqualTo(trigger.markPrice)) {
+                const justBelow = at(trigger.asset, below);
+                expect(justBelow.adjustedEquity.greaterThan(justBelow.maintenance), `${trigger.asset} up-tick`).toBe(true);
+              }
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("restores the target exactly by depositing the call amount, or by reducing the stated quantity", () => {
+    const cent = dec("0.01");
+    fc.assert(
+      fc.property(accountArbitrary, policyArbitrary, pricesArbitrary, (acct, pol, prices) => {
+        const currentMarks = marks(prices);
+        const valuation = valueAccount(acct, currentMarks, pol);
+        const sizing = sizeCall(valuation, pol);
+        fc.pre(sizing.amount.greaterThan(0));
+        const afterDeposit = valueAccount({ ...acct, cash: acct.cash.plus(sizing.amount) }, currentMarks, pol);
+        const oneCentShort = valueAccount({ ...acct, cash: acct.cash.plus(sizing.amount).minus(cent) }, currentMarks, pol);
+        expect(restoresTarget(afterDeposit, pol)).toBe(true);
+        expect(restoresTarget(oneCentShort, pol)).toBe(false);
+        for (const option of cureOptions(acct, valuation, currentMarks, pol)) {
+          if (option.kind !== "REDUCE") continue;
+          const name = option.target.kind === "HOLDING" ? option.target.asset : option.target.instrument;
+          const line = valuation.lines.find((candidate) => candidate.name === name);
+          if (!line) throw new Error(`no line for ${name}`);
+          const lot = option.target.kind === "HOLDING" ? dec("0.0001") : dec("0.001");
+          expect(restoresTarget(valueAccount(reduceExposure(acct, line, option.quantity), currentMarks, pol), pol)).toBe(true);
+          expect(
+            restoresTarget(valueAccount(reduceExposure(acct, line, option.quantity.minus(lot)), currentMarks, pol), pol),
+          ).toBe(false);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("state machine properties", () => {
+  // One stock bought on margin: the ratio (200·P − 10,000) / (0.25 · 200·P) falls with the price.
+  const stockPolicy = (hardFloorRatio: string) =>
+    policy({
+      assets: {
+        XYZ: { quantityScale: 0, priceScale: 2, haircut: "0", longTiers: [{ notionalFloor: "0", maintenanceRate: "0.25", initialRate: "0.5" }] },
+      },
+      warning: { cushion: "0.10" },
+      call: {
+        restoreBuffer: "0.05",
+        exitBuffer: "0.05",
+        minimumTransferAmount: "0",
+        threshold: "0",
+        curePeriodSeconds: 3_600,
+        reminderOffsetsSeconds: [1_200, 2_400],
+        hardFloorRatio,
+      },
+      deposits: { minimumCureAmount: "500", maxPauseSeconds: 1_800 },
+    });
+  const borrower = account({ cash: "-10000", holdings: { XYZ: "200" } });
+  const at = (seconds: number) => new Date(Date.parse(NOW) + seconds * 1000).toISOString();
+
+  /** Runs a path of (price, seconds later, pending deposit) through the machine; returns every step. */
+  function run(pol: Policy, path: ReadonlyArray<readonly [number, number, number]>) {
+    let state: CallState = initialState(borrower.accountId, NOW);
+    let clock = 0;
+    const effects: Effect[] = [];
+    const states: CallState[] = [state];
+    path.forEach(([cents, secondsLater, pending], index) => {
+      clock += secondsLater;
+      const acct = { ...borrower, pendingDeposits: pending ? [{ depositId: "d", amount: dec(String(pending)) }] : [] };
+      const assessment = assess(acct, marks({ XYZ: decimal(cents, 2) }, at(clock)), pol);
+      const step = transition(state, assessment, pol, { type: "REVALUE", cause: "PRICE_TICK", eventId: `e${index}` }, at(clock));
+      effects.push(...step.effects);
+      state = step.next;
+      states.push(state);
+    });
+    return { effects, states };
+  }
+
+  const pathArbitrary = fc.array(
+    fc.tuple(fc.integer({ min: 3_000, max: 12_000 }), fc.integer({ min: 0, max: 1_500 }), fc.constantFrom(0, 100, 500, 5_000)),
+    { minLength: 1, maxLength: 40 },
+  );
+  const floorArbitrary = fc.constantFrom("0", "0.5", "0.8");
+
+  it("never requests a liquidation without a call notice issued before it", () => {
+    fc.assert(
+      fc.property(pathArbitrary, floorArbitrary, (path, floor) => {
+        const { effects } = run(stockPolicy(floor), path);
+        effects.forEach((effect, index) => {
+          if (effect.kind !== "REQUEST_LIQUIDATION") return;
+          const before = effects.slice(0, index);
+          expect(before.some((e) => e.kind === "NOTIFY" && e.notice === "CALL" && e.callId === effect.callId)).toBe(true);
+          expect(before.some((e) => e.kind === "NOTIFY" && e.notice === "LIQUIDATION_NOTICE" && e.callId === effect.callId)).toBe(true);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("records every change of status as an unbroken chain of audit entries", () => {
+    fc.assert(
+      fc.property(pathArbitrary, floorArbitrary, (path, floor) => {
+        const { effects, states } = run(stockPolicy(floor), path);
+        const changes = effects.filter((e): e is Extract<Effect, { kind: "AUDIT" }> => e.kind === "AUDIT" && e.from !== e.to);
+        let status = states[0]?.status;
+        for (const change of changes) {
+          expect(change.from).toBe(status);
+          status = change.to;
+        }
+        expect(status).toBe(states.at(-1)?.status);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("gives the same step for the same inputs", () => {
+    fc.assert(
+      fc.property(pathArbitrary, floorArbitrary, (path, floor) => {
+        expect(run(stockPolicy(floor), path)).toEqual(run(stockPolicy(floor), path));
+      }),
+    );
+  });
+
+  it("never flaps: a ratio that stays inside the exit buffer above the warning line changes nothing", () => {
+    // Ratio r(P) = (200P − 10,000) / 50P = 4 − 200/P; the band [1.10, 1.15) is P in [68.97, 70.18).
+    const pol = stockPolicy("0.5");
+    const warned = run(pol, [[6_800, 0, 0]]);
+    expect(warned.states.at(-1)?.status).toBe("WARNING");
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 6_897, max: 7_017 }), { minLength: 1, maxLength: 30 }), (prices) => {
+        const { effects, states } = run(pol, [[6_800, 0, 0], ...prices.map((cents) => [cents, 60, 0] as const)]);
+        expect(states.slice(1).every((state) => state.status === "WARNING")).toBe(true);
+        expect(effects.filter((effect) => effect.kind === "NOTIFY")).toHaveLength(1);
+      }),
+    );
+  });
+
+  it("lets a deposit in flight pause the deadline only when it is at least the minimum cure amount", () => {
+    const pol = stockPolicy("0");
+    fc.assert(
+      fc.property(fc.constantFrom(0, 100, 499, 500, 5_000), fc.integer({ min: 0, max: 1_799 }), (pending, lateBy) => {
+        // Called at $60, still $60 at the deadline plus lateBy seconds, with `pending` in flight.
+        const { states } = run(pol, [
+          [6_000, 0, 0],
+          [6_000, 3_600 + lateBy, pending],
+        ]);
+        expect(states[1]?.status).toBe("CALLED");
+        expect(states[2]?.status).toBe(pending >= 500 ? "CALLED" : "LIQUIDATING");
+      }),
+    );
+  });
+});
