@@ -6,7 +6,11 @@ import type { Policy } from "./policy.ts";
 import type { ResolvedMark } from "./prices.ts";
 import { type Account, ratioBelow, valueAccount } from "./valuation.ts";
 
-export function assess(account: Account, marks: ReadonlyMap<string, ResolvedMark>, policy: Policy): Assessment {
+export function assess(
+  account: Account,
+  marks: ReadonlyMap<string, ResolvedMark>,
+  policy: Policy,
+): Assessment {
   const valuation = valueAccount(account, marks, policy);
   const used = [...new Set(valuation.lines.map((line) => line.asset))].flatMap((asset) => {
     const mark = marks.get(asset);
@@ -23,7 +27,8 @@ export function assess(account: Account, marks: ReadonlyMap<string, ResolvedMark
   return {
     valuation,
     priceStatus,
-    priceDetail: unhealthy.map((mark) => `${mark.asset}: ${mark.detail}`).join("; ") || "all marks fresh and agreeing",
+    priceDetail:
+      unhealthy.map((mark) => `${mark.asset}: ${mark.detail}`).join("; ") || "all marks fresh and agreeing",
     sizing,
     cureOptions: inWarningZone ? cureOptions(account, valuation, marks, policy) : [],
     liquidationPlan: sizing.inBreach ? planLiquidation(account, valuation, marks, policy) : null,

@@ -11,7 +11,14 @@
  */
 import { Dec, ONE, quantize, Rounding, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
-import { type Account, type ExposureLine, type Marks, ratioBelow, type Valuation, valueAccount } from "./valuation.ts";
+import {
+  type Account,
+  type ExposureLine,
+  type Marks,
+  ratioBelow,
+  type Valuation,
+  valueAccount,
+} from "./valuation.ts";
 
 export interface CallSizing {
   /** Requirement × (1 + restoreBuffer) − threshold. */
@@ -49,7 +56,9 @@ export function sizeCall(valuation: Valuation, policy: Policy): CallSizing {
 }
 
 /** What to reduce: a holding (sell if owned, buy back if borrowed) or a position (close towards zero). */
-export type ExposureRef = { readonly kind: "HOLDING"; readonly asset: string } | { readonly kind: "POSITION"; readonly instrument: string };
+export type ExposureRef =
+  | { readonly kind: "HOLDING"; readonly asset: string }
+  | { readonly kind: "POSITION"; readonly instrument: string };
 
 export type CureOption =
   | { readonly kind: "DEPOSIT"; readonly amount: Dec; readonly currency: string }
@@ -80,7 +89,9 @@ export interface LiquidationPlan {
 }
 
 function refOf(line: ExposureLine): ExposureRef {
-  return line.kind === "HOLDING" ? { kind: "HOLDING", asset: line.name } : { kind: "POSITION", instrument: line.name };
+  return line.kind === "HOLDING"
+    ? { kind: "HOLDING", asset: line.name }
+    : { kind: "POSITION", instrument: line.name };
 }
 
 function quantityScaleOf(line: ExposureLine, policy: Policy): number {
@@ -105,7 +116,8 @@ export function reduceExposure(account: Account, line: ExposureLine, quantity: D
       ),
     };
   }
-  const entryPrice = account.positions.find((position) => position.instrument === line.name)?.entryPrice ?? line.price;
+  const entryPrice =
+    account.positions.find((position) => position.instrument === line.name)?.entryPrice ?? line.price;
   return {
     ...account,
     cash: account.cash.plus(signed.times(line.price.minus(entryPrice))),
@@ -120,7 +132,12 @@ export function reduceExposure(account: Account, line: ExposureLine, quantity: D
  * reducing all of it does not. Binary search: restoring is monotone in the quantity reduced (each lot
  * lowers the requirement and releases its haircut). At most ~64 exact revaluations.
  */
-function smallestRestoringQuantity(account: Account, line: ExposureLine, marks: Marks, policy: Policy): Dec | null {
+function smallestRestoringQuantity(
+  account: Account,
+  line: ExposureLine,
+  marks: Marks,
+  policy: Policy,
+): Dec | null {
   const scale = quantityScaleOf(line, policy);
   const lot = new Dec(1).dividedBy(new Dec(10).toPower(scale));
   const totalLots = quantize(line.quantity.abs().dividedBy(lot), 0, Rounding.DOWN);
@@ -138,9 +155,16 @@ function smallestRestoringQuantity(account: Account, line: ExposureLine, marks: 
   return high.times(lot);
 }
 
-export function cureOptions(account: Account, valuation: Valuation, marks: Marks, policy: Policy): CureOption[] {
+export function cureOptions(
+  account: Account,
+  valuation: Valuation,
+  marks: Marks,
+  policy: Policy,
+): CureOption[] {
   const sizing = sizeCall(valuation, policy);
-  const deposit = sizing.shortfall.greaterThan(ZERO) ? quantize(sizing.shortfall, policy.currencyScale, Rounding.UP) : ZERO;
+  const deposit = sizing.shortfall.greaterThan(ZERO)
+    ? quantize(sizing.shortfall, policy.currencyScale, Rounding.UP)
+    : ZERO;
   const options: CureOption[] = [{ kind: "DEPOSIT", amount: deposit, currency: policy.currency }];
   if (!deposit.greaterThan(ZERO)) return options;
   for (const line of valuation.lines) {
@@ -177,13 +201,20 @@ function liquidationOrder(lines: readonly ExposureLine[], policy: Policy): Expos
  * A partial liquidation that restores the target: reduce exposures in liquidation order, each by the least
  * that restores, closing a remainder below the dust notional in full (Aave, Drift: no dust).
  */
-export function planLiquidation(account: Account, valuation: Valuation, marks: Marks, policy: Policy): LiquidationPlan {
+export function planLiquidation(
+  account: Account,
+  valuation: Valuation,
+  marks: Marks,
+  policy: Policy,
+): LiquidationPlan {
   const steps: LiquidationStep[] = [];
   let working = account;
   let current = valuation;
   for (const original of liquidationOrder(valuation.lines, policy)) {
     if (restoresTarget(current, policy)) break;
-    const line = current.lines.find((candidate) => candidate.kind === original.kind && candidate.name === original.name);
+    const line = current.lines.find(
+      (candidate) => candidate.kind === original.kind && candidate.name === original.name,
+    );
     if (!line) continue;
     const all = line.quantity.abs();
     let quantity = smallestRestoringQuantity(working, line, marks, policy) ?? all;
@@ -196,7 +227,14 @@ export function planLiquidation(account: Account, valuation: Valuation, marks: M
       side === "SELL"
         ? quantize(line.price.times(ONE.minus(policy.limitPriceSlippage)), priceScale, Rounding.FLOOR)
         : quantize(line.price.times(ONE.plus(policy.limitPriceSlippage)), priceScale, Rounding.CEIL);
-    steps.push({ target: refOf(line), side, quantity, markPrice: line.price, limitPrice, closesAll: quantity.equals(all) });
+    steps.push({
+      target: refOf(line),
+      side,
+      quantity,
+      markPrice: line.price,
+      limitPrice,
+      closesAll: quantity.equals(all),
+    });
     working = reduceExposure(working, line, quantity);
     current = valueAccount(working, marks, policy);
   }

@@ -21,7 +21,15 @@ import type { Policy } from "./policy.ts";
 import type { PriceStatus } from "./prices.ts";
 import { marginRatio, ratioBelow, type Valuation } from "./valuation.ts";
 
-export const STATUSES = ["HEALTHY", "WARNING", "CALLED", "CURED", "LIQUIDATING", "LIQUIDATED", "BAD_DEBT"] as const;
+export const STATUSES = [
+  "HEALTHY",
+  "WARNING",
+  "CALLED",
+  "CURED",
+  "LIQUIDATING",
+  "LIQUIDATED",
+  "BAD_DEBT",
+] as const;
 export type Status = (typeof STATUSES)[number];
 
 export interface OpenCall {
@@ -230,7 +238,8 @@ class StepBuilder {
   }
 }
 
-const addSeconds = (iso: string, seconds: number): string => new Date(Date.parse(iso) + seconds * 1000).toISOString();
+const addSeconds = (iso: string, seconds: number): string =>
+  new Date(Date.parse(iso) + seconds * 1000).toISOString();
 const atOrAfter = (now: string, instant: string): boolean => Date.parse(now) >= Date.parse(instant);
 
 function issueCall(step: StepBuilder, reason: string): void {
@@ -254,14 +263,25 @@ function issueCall(step: StepBuilder, reason: string): void {
 function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
   const call = step.state.call;
   if (step.state.status !== "CALLED" || !call) {
-    throw new Error(`invariant: liquidation of ${step.initial.accountId} without a call (status ${step.state.status})`);
+    throw new Error(
+      `invariant: liquidation of ${step.initial.accountId} without a call (status ${step.state.status})`,
+    );
   }
   const plan = step.assessment.liquidationPlan;
   if (!plan) throw new Error("invariant: an account in breach is assessed with a liquidation plan");
   const requestId = `${call.callId}:liquidation:1`;
-  step.move("LIQUIDATING", reason === "HARD_FLOOR" ? "margin ratio below the hard floor" : "call not met by the deadline", {
-    call: { ...call, liquidationAttempts: 1, liquidationRequestId: requestId, liquidationRequestedAt: step.now },
-  });
+  step.move(
+    "LIQUIDATING",
+    reason === "HARD_FLOOR" ? "margin ratio below the hard floor" : "call not met by the deadline",
+    {
+      call: {
+        ...call,
+        liquidationAttempts: 1,
+        liquidationRequestId: requestId,
+        liquidationRequestedAt: step.now,
+      },
+    },
+  );
   step.notify("LIQUIDATION_NOTICE");
   step.effects.push({
     kind: "REQUEST_LIQUIDATION",
@@ -298,7 +318,9 @@ function classify(step: StepBuilder): void {
   if (inWarningZone || sizing.inBreach) {
     step.move(
       "WARNING",
-      sizing.belowMinimumTransfer ? "in breach, below the minimum transfer amount" : "margin ratio within the warning cushion",
+      sizing.belowMinimumTransfer
+        ? "in breach, below the minimum transfer amount"
+        : "margin ratio within the warning cushion",
     );
     step.notify("WARNING");
     return;
@@ -330,7 +352,9 @@ function whileCalled(step: StepBuilder, call: OpenCall): void {
     if (!pauses && !inGracePeriod(step)) liquidate(step, "DEADLINE");
     return;
   }
-  const due = policy.reminderOffsetsSeconds.filter((offset) => atOrAfter(now, addSeconds(call.issuedAt, offset))).length;
+  const due = policy.reminderOffsetsSeconds.filter((offset) =>
+    atOrAfter(now, addSeconds(call.issuedAt, offset)),
+  ).length;
   if (due > call.remindersSent) {
     step.state = { ...step.state, call: { ...call, remindersSent: due } };
     step.audit("CALLED", "CALLED", `reminder ${due} of ${policy.reminderOffsetsSeconds.length}`);
@@ -343,9 +367,18 @@ function whileLiquidating(step: StepBuilder, call: OpenCall): void {
   if (event.type === "EXECUTION_REPORT" && event.final && event.requestId === call.liquidationRequestId) {
     const equity = step.assessment.valuation.equity;
     if (equity.isNegative()) {
-      const loss = toFixedString(quantize(equity.negated(), policy.currencyScale, Rounding.UP), policy.currencyScale, Rounding.UP);
+      const loss = toFixedString(
+        quantize(equity.negated(), policy.currencyScale, Rounding.UP),
+        policy.currencyScale,
+        Rounding.UP,
+      );
       step.move("BAD_DEBT", "liquidation complete with negative equity", { loss });
-      step.effects.push({ kind: "RECORD_LOSS", accountId: step.initial.accountId, callId: call.callId, amount: loss });
+      step.effects.push({
+        kind: "RECORD_LOSS",
+        accountId: step.initial.accountId,
+        callId: call.callId,
+        amount: loss,
+      });
     } else {
       step.move("LIQUIDATED", "liquidation complete");
     }
@@ -362,9 +395,18 @@ function whileLiquidating(step: StepBuilder, call: OpenCall): void {
     const requestId = `${call.callId}:liquidation:${attempt}`;
     step.state = {
       ...step.state,
-      call: { ...call, liquidationAttempts: attempt, liquidationRequestId: requestId, liquidationRequestedAt: now },
+      call: {
+        ...call,
+        liquidationAttempts: attempt,
+        liquidationRequestId: requestId,
+        liquidationRequestedAt: now,
+      },
     };
-    step.audit("LIQUIDATING", "LIQUIDATING", `no final fill after ${policy.liquidationRetrySeconds} s: attempt ${attempt}`);
+    step.audit(
+      "LIQUIDATING",
+      "LIQUIDATING",
+      `no final fill after ${policy.liquidationRetrySeconds} s: attempt ${attempt}`,
+    );
     step.effects.push({
       kind: "REQUEST_LIQUIDATION",
       requestId,
@@ -390,14 +432,25 @@ export function transition(
 
   if (assessment.priceStatus !== "OK") {
     if (!state.halt) {
-      step.state = { ...state, halt: { since: now, reason: `${assessment.priceStatus}: ${assessment.priceDetail}` } };
-      step.audit(status, status, `escalation halted: prices ${assessment.priceStatus.toLowerCase()} (${assessment.priceDetail})`);
+      step.state = {
+        ...state,
+        halt: { since: now, reason: `${assessment.priceStatus}: ${assessment.priceDetail}` },
+      };
+      step.audit(
+        status,
+        status,
+        `escalation halted: prices ${assessment.priceStatus.toLowerCase()} (${assessment.priceDetail})`,
+      );
     }
     return step.build();
   }
   if (state.halt) {
     step.state = { ...state, halt: null, resumedAt: now };
-    step.audit(status, status, `prices recovered; no liquidation before ${addSeconds(now, policy.haltGraceSeconds)}`);
+    step.audit(
+      status,
+      status,
+      `prices recovered; no liquidation before ${addSeconds(now, policy.haltGraceSeconds)}`,
+    );
   }
 
   switch (status) {

@@ -7,12 +7,21 @@ import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
 
 const decimalString = z
   .string({ error: 'must be a decimal string, e.g. "0.25"; numbers lose digits' })
-  .refine(isCanonicalDecimal, { error: "must be a canonical decimal string (no exponent, sign or leading zeros)" });
+  .refine(isCanonicalDecimal, {
+    error: "must be a canonical decimal string (no exponent, sign or leading zeros)",
+  });
 const nonNegative = decimalString.refine((text) => !text.startsWith("-"), { error: "must not be negative" });
-const rate = nonNegative.refine((text) => dec(text).lessThanOrEqualTo(ONE), { error: "must be between 0 and 1" });
+const rate = nonNegative.refine((text) => dec(text).lessThanOrEqualTo(ONE), {
+  error: "must be between 0 and 1",
+});
 const scale = z.int().min(0).max(18);
-const seconds = z.int().min(0).max(366 * 24 * 3600);
-const assetCode = z.string().regex(/^[A-Z0-9][A-Z0-9._-]{0,31}$/, { error: "must be an asset code like BTC" });
+const seconds = z
+  .int()
+  .min(0)
+  .max(366 * 24 * 3600);
+const assetCode = z
+  .string()
+  .regex(/^[A-Z0-9][A-Z0-9._-]{0,31}$/, { error: "must be an asset code like BTC" });
 
 const tierSchema = z.strictObject({
   /** The tier applies from this notional (in the policy currency) upwards. */
@@ -25,11 +34,15 @@ const tierSchema = z.strictObject({
 
 const volatilitySchema = z.strictObject({
   /** Annualised realised volatility at and below which rates are not raised. */
-  referenceVolatility: nonNegative.refine((text) => dec(text).greaterThan(ZERO), { error: "must be above 0" }),
+  referenceVolatility: nonNegative.refine((text) => dec(text).greaterThan(ZERO), {
+    error: "must be above 0",
+  }),
   /** How fast rates rise with volatility above the reference: 1 means proportionally. */
   slope: nonNegative,
   /** The most the rates can be multiplied by. */
-  maxMultiplier: decimalString.refine((text) => dec(text).greaterThanOrEqualTo(ONE), { error: "must be at least 1" }),
+  maxMultiplier: decimalString.refine((text) => dec(text).greaterThanOrEqualTo(ONE), {
+    error: "must be at least 1",
+  }),
 });
 
 const assetSchema = z.strictObject({
@@ -138,7 +151,8 @@ export const policySchema = z
     }
     for (const [asset, assetPolicy] of Object.entries(policy.assets)) {
       checkTiers(assetPolicy.longTiers, ["assets", asset, "longTiers"], context);
-      if (assetPolicy.shortTiers) checkTiers(assetPolicy.shortTiers, ["assets", asset, "shortTiers"], context);
+      if (assetPolicy.shortTiers)
+        checkTiers(assetPolicy.shortTiers, ["assets", asset, "shortTiers"], context);
     }
     for (const [instrument, instrumentPolicy] of Object.entries(policy.instruments)) {
       checkTiers(instrumentPolicy.tiers, ["instruments", instrument, "tiers"], context);
@@ -159,15 +173,27 @@ function checkTiers(tiers: TierInput[], path: Array<string | number>, context: z
   tiers.forEach((tier, index) => {
     const here = [...path, index];
     if (index === 0 && !dec(tier.notionalFloor).isZero()) {
-      context.addIssue({ code: "custom", path: [...here, "notionalFloor"], message: "the first tier must start at 0" });
+      context.addIssue({
+        code: "custom",
+        path: [...here, "notionalFloor"],
+        message: "the first tier must start at 0",
+      });
     }
     if (dec(tier.initialRate).lessThan(dec(tier.maintenanceRate))) {
-      context.addIssue({ code: "custom", path: [...here, "initialRate"], message: "must be at least maintenanceRate" });
+      context.addIssue({
+        code: "custom",
+        path: [...here, "initialRate"],
+        message: "must be at least maintenanceRate",
+      });
     }
     const previous = tiers[index - 1];
     if (previous) {
       if (!dec(tier.notionalFloor).greaterThan(dec(previous.notionalFloor))) {
-        context.addIssue({ code: "custom", path: [...here, "notionalFloor"], message: "tiers must rise by notional" });
+        context.addIssue({
+          code: "custom",
+          path: [...here, "notionalFloor"],
+          message: "tiers must rise by notional",
+        });
       }
       if (dec(tier.maintenanceRate).lessThan(dec(previous.maintenanceRate))) {
         context.addIssue({
@@ -190,7 +216,9 @@ function checkTiers(tiers: TierInput[], path: Array<string | number>, context: z
 }
 
 /** Binance: amount_n = floor_n × (rate_n − rate_(n−1)) + amount_(n−1), amount_1 = 0. Exact. */
-export function cumulativeMaintenanceAmounts(tiers: ReadonlyArray<Pick<TierInput, "notionalFloor" | "maintenanceRate">>): Dec[] {
+export function cumulativeMaintenanceAmounts(
+  tiers: ReadonlyArray<Pick<TierInput, "notionalFloor" | "maintenanceRate">>,
+): Dec[] {
   const amounts: Dec[] = [];
   tiers.forEach((tier, index) => {
     const previous = tiers[index - 1];
@@ -321,7 +349,9 @@ function compileVolatility(volatility: ParsedPolicy["assets"][string]["volatilit
 export function parsePolicy(document: unknown): Policy {
   const parsed = policySchema.safeParse(document);
   if (!parsed.success) {
-    throw new PolicyError(parsed.error.issues.map((issue) => ({ path: jsonPath(issue.path), message: issue.message })));
+    throw new PolicyError(
+      parsed.error.issues.map((issue) => ({ path: jsonPath(issue.path), message: issue.message })),
+    );
   }
   const p = parsed.data;
   return {

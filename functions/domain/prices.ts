@@ -40,10 +40,17 @@ function median(values: readonly Dec[]): Dec {
   return sorted.length % 2 === 1 || !lower ? upper : lower.plus(upper).dividedBy(2);
 }
 
-export function resolveMark(asset: string, sources: readonly SourceMark[], policy: Policy, nowMs: number): ResolvedMark | null {
+export function resolveMark(
+  asset: string,
+  sources: readonly SourceMark[],
+  policy: Policy,
+  nowMs: number,
+): ResolvedMark | null {
   if (sources.length === 0) return null;
   const priceScale = policy.assets.get(asset)?.priceScale ?? 8;
-  const fresh = sources.filter((source) => nowMs - Date.parse(source.asOf) <= policy.priceMaxAgeSeconds * 1000);
+  const fresh = sources.filter(
+    (source) => nowMs - Date.parse(source.asOf) <= policy.priceMaxAgeSeconds * 1000,
+  );
   const newest = [...sources].sort((a, b) => Date.parse(b.asOf) - Date.parse(a.asOf))[0] ?? sources[0];
   if (!newest) return null;
   if (fresh.length < policy.priceMinimumSources) {
@@ -61,13 +68,19 @@ export function resolveMark(asset: string, sources: readonly SourceMark[], polic
     source.price.minus(firstMedian).abs().lessThanOrEqualTo(firstMedian.times(policy.priceMaxDivergence)),
   );
   const usable = agreeing.length >= policy.priceMinimumSources ? agreeing : [];
-  const price = quantize(median((usable.length ? usable : fresh).map((source) => source.price)), priceScale, Rounding.HALF_EVEN);
+  const price = quantize(
+    median((usable.length ? usable : fresh).map((source) => source.price)),
+    priceScale,
+    Rounding.HALF_EVEN,
+  );
   const volatilities = (usable.length ? usable : fresh).flatMap((source) =>
     source.realizedVolatility ? [source.realizedVolatility] : [],
   );
   // The highest realised volatility any usable source reports: rates only ever err upwards.
   const realizedVolatility = volatilities.sort((a, b) => b.comparedTo(a))[0];
-  const asOf = [...(usable.length ? usable : fresh)].sort((a, b) => Date.parse(b.asOf) - Date.parse(a.asOf))[0]?.asOf ?? newest.asOf;
+  const asOf =
+    [...(usable.length ? usable : fresh)].sort((a, b) => Date.parse(b.asOf) - Date.parse(a.asOf))[0]?.asOf ??
+    newest.asOf;
   return {
     asset,
     price,

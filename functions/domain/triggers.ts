@@ -105,7 +105,9 @@ export function triggerPrices(account: Account, marks: Marks, policy: Policy): T
     const instrument = policy.instruments.get(position.instrument);
     lines.push({ line, tiers: scaleTiers(instrument?.tiers ?? [], line.volatilityMultiplier) });
   }
-  const assets = [...new Set(lines.map(({ line }) => line.asset))].filter((asset) => asset !== policy.currency);
+  const assets = [...new Set(lines.map(({ line }) => line.asset))].filter(
+    (asset) => asset !== policy.currency,
+  );
   const warningK = ONE.plus(policy.warningCushion);
 
   return assets.map((asset) => {
@@ -116,13 +118,26 @@ export function triggerPrices(account: Account, marks: Marks, policy: Policy): T
     const dependentLines = dependent.map(({ line, tiers }) => dependentLine(line, tiers));
     const prices = (k: Dec) => {
       let constant = cash;
-      for (const { line } of others) constant = constant.plus(line.adjustedContribution).minus(k.times(line.maintenance));
+      for (const { line } of others)
+        constant = constant.plus(line.adjustedContribution).minus(k.times(line.maintenance));
       const found = roots(dependentLines, constant, k);
       const below = found.filter((root) => root.lessThanOrEqualTo(markPrice));
       const above = found.filter((root) => root.greaterThanOrEqualTo(markPrice));
-      const down = below.length ? quantize(below.reduce((a, b) => (a.greaterThan(b) ? a : b)), priceScale, Rounding.FLOOR) : null;
-      const up = above.length ? quantize(above.reduce((a, b) => (a.lessThan(b) ? a : b)), priceScale, Rounding.CEIL) : null;
-      return { down: down && down.greaterThan(ZERO) ? down : null, up };
+      const down = below.length
+        ? quantize(
+            below.reduce((a, b) => (a.greaterThan(b) ? a : b)),
+            priceScale,
+            Rounding.FLOOR,
+          )
+        : null;
+      const up = above.length
+        ? quantize(
+            above.reduce((a, b) => (a.lessThan(b) ? a : b)),
+            priceScale,
+            Rounding.CEIL,
+          )
+        : null;
+      return { down: down?.greaterThan(ZERO) ? down : null, up };
     };
     const breach = prices(ONE);
     const warning = prices(warningK);

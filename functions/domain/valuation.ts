@@ -10,7 +10,13 @@
  * which is exact. The reported ratio is the only division, quantized with a named rounding mode.
  */
 import { type Dec, dec, ONE, quantize, Rounding, ZERO } from "./money.ts";
-import { type AssetPolicy, cumulativeMaintenanceAmounts, type Policy, type Tier, type Volatility } from "./policy.ts";
+import {
+  type AssetPolicy,
+  cumulativeMaintenanceAmounts,
+  type Policy,
+  type Tier,
+  type Volatility,
+} from "./policy.ts";
 
 export interface Holding {
   readonly asset: string;
@@ -119,7 +125,9 @@ export function notionalLeverage(valuation: Pick<Valuation, "grossExposure" | "e
 export function volatilityMultiplier(volatility: Volatility | undefined, sigma: Dec | undefined): Dec {
   if (!volatility || !sigma || sigma.lessThanOrEqualTo(volatility.referenceVolatility)) return ONE;
   const raw = ONE.plus(
-    volatility.slope.times(sigma.minus(volatility.referenceVolatility)).dividedBy(volatility.referenceVolatility),
+    volatility.slope
+      .times(sigma.minus(volatility.referenceVolatility))
+      .dividedBy(volatility.referenceVolatility),
   );
   // Rounded up to 6 places: the multiplier only ever errs towards a larger requirement.
   const multiplier = quantize(raw, 6, Rounding.CEIL);
@@ -174,7 +182,10 @@ export function tierIndexFor(tiers: readonly Tier[], notional: Dec): number {
 }
 
 /** Binance's tiered requirement: N · rate_n − amount_n, exact. */
-export function tieredRequirement(tiers: readonly Tier[], notional: Dec): { maintenance: Dec; initial: Dec; tierIndex: number } {
+export function tieredRequirement(
+  tiers: readonly Tier[],
+  notional: Dec,
+): { maintenance: Dec; initial: Dec; tierIndex: number } {
   const tierIndex = tierIndexFor(tiers, notional);
   const tier = tiers[tierIndex];
   if (!tier) throw new ValuationError("a tier table is empty");
@@ -196,7 +207,8 @@ function markOf(marks: Marks, asset: string, what: string): Mark {
 
 function assetPolicyOf(policy: Policy, asset: string): AssetPolicy {
   const assetPolicy = policy.assets.get(asset);
-  if (!assetPolicy) throw new ValuationError(`asset ${asset} is not in policy ${policy.policyId} v${policy.version}`);
+  if (!assetPolicy)
+    throw new ValuationError(`asset ${asset} is not in policy ${policy.policyId} v${policy.version}`);
   return assetPolicy;
 }
 
@@ -236,7 +248,9 @@ export function holdingLine(holding: Holding, marks: Marks, policy: Policy): Exp
 export function positionLine(position: Position, marks: Marks, policy: Policy): ExposureLine {
   const instrument = policy.instruments.get(position.instrument);
   if (!instrument) {
-    throw new ValuationError(`instrument ${position.instrument} is not in policy ${policy.policyId} v${policy.version}`);
+    throw new ValuationError(
+      `instrument ${position.instrument} is not in policy ${policy.policyId} v${policy.version}`,
+    );
   }
   const mark = markOf(marks, instrument.underlying, `position ${position.instrument}`);
   const multiplier = volatilityMultiplier(instrument.volatility, mark.realizedVolatility);

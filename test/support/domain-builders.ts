@@ -50,13 +50,19 @@ export function account(spec: AccountSpec, accountId = "acct-1"): Account {
   return {
     accountId,
     cash: dec(spec.cash ?? "0"),
-    holdings: Object.entries(spec.holdings ?? {}).map(([asset, quantity]) => ({ asset, quantity: dec(quantity) })),
+    holdings: Object.entries(spec.holdings ?? {}).map(([asset, quantity]) => ({
+      asset,
+      quantity: dec(quantity),
+    })),
     positions: (spec.positions ?? []).map((position) => ({
       instrument: position.instrument,
       size: dec(position.size),
       entryPrice: dec(position.entryPrice),
     })),
-    pendingDeposits: (spec.pending ?? []).map((amount, index) => ({ depositId: `d${index}`, amount: dec(amount) })),
+    pendingDeposits: (spec.pending ?? []).map((amount, index) => ({
+      depositId: `d${index}`,
+      amount: dec(amount),
+    })),
   };
 }
 

@@ -19,12 +19,21 @@ const rate = (min: number, max: number) => fc.integer({ min, max }).map((bps) =>
 
 /** 1–4 tiers with rising floors and non-decreasing maintenance rates, as the policy requires. */
 const tiers = fc
-  .array(fc.tuple(fc.integer({ min: 1, max: 2_000_000 }), fc.integer({ min: 0, max: 800 })), { minLength: 0, maxLength: 3 })
+  .array(fc.tuple(fc.integer({ min: 1, max: 2_000_000 }), fc.integer({ min: 0, max: 800 })), {
+    minLength: 0,
+    maxLength: 3,
+  })
   .chain((steps) =>
     rate(40, 2_500).map((baseRate) => {
       let floor = 0;
       let maintenance = dec(baseRate);
-      const table = [{ notionalFloor: "0", maintenanceRate: baseRate, initialRate: dec(baseRate).times(2).clamp(0, 1).toFixed() }];
+      const table = [
+        {
+          notionalFloor: "0",
+          maintenanceRate: baseRate,
+          initialRate: dec(baseRate).times(2).clamp(0, 1).toFixed(),
+        },
+      ];
       for (const [floorStep, rateStep] of steps) {
         floor += floorStep;
         maintenance = Dec.min(1, maintenance.plus(dec(decimal(rateStep, 4))));
@@ -69,21 +78,32 @@ const policyArbitrary: fc.Arbitrary<Policy> = fc
 const accountArbitrary: fc.Arbitrary<Account> = fc
   .record({
     cash: fc.bigInt({ min: -50_000_000n, max: 50_000_000n }),
-    holdings: fc.array(fc.tuple(fc.constantFrom(...ASSETS), fc.bigInt({ min: -2_000_000n, max: 5_000_000n })), {
-      maxLength: 3,
-    }),
-    perp: fc.option(fc.tuple(fc.bigInt({ min: -50_000n, max: 50_000n }), fc.integer({ min: 1_000, max: 50_000 }))),
+    holdings: fc.array(
+      fc.tuple(fc.constantFrom(...ASSETS), fc.bigInt({ min: -2_000_000n, max: 5_000_000n })),
+      {
+        maxLength: 3,
+      },
+    ),
+    perp: fc.option(
+      fc.tuple(fc.bigInt({ min: -50_000n, max: 50_000n }), fc.integer({ min: 1_000, max: 50_000 })),
+    ),
   })
   .map(({ cash, holdings, perp }) =>
     account({
       cash: decimal(cash, 2),
       holdings: Object.fromEntries(holdings.map(([asset, units]) => [asset, decimal(units, 4)])),
-      positions: perp ? [{ instrument: "AAA-PERP", size: decimal(perp[0], 3), entryPrice: decimal(perp[1], 0) }] : [],
+      positions: perp
+        ? [{ instrument: "AAA-PERP", size: decimal(perp[0], 3), entryPrice: decimal(perp[1], 0) }]
+        : [],
     }),
   );
 
 const pricesArbitrary = fc
-  .tuple(fc.integer({ min: 100, max: 5_000_000 }), fc.integer({ min: 100, max: 5_000_000 }), fc.integer({ min: 100, max: 5_000_000 }))
+  .tuple(
+    fc.integer({ min: 100, max: 5_000_000 }),
+    fc.integer({ min: 100, max: 5_000_000 }),
+    fc.integer({ min: 100, max: 5_000_000 }),
+  )
   .map(([a, b, c]) => ({ AAA: decimal(a, 2), BBB: decimal(b, 2), CCC: decimal(c, 2) }));
 
 const withVolatility = (prices: Record<string, string>, sigma: string | null) => {
@@ -95,17 +115,28 @@ const withVolatility = (prices: Record<string, string>, sigma: string | null) =>
 describe("valuation properties", () => {
   it("moves equity with a price exactly by the net exposure to it, in its sign", () => {
     fc.assert(
-      fc.property(accountArbitrary, policyArbitrary, pricesArbitrary, fc.integer({ min: 1, max: 1_000_000 }), (acct, pol, prices, up) => {
-        const higher = { ...prices, AAA: dec(prices.AAA).plus(dec(decimal(up, 2))).toFixed() };
-        const before = valueAccount(acct, marks(prices), pol).equity;
-        const after = valueAccount(acct, marks(higher), pol).equity;
-        const exposure = acct.holdings
-          .filter((holding) => holding.asset === "AAA")
-          .reduce((total, holding) => total.plus(holding.quantity), new Dec(0))
-          .plus(acct.positions.reduce((total, position) => total.plus(position.size), new Dec(0)));
-        expect(after.minus(before).equals(exposure.times(dec(decimal(up, 2))))).toBe(true);
-        expect(after.minus(before).comparedTo(0)).toBe(exposure.comparedTo(0));
-      }),
+      fc.property(
+        accountArbitrary,
+        policyArbitrary,
+        pricesArbitrary,
+        fc.integer({ min: 1, max: 1_000_000 }),
+        (acct, pol, prices, up) => {
+          const higher = {
+            ...prices,
+            AAA: dec(prices.AAA)
+              .plus(dec(decimal(up, 2)))
+              .toFixed(),
+          };
+          const before = valueAccount(acct, marks(prices), pol).equity;
+          const after = valueAccount(acct, marks(higher), pol).equity;
+          const exposure = acct.holdings
+            .filter((holding) => holding.asset === "AAA")
+            .reduce((total, holding) => total.plus(holding.quantity), new Dec(0))
+            .plus(acct.positions.reduce((total, position) => total.plus(position.size), new Dec(0)));
+          expect(after.minus(before).equals(exposure.times(dec(decimal(up, 2))))).toBe(true);
+          expect(after.minus(before).comparedTo(0)).toBe(exposure.comparedTo(0));
+        },
+      ),
     );
   });
 
@@ -121,24 +152,39 @@ describe("valuation properties", () => {
           const at = (asset: string, price: Dec) =>
             valueAccount(acct, withVolatility({ ...prices, [asset]: price.toFixed() }, sigma), pol);
           const now = valueAccount(acct, withVolatility(prices, sigma), pol);
-          fc.pre(!ratioBelow(now, dec("1")) && !now.maintenance.isZero() && now.adjustedEquity.greaterThan(now.maintenance));
+          fc.pre(
+            !ratioBelow(now, dec("1")) &&
+              !now.maintenance.isZero() &&
+              now.adjustedEquity.greaterThan(now.maintenance),
+          );
           for (const trigger of triggerPrices(acct, withVolatility(prices, sigma), pol)) {
             if (trigger.breachDown) {
               const onLine = at(trigger.asset, trigger.breachDown);
-              expect(onLine.adjustedEquity.lessThanOrEqualTo(onLine.maintenance), `${trigger.asset} down`).toBe(true);
+              expect(
+                onLine.adjustedEquity.lessThanOrEqualTo(onLine.maintenance),
+                `${trigger.asset} down`,
+              ).toBe(true);
               const above = trigger.breachDown.plus(tick);
               if (above.lessThanOrEqualTo(trigger.markPrice)) {
                 const justAbove = at(trigger.asset, above);
-                expect(justAbove.adjustedEquity.greaterThan(justAbove.maintenance), `${trigger.asset} down+tick`).toBe(true);
+                expect(
+                  justAbove.adjustedEquity.greaterThan(justAbove.maintenance),
+                  `${trigger.asset} down+tick`,
+                ).toBe(true);
               }
             }
             if (trigger.breachUp) {
               const onLine = at(trigger.asset, trigger.breachUp);
-              expect(onLine.adjustedEquity.lessThanOrEqualTo(onLine.maintenance), `${trigger.asset} up`).toBe(true);
+              expect(onLine.adjustedEquity.lessThanOrEqualTo(onLine.maintenance), `${trigger.asset} up`).toBe(
+                true,
+              );
               const below = trigger.breachUp.minus(tick);
               if (below.greaterThanOrEqualTo(trigger.markPrice)) {
                 const justBelow = at(trigger.asset, below);
-                expect(justBelow.adjustedEquity.greaterThan(justBelow.maintenance), `${trigger.asset} up-tick`).toBe(true);
+                expect(
+                  justBelow.adjustedEquity.greaterThan(justBelow.maintenance),
+                  `${trigger.asset} up-tick`,
+                ).toBe(true);
               }
             }
           }
@@ -156,8 +202,16 @@ describe("valuation properties", () => {
         const valuation = valueAccount(acct, currentMarks, pol);
         const sizing = sizeCall(valuation, pol);
         fc.pre(sizing.amount.greaterThan(0));
-        const afterDeposit = valueAccount({ ...acct, cash: acct.cash.plus(sizing.amount) }, currentMarks, pol);
-        const oneCentShort = valueAccount({ ...acct, cash: acct.cash.plus(sizing.amount).minus(cent) }, currentMarks, pol);
+        const afterDeposit = valueAccount(
+          { ...acct, cash: acct.cash.plus(sizing.amount) },
+          currentMarks,
+          pol,
+        );
+        const oneCentShort = valueAccount(
+          { ...acct, cash: acct.cash.plus(sizing.amount).minus(cent) },
+          currentMarks,
+          pol,
+        );
         expect(restoresTarget(afterDeposit, pol)).toBe(true);
         expect(restoresTarget(oneCentShort, pol)).toBe(false);
         for (const option of cureOptions(acct, valuation, currentMarks, pol)) {
@@ -166,9 +220,14 @@ describe("valuation properties", () => {
           const line = valuation.lines.find((candidate) => candidate.name === name);
           if (!line) throw new Error(`no line for ${name}`);
           const lot = option.target.kind === "HOLDING" ? dec("0.0001") : dec("0.001");
-          expect(restoresTarget(valueAccount(reduceExposure(acct, line, option.quantity), currentMarks, pol), pol)).toBe(true);
           expect(
-            restoresTarget(valueAccount(reduceExposure(acct, line, option.quantity.minus(lot)), currentMarks, pol), pol),
+            restoresTarget(valueAccount(reduceExposure(acct, line, option.quantity), currentMarks, pol), pol),
+          ).toBe(true);
+          expect(
+            restoresTarget(
+              valueAccount(reduceExposure(acct, line, option.quantity.minus(lot)), currentMarks, pol),
+              pol,
+            ),
           ).toBe(false);
         }
       }),
@@ -182,7 +241,12 @@ describe("state machine properties", () => {
   const stockPolicy = (hardFloorRatio: string) =>
     policy({
       assets: {
-        XYZ: { quantityScale: 0, priceScale: 2, haircut: "0", longTiers: [{ notionalFloor: "0", maintenanceRate: "0.25", initialRate: "0.5" }] },
+        XYZ: {
+          quantityScale: 0,
+          priceScale: 2,
+          haircut: "0",
+          longTiers: [{ notionalFloor: "0", maintenanceRate: "0.25", initialRate: "0.5" }],
+        },
       },
       warning: { cushion: "0.10" },
       call: {
@@ -207,9 +271,18 @@ describe("state machine properties", () => {
     const states: CallState[] = [state];
     path.forEach(([cents, secondsLater, pending], index) => {
       clock += secondsLater;
-      const acct = { ...borrower, pendingDeposits: pending ? [{ depositId: "d", amount: dec(String(pending)) }] : [] };
+      const acct = {
+        ...borrower,
+        pendingDeposits: pending ? [{ depositId: "d", amount: dec(String(pending)) }] : [],
+      };
       const assessment = assess(acct, marks({ XYZ: decimal(cents, 2) }, at(clock)), pol);
-      const step = transition(state, assessment, pol, { type: "REVALUE", cause: "PRICE_TICK", eventId: `e${index}` }, at(clock));
+      const step = transition(
+        state,
+        assessment,
+        pol,
+        { type: "REVALUE", cause: "PRICE_TICK", eventId: `e${index}` },
+        at(clock),
+      );
       effects.push(...step.effects);
       state = step.next;
       states.push(state);
@@ -218,7 +291,11 @@ describe("state machine properties", () => {
   }
 
   const pathArbitrary = fc.array(
-    fc.tuple(fc.integer({ min: 3_000, max: 12_000 }), fc.integer({ min: 0, max: 1_500 }), fc.constantFrom(0, 100, 500, 5_000)),
+    fc.tuple(
+      fc.integer({ min: 3_000, max: 12_000 }),
+      fc.integer({ min: 0, max: 1_500 }),
+      fc.constantFrom(0, 100, 500, 5_000),
+    ),
     { minLength: 1, maxLength: 40 },
   );
   const floorArbitrary = fc.constantFrom("0", "0.5", "0.8");
@@ -230,8 +307,14 @@ describe("state machine properties", () => {
         effects.forEach((effect, index) => {
           if (effect.kind !== "REQUEST_LIQUIDATION") return;
           const before = effects.slice(0, index);
-          expect(before.some((e) => e.kind === "NOTIFY" && e.notice === "CALL" && e.callId === effect.callId)).toBe(true);
-          expect(before.some((e) => e.kind === "NOTIFY" && e.notice === "LIQUIDATION_NOTICE" && e.callId === effect.callId)).toBe(true);
+          expect(
+            before.some((e) => e.kind === "NOTIFY" && e.notice === "CALL" && e.callId === effect.callId),
+          ).toBe(true);
+          expect(
+            before.some(
+              (e) => e.kind === "NOTIFY" && e.notice === "LIQUIDATION_NOTICE" && e.callId === effect.callId,
+            ),
+          ).toBe(true);
         });
       }),
       { numRuns: 300 },
@@ -242,7 +325,9 @@ describe("state machine properties", () => {
     fc.assert(
       fc.property(pathArbitrary, floorArbitrary, (path, floor) => {
         const { effects, states } = run(stockPolicy(floor), path);
-        const changes = effects.filter((e): e is Extract<Effect, { kind: "AUDIT" }> => e.kind === "AUDIT" && e.from !== e.to);
+        const changes = effects.filter(
+          (e): e is Extract<Effect, { kind: "AUDIT" }> => e.kind === "AUDIT" && e.from !== e.to,
+        );
         let status = states[0]?.status;
         for (const change of changes) {
           expect(change.from).toBe(status);
@@ -268,26 +353,36 @@ describe("state machine properties", () => {
     const warned = run(pol, [[6_800, 0, 0]]);
     expect(warned.states.at(-1)?.status).toBe("WARNING");
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 6_897, max: 7_017 }), { minLength: 1, maxLength: 30 }), (prices) => {
-        const { effects, states } = run(pol, [[6_800, 0, 0], ...prices.map((cents) => [cents, 60, 0] as const)]);
-        expect(states.slice(1).every((state) => state.status === "WARNING")).toBe(true);
-        expect(effects.filter((effect) => effect.kind === "NOTIFY")).toHaveLength(1);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 6_897, max: 7_017 }), { minLength: 1, maxLength: 30 }),
+        (prices) => {
+          const { effects, states } = run(pol, [
+            [6_800, 0, 0],
+            ...prices.map((cents) => [cents, 60, 0] as const),
+          ]);
+          expect(states.slice(1).every((state) => state.status === "WARNING")).toBe(true);
+          expect(effects.filter((effect) => effect.kind === "NOTIFY")).toHaveLength(1);
+        },
+      ),
     );
   });
 
   it("lets a deposit in flight pause the deadline only when it is at least the minimum cure amount", () => {
     const pol = stockPolicy("0");
     fc.assert(
-      fc.property(fc.constantFrom(0, 100, 499, 500, 5_000), fc.integer({ min: 0, max: 1_799 }), (pending, lateBy) => {
-        // Called at $60, still $60 at the deadline plus lateBy seconds, with `pending` in flight.
-        const { states } = run(pol, [
-          [6_000, 0, 0],
-          [6_000, 3_600 + lateBy, pending],
-        ]);
-        expect(states[1]?.status).toBe("CALLED");
-        expect(states[2]?.status).toBe(pending >= 500 ? "CALLED" : "LIQUIDATING");
-      }),
+      fc.property(
+        fc.constantFrom(0, 100, 499, 500, 5_000),
+        fc.integer({ min: 0, max: 1_799 }),
+        (pending, lateBy) => {
+          // Called at $60, still $60 at the deadline plus lateBy seconds, with `pending` in flight.
+          const { states } = run(pol, [
+            [6_000, 0, 0],
+            [6_000, 3_600 + lateBy, pending],
+          ]);
+          expect(states[1]?.status).toBe("CALLED");
+          expect(states[2]?.status).toBe(pending >= 500 ? "CALLED" : "LIQUIDATING");
+        },
+      ),
     );
   });
 });

@@ -62,7 +62,8 @@ describe("Aave v3 health factor: HF = Σ collateral × liquidation threshold / d
     assets: { ETH: { quantityScale: 8, priceScale: 2, haircut: "0", longTiers: flatTier("0.175") } },
   });
   const position = account({ cash: "-15000", holdings: { ETH: "10" } });
-  const healthFactor = (price: string) => dec("10").times(dec(price)).times(dec("0.825")).dividedBy(dec("15000"));
+  const healthFactor = (price: string) =>
+    dec("10").times(dec(price)).times(dec("0.825")).dividedBy(dec("15000"));
 
   it("gives HF 1.1 and ratio 1.428571 at $2,000", () => {
     const valuation = valueAccount(position, marks({ ETH: "2000" }), aave);
@@ -113,7 +114,10 @@ describe("Binance USDⓈ-M tiered maintenance and the cross-margin liquidation p
   });
 
   it("charges N × rate − amount: 400,000 notional → 400,000 × 1% − 1,300 = 2,700", () => {
-    const long = account({ cash: "10000", positions: [{ instrument: "BTCUSDT", size: "10", entryPrice: "40000" }] });
+    const long = account({
+      cash: "10000",
+      positions: [{ instrument: "BTCUSDT", size: "10", entryPrice: "40000" }],
+    });
     const valuation = valueAccount(long, marks({ BTC: "40000" }), binance);
     expect(valuation.maintenance.toFixed()).toBe("2700");
     expect(valuation.equity.toFixed()).toBe("10000");
@@ -122,7 +126,10 @@ describe("Binance USDⓈ-M tiered maintenance and the cross-margin liquidation p
   it("reproduces LP = (WB − TMM1 + UPNL1 + cum − s·Q·EP) / (Q·MMR − s·Q) in the entry tier", () => {
     // WB 10,000, long 10 BTC at 40,000, tier 3 (1%, cum 1,300):
     //   LP = (10,000 + 1,300 − 400,000) / (10 × 0.01 − 10) = 39,262.6262…; notional 392,626: still tier 3.
-    const long = account({ cash: "10000", positions: [{ instrument: "BTCUSDT", size: "10", entryPrice: "40000" }] });
+    const long = account({
+      cash: "10000",
+      positions: [{ instrument: "BTCUSDT", size: "10", entryPrice: "40000" }],
+    });
     const [btc] = triggerPrices(long, marks({ BTC: "40000" }), binance);
     expect(btc?.breachDown?.toFixed(2)).toBe("39262.62");
     expect(btc?.breachUp).toBeNull();
@@ -132,7 +139,10 @@ describe("Binance USDⓈ-M tiered maintenance and the cross-margin liquidation p
     // WB 30,000, long 6 BTC at 45,000 (270,000: tier 3). Tier-3 LP = (30,000 + 1,300 − 270,000) / (0.06 − 6)
     // = 40,185.18…, whose notional 241,111 is in tier 2; with tier 2 (0.5%, cum 50):
     //   LP = (30,000 + 50 − 270,000) / (0.03 − 6) = 40,192.6298…; notional 241,155.78: tier 2, consistent.
-    const long = account({ cash: "30000", positions: [{ instrument: "BTCUSDT", size: "6", entryPrice: "45000" }] });
+    const long = account({
+      cash: "30000",
+      positions: [{ instrument: "BTCUSDT", size: "6", entryPrice: "45000" }],
+    });
     const [btc] = triggerPrices(long, marks({ BTC: "45000" }), binance);
     expect(btc?.breachDown?.toFixed(2)).toBe("40192.62");
   });
@@ -140,7 +150,10 @@ describe("Binance USDⓈ-M tiered maintenance and the cross-margin liquidation p
   it("gives a short its liquidation price above the mark: s = −1", () => {
     // WB 10,000, short 10 BTC at 40,000: LP = (10,000 + 1,300 + 400,000) / (0.1 + 10) = 411,300 / 10.1
     // = 40,722.7722…, rounded up to the tick: the first price at which the short is in breach.
-    const short = account({ cash: "10000", positions: [{ instrument: "BTCUSDT", size: "-10", entryPrice: "40000" }] });
+    const short = account({
+      cash: "10000",
+      positions: [{ instrument: "BTCUSDT", size: "-10", entryPrice: "40000" }],
+    });
     const [btc] = triggerPrices(short, marks({ BTC: "40000" }), binance);
     expect(btc?.breachUp?.toFixed(2)).toBe("40722.78");
     expect(btc?.breachDown).toBeNull();
@@ -166,7 +179,11 @@ describe("ISDA CSA: threshold and minimum transfer amount", () => {
   });
 
   it("makes no call when the shortfall less the threshold is 180,000, under the MTA", () => {
-    const valuation = valueAccount(account({ cash: "-46180000", holdings: { BOOK: "50000000" } }), marks({ BOOK: "1" }), csa);
+    const valuation = valueAccount(
+      account({ cash: "-46180000", holdings: { BOOK: "50000000" } }),
+      marks({ BOOK: "1" }),
+      csa,
+    );
     const sizing = sizeCall(valuation, csa);
     expect(valuation.excess.toFixed()).toBe("-1180000");
     expect(sizing.shortfall.toFixed()).toBe("180000");
@@ -175,7 +192,11 @@ describe("ISDA CSA: threshold and minimum transfer amount", () => {
   });
 
   it("calls the whole 320,000 once it reaches the MTA", () => {
-    const valuation = valueAccount(account({ cash: "-46320000", holdings: { BOOK: "50000000" } }), marks({ BOOK: "1" }), csa);
+    const valuation = valueAccount(
+      account({ cash: "-46320000", holdings: { BOOK: "50000000" } }),
+      marks({ BOOK: "1" }),
+      csa,
+    );
     expect(sizeCall(valuation, csa).amount.toFixed(2)).toBe("320000.00");
   });
 });
