@@ -1,0 +1,169 @@
+/**
+ * The `margin-call` command line.
+ *
+ *   margin-call evaluate [FILE | -] [--explain]
+ *
+ * Reads one JSON snapshot (account, prices, policy, call state, now) from FILE or stdin and prints the
+ * valuation, trigger prices, call, cure options and the state machine's step as JSON, or with --explain a
+ * readable breakdown. Bad input exits with status 2 and one line per problem: its JSON path and reason.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { Rounding, toFixedString, toPlainString } from "../domain/money.ts";
+import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
+import { marginRatio } from "../domain/valuation.ts";
+
+const USAGE = `usage: margin-call evaluate [FILE | -] [--explain]
+
+Evaluates one snapshot (account, prices, policy, call state, now) and prints JSON:
+the valuation, breach and warning prices, call amount, cure options and the transition.
+
+  FILE        a JSON snapshot; - or nothing reads standard input
+  --explain   a readable breakdown per holding instead of JSON
+  -h, --help  this text
+
+Exit status: 0 evaluated, 2 bad input (each problem as "JSON path: reason"), 1 anything else.`;
+
+function explain(evaluation: Evaluation): string {
+  const { policy, valuation, sizing, step } = evaluation;
+  const money = (value: Parameters<typeof toPlainString>[0]) =>
+    toFixedString(value, policy.currencyScale, Rounding.HALF_EVEN);
+  const out: string[] = [];
+  out.push(
+    `Account ${valuation.accountId} at ${evaluation.now}, policy ${policy.policyId}@${policy.version}, in ${policy.currency}`,
+  );
+  out.push("");
+  const header = [
+    "line",
+    "quantity",
+    "price",
+    "value",
+    "haircut",
+    "counts as",
+    "tier",
+    "rate",
+    "maintenance",
+  ];
+  const rows = valuation.lines.map((line) => [
+    `${line.kind === "HOLDING" ? "holding" : "position"} ${line.name}`,
+    toPlainString(line.quantity),
+    toPlainString(line.price),
+    money(line.value),
+    toPlainString(line.haircut),
+    money(line.adjustedContribution),
+    String(line.tierIndex + 1),
+    toPlainString(line.maintenanceRate),
+    money(line.maintenance),
+  ]);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const format = (row: string[]) => row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join("  ");
+  out.push(format(header));
+  for (const row of rows) out.push(format(row));
+  out.push("");
+  const ratio = marginRatio(valuation);
+  out.push(`equity (net liquidation value)   ${money(valuation.equity)}`);
+  out.push(`adjusted equity (after haircuts) ${money(valuation.adjustedEquity)}`);
+  out.push(`maintenance requirement          ${money(valuation.maintenance)}`);
+  out.push(`initial requirement              ${money(valuation.initial)}`);
+  out.push(
+    `margin ratio                     ${ratio ? toPlainString(ratio) : "no requirement"}   (breach below 1)`,
+  );
+  out.push(`prices                           ${evaluation.priceStatus}`);
+  for (const trigger of evaluation.triggers) {
+    const show = (value: typeof trigger.breachDown) => (value ? toPlainString(value) : "none");
+    out.push(
+      `${trigger.asset} at ${toPlainString(trigger.markPrice)}: breach ↓ ${show(trigger.breachDown)} ↑ ${show(trigger.breachUp)}, warning ↓ ${show(trigger.warningDown)} ↑ ${show(trigger.warningUp)}`,
+    );
+  }
+  out.push("");
+  if (sizing.inBreach) {
+    out.push(
+      sizing.belowMinimumTransfer
+        ? `In breach, but the shortfall is below the minimum transfer amount: no call.`
+        : `Call: ${toFixedString(sizing.amount, policy.currencyScale, Rounding.UP)} ${policy.currency} restores ${money(sizing.target)}.`,
+    );
+  } else {
+    out.push("Not in breach: no call.");
+  }
+  for (const option of evaluation.cureOptions) {
+    out.push(
+      option.kind === "DEPOSIT"
+        ? `  cure: deposit ${toPlainString(option.amount)} ${option.currency}`
+        : `  cure: ${option.side.toLowerCase()} ${toPlainString(option.quantity)} ${option.target.kind === "HOLDING" ? option.target.asset : option.target.instrument} (about ${money(option.notional)} ${policy.currency})`,
+    );
+  }
+  out.push("");
+  out.push(`Transition: ${evaluation.state.status} → ${step.next.status}`);
+  for (const effect of step.effects) {
+    if (effect.kind === "AUDIT") out.push(`  audit   ${effect.from} → ${effect.to}: ${effect.reason}`);
+    else if (effect.kind === "NOTIFY")
+      out.push(
+        `  notify  ${effect.notice}${effect.amountDue ? ` ${effect.amountDue} due ${effect.deadlineAt}` : ""}`,
+      );
+    else if (effect.kind === "REQUEST_LIQUIDATION")
+      out.push(
+        `  liquidate (${effect.reason}) request ${effect.requestId}: ${effect.plan.steps.length} step(s)`,
+      );
+    else out.push(`  loss    ${effect.amount} ${policy.currency}`);
+  }
+  return out.join("\n");
+}
+
+function main(argv: string[]): number {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      explain: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [command, file] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (command !== "evaluate") {
+    console.error(`unknown command ${command}\n\n${USAGE}`);
+    return 2;
+  }
+  const source = !file || file === "-" ? 0 : file;
+  let text: string;
+  try {
+    text = readFileSync(source, "utf8");
+  } catch (error) {
+    console.error(`cannot read ${file ?? "standard input"}: ${(error as Error).message}`);
+    return 2;
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (error) {
+    console.error(`$: not valid JSON: ${(error as Error).message}`);
+    return 2;
+  }
+  try {
+    const evaluation = evaluateSnapshot(input);
+    console.log(values.explain ? explain(evaluation) : JSON.stringify(evaluationReport(evaluation), null, 2));
+    return 0;
+  } catch (error) {
+    if (error instanceof SnapshotError) {
+      for (const issue of error.issues) console.error(`${issue.path}: ${issue.message}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+try {
+  process.exitCode = main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof TypeError && /parseArgs|Unknown option|unexpected argument/i.test(String(error))) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exitCode = 2;
+  } else {
+    throw error;
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * One self-contained evaluation: account, prices, policy, the current call state and a timestamp in; the
+ * valuation, trigger prices, call, cure options and the state machine's step out. The `evaluate` CLI and
+ * the audit log's replay both use it, so a recorded decision can be recomputed from its record.
+ */
+import { z } from "zod";
+import { assess } from "./assess.ts";
+import type { CureOption, LiquidationPlan } from "./calls.ts";
+import {
+  type CallState,
+  type EngineEvent,
+  initialState,
+  STATUSES,
+  type Step,
+  transition,
+} from "./machine.ts";
+import { Dec, dec, isCanonicalDecimal, Rounding, toFixedString, toPlainString } from "./money.ts";
+import { jsonPath, type Policy, PolicyError, parsePolicy } from "./policy.ts";
+import { type ResolvedMark, resolveMark, type SourceMark } from "./prices.ts";
+import { type TriggerPrices, triggerPrices } from "./triggers.ts";
+import { type Account, marginRatio, notionalLeverage, type Valuation, ValuationError } from "./valuation.ts";
+
+const decimalString = z
+  .string({ error: 'must be a decimal string, e.g. "1234.50"; numbers lose digits' })
+  .refine(isCanonicalDecimal, {
+    error: "must be a canonical decimal string (no exponent, plus sign or leading zeros)",
+  });
+const positive = decimalString.refine((text) => dec(text).greaterThan(0), { error: "must be above 0" });
+const timestamp = z.iso.datetime({ error: "must be an ISO-8601 UTC timestamp, e.g. 2026-11-24T12:00:00Z" });
+const assetCode = z
+  .string()
+  .regex(/^[A-Z0-9][A-Z0-9._-]{0,31}$/, { error: "must be an asset code like BTC" });
+
+const openCallSchema = z.strictObject({
+  callId: z.string(),
+  issuedAt: timestamp,
+  deadlineAt: timestamp,
+  amountDue: decimalString,
+  remindersSent: z.int().min(0),
+  liquidationAttempts: z.int().min(0),
+  liquidationRequestId: z.string().nullable(),
+  liquidationRequestedAt: timestamp.nullable(),
+});
+
+const callStateSchema = z.strictObject({
+  accountId: z.string(),
+  status: z.enum(STATUSES),
+  version: z.int().min(0),
+  since: timestamp,
+  call: openCallSchema.nullable(),
+  callsIssued: z.int().min(0),
+  halt: z.strictObject({ since: timestamp, reason: z.string() }).nullable(),
+  resumedAt: timestamp.nullable(),
+  loss: decimalString.nullable(),
+});
+
+export const snapshotSchema = z.strictObject({
+  now: timestamp,
+  policy: z.unknown(),
+  account: z.strictObject({
+    accountId: z.string().min(1).max(64),
+    cash: decimalString.default("0"),
+    holdings: z
+      .array(z.strictObject({ asset: assetCode, quantity: decimalString }))
+      .max(500)
+      .default([]),
+    positions: z
+      .array(z.strictObject({ instrument: z.string().min(1), size: decimalString, entryPrice: positive }))
+      .max(500)
+      .default([]),
+    pendingDeposits: z
+      .array(z.strictObject({ depositId: z.string().min(1), amount: positive }))
+      .max(100)
+      .default([]),
+  }),
+  prices: z
+    .array(
+      z.strictObject({
+        asset: assetCode,
+        source: z.string().min(1).default("snapshot"),
+        price: positive,
+        asOf: timestamp,
+        realizedVolatility: decimalString.optional(),
+      }),
+    )
+    .max(5_000),
+  state: callStateSchema.nullable().default(null),
+  event: z
+    .discriminatedUnion("type", [
+      z.strictObject({
+        type: z.literal("REVALUE"),
+        cause: z.enum(["ACCOUNT_CHANGE", "PRICE_TICK", "SWEEP"]),
+        eventId: z.string().min(1),
+      }),
+      z.strictObject({
+        type: z.literal("EXECUTION_REPORT"),
+        eventId: z.string().min(1),
+        requestId: z.string().min(1),
+        final: z.boolean(),
+      }),
+    ])
+    .default({ type: "REVALUE", cause: "SWEEP", eventId: "snapshot" }),
+});
+
+export interface InputIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export class SnapshotError extends Error {
+  override readonly name = "SnapshotError";
+  constructor(readonly issues: readonly InputIssue[]) {
+    super(issues.map((issue) => `${issue.path}: ${issue.message}`).join("\n"));
+  }
+}
+
+export interface Evaluation {
+  readonly policy: Policy;
+  readonly account: Account;
+  readonly marks: ReadonlyMap<string, ResolvedMark>;
+  readonly now: string;
+  readonly state: CallState;
+  readonly event: EngineEvent;
+  readonly valuation: Valuation;
+  readonly triggers: readonly TriggerPrices[];
+  readonly cureOptions: readonly CureOption[];
+  readonly liquidationPlan: LiquidationPlan | null;
+  readonly sizing: ReturnType<typeof assess>["sizing"];
+  readonly priceStatus: ReturnType<typeof assess>["priceStatus"];
+  readonly step: Step;
+}
+
+/** Parses and evaluates a snapshot. Throws SnapshotError with the JSON path of every bad field. */
+export function evaluateSnapshot(input: unknown): Evaluation {
+  const parsed = snapshotSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new SnapshotError(
+      parsed.error.issues.map((issue) => ({ path: jsonPath(issue.path), message: issue.message })),
+    );
+  }
+  const snapshot = parsed.data;
+  let policy: Policy;
+  try {
+    policy = parsePolicy(snapshot.policy);
+  } catch (error) {
+    if (error instanceof PolicyError) {
+      throw new SnapshotError(
+        error.issues.map((issue) => ({ ...issue, path: issue.path.replace(/^\$/, "$.policy") })),
+      );
+    }
+    throw error;
+  }
+  const account: Account = {
+    accountId: snapshot.account.accountId,
+    cash: dec(snapshot.account.cash),
+    holdings: snapshot.account.holdings.map((holding) => ({
+      asset: holding.asset,
+      quantity: dec(holding.quantity),
+    })),
+    positions: snapshot.account.positions.map((position) => ({
+      instrument: position.instrument,
+      size: dec(position.size),
+      entryPrice: dec(position.entryPrice),
+    })),
+    pendingDeposits: snapshot.account.pendingDeposits.map((deposit) => ({
+      depositId: deposit.depositId,
+      amount: dec(deposit.amount),
+    })),
+  };
+  const nowMs = Date.parse(snapshot.now);
+  const byAsset = new Map<string, SourceMark[]>();
+  for (const price of snapshot.prices) {
+    const list = byAsset.get(price.asset) ?? [];
+    list.push({
+      source: price.source,
+      price: dec(price.price),
+      asOf: price.asOf,
+      ...(price.realizedVolatility ? { realizedVolatility: dec(price.realizedVolatility) } : {}),
+    });
+    byAsset.set(price.asset, list);
+  }
+  const marks = new Map<string, ResolvedMark>();
+  for (const [asset, sources] of byAsset) {
+    const mark = resolveMark(asset, sources, policy, nowMs);
+    if (mark) marks.set(asset, mark);
+  }
+  const state = snapshot.state ?? initialState(account.accountId, snapshot.now);
+  if (state.accountId !== account.accountId) {
+    throw new SnapshotError([
+      { path: "$.state.accountId", message: `must be the account's id, ${account.accountId}` },
+    ]);
+  }
+  try {
+    const assessment = assess(account, marks, policy);
+    return {
+      policy,
+      account,
+      marks,
+      now: snapshot.now,
+      state,
+      event: snapshot.event,
+      valuation: assessment.valuation,
+      triggers: triggerPrices(account, marks, policy),
+      cureOptions: assessment.cureOptions,
+      liquidationPlan: assessment.liquidationPlan,
+      sizing: assessment.sizing,
+      priceStatus: assessment.priceStatus,
+      step: transition(state, assessment, policy, snapshot.event, snapshot.now),
+    };
+  } catch (error) {
+    if (error instanceof ValuationError) throw new SnapshotError([{ path: "$", message: error.message }]);
+    throw error;
+  }
+}
+
+/** Replaces every decimal with its canonical string, for JSON output and storage. */
+export function plain(value: unknown): unknown {
+  if (Dec.isDecimal(value)) return toPlainString(value as Dec);
+  if (Array.isArray(value)) return value.map(plain);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([key, inner]) => [key, plain(inner)]));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, plain(inner)]));
+  }
+  return value;
+}
+
+/** The JSON the CLI prints: amounts at the currency scale, every figure a string. */
+export function evaluationReport(evaluation: Evaluation): unknown {
+  const { policy, valuation, sizing, step } = evaluation;
+  const money = (value: Dec) => toFixedString(value, policy.currencyScale, Rounding.HALF_EVEN);
+  const ratio = marginRatio(valuation);
+  const leverage = notionalLeverage(valuation);
+  return {
+    accountId: valuation.accountId,
+    now: evaluation.now,
+    policy: `${policy.policyId}@${policy.version}`,
+    currency: policy.currency,
+    prices: Object.fromEntries(
+      [...evaluation.marks].map(([asset, mark]) => [
+        asset,
+        { price: toPlainString(mark.price), status: mark.status, asOf: mark.asOf, detail: mark.detail },
+      ]),
+    ),
+    priceStatus: evaluation.priceStatus,
+    valuation: {
+      equity: money(valuation.equity),
+      adjustedEquity: money(valuation.adjustedEquity),
+      collateralGross: money(valuation.collateralGross),
+      collateralHaircut: money(valuation.collateralHaircut),
+      maintenanceRequirement: money(valuation.maintenance),
+      initialRequirement: money(valuation.initial),
+      marginRatio: ratio ? toPlainString(ratio) : null,
+      excess: money(valuation.excess.greaterThan(0) ? valuation.excess : new Dec(0)),
+      deficit: money(valuation.excess.lessThan(0) ? valuation.excess.negated() : new Dec(0)),
+      grossExposure: money(valuation.grossExposure),
+      notionalLeverage: leverage ? toPlainString(leverage) : null,
+      pendingDeposits: money(valuation.pendingDeposits),
+    },
+    triggers: plain(evaluation.triggers),
+    call: {
+      inBreach: sizing.inBreach,
+      amount: toFixedString(sizing.amount, policy.currencyScale, Rounding.UP),
+      restoreTarget: money(sizing.target),
+      belowMinimumTransfer: sizing.belowMinimumTransfer,
+    },
+    cureOptions: plain(evaluation.cureOptions),
+    liquidationPlan: plain(evaluation.liquidationPlan),
+    transition: {
+      from: evaluation.state.status,
+      to: step.next.status,
+      version: step.next.version,
+      effects: plain(step.effects),
+    },
+    nextState: step.next,
+  };
+}
