@@ -1,0 +1,447 @@
+/**
+ * Borrower-facing text of each margin-call notice, for SMS and for email.
+ *
+ * Pure and deterministic: no clock, no randomness, no I/O. The same payload and recipient always give the
+ * same text, so a notice re-sent after a retry reads exactly as the first one.
+ *
+ * Choices, stated once:
+ * - Money is never a JS number. Amounts are grouped with thousands separators on the decimal string itself;
+ *   the approximate notional of a reduce option and the margin ratio percentage are rounded with decimal.js
+ *   from the string (HALF_EVEN for the neutral notional, FLOOR for the ratio so health is never overstated).
+ * - The reference the borrower quotes is the `notificationId` (it exists for every kind, WARNING included,
+ *   and names this very notice). The engine builds ids from the account id, so wherever the full account id
+ *   appears in a reference it is replaced by the masked form ("...0234"): support recovers the full id from
+ *   the borrower's account and the rest of the reference. CURED and LIQUIDATION_NOTICE also name the call
+ *   (`callId`, masked the same way).
+ * - The deadline is shown in the borrower's time zone with its zone abbreviation or offset ("EST", "GMT+9"),
+ *   and in UTC in the email. An unknown IANA zone falls back to UTC rather than failing the notice.
+ * - SMS text is GSM-7 only and at most 3 concatenated segments (459 septets; extension characters such as
+ *   "[" or "€" count 2). If every cure option does not fit, the first is kept with "More options by email.";
+ *   if even that does not fit (pathological names), the options move to the email, and as a last resort the
+ *   text is clipped. Any character outside GSM-7 coming from the data is transliterated or replaced by "?".
+ * - A CALL or REMINDER without an amount or a deadline, a malformed decimal string or an unparseable instant
+ *   is refused with an error: a margin call must never be sent with a wrong or missing figure.
+ */
+import { Dec, Rounding } from "../domain/money.ts";
+
+export type NoticeKind = "WARNING" | "CALL" | "REMINDER" | "CURED" | "LIQUIDATION_NOTICE";
+
+export type CureOptionPayload =
+  | { kind: "DEPOSIT"; amount: string; currency: string }
+  | {
+      kind: "REDUCE";
+      target: { kind: "HOLDING"; asset: string } | { kind: "POSITION"; instrument: string };
+      side: "SELL" | "BUY";
+      quantity: string;
+      notional: string;
+    };
+
+/** The JSON payload the engine writes into its outbox for a NOTIFY effect. All money is decimal strings. */
+export interface NoticePayload {
+  /** Unique per notice, and the reference the borrower quotes. */
+  notificationId: string;
+  notice: NoticeKind;
+  accountId: string;
+  callId: string | null;
+  /** Already at the currency scale, e.g. "1000.00". */
+  amountDue: string | null;
+  /** ISO-8601 UTC, e.g. "2026-11-25T12:00:00.000Z". */
+  deadlineAt: string | null;
+  /** Adjusted equity / maintenance requirement, e.g. "0.964123". */
+  marginRatio: string | null;
+  cureOptions: Array<CureOptionPayload>;
+}
+
+export interface Recipient {
+  borrowerName?: string;
+  /** IANA time zone, e.g. "America/New_York". */
+  timeZone: string;
+  /** Currency of the amount due and of notionals, e.g. "USD". */
+  currency: string;
+}
+
+export interface RenderedNotice {
+  sms: string;
+  emailSubject: string;
+  emailText: string;
+}
+
+/** Three concatenated GSM-7 segments of 153 septets each. */
+export const SMS_MAX_SEPTETS = 459;
+
+export const MORE_OPTIONS_BY_EMAIL = "More options by email.";
+
+// ---------------------------------------------------------------------------------------------------------
+// Decimal strings
+
+const DECIMAL_STRING = /^([+-]?)(\d+)(?:\.(\d+))?$/;
+
+function parseDecimal(text: string, what: string): { negative: boolean; integer: string; fraction: string } {
+  const match = typeof text === "string" ? DECIMAL_STRING.exec(text) : null;
+  if (!match) throw new RangeError(`${what}: not a decimal string: ${JSON.stringify(text)}`);
+  const integer = (match[2] ?? "0").replace(/^0+(?=\d)/, "");
+  const fraction = match[3] ?? "";
+  const zero = /^0*$/.test(integer + fraction);
+  return { negative: match[1] === "-" && !zero, integer, fraction };
+}
+
+/**
+ * Groups the integer part of a decimal string in thousands, on the string: every digit is kept, whatever
+ * the size. "1234567.89" gives "1,234,567.89"; "-12345678901234567890.12" gives "-12,345,678,901,234,567,890.12".
+ */
+export function formatDecimal(text: string): string {
+  const { negative, integer, fraction } = parseDecimal(text, "amount");
+  const grouped = integer.replace(/\B(?=(\d{3})+$)/g, ",");
+  return `${negative ? "-" : ""}${grouped}${fraction ? `.${fraction}` : ""}`;
+}
+
+export function formatMoney(text: string, currency: string): string {
+  return `${formatDecimal(text)} ${currency}`;
+}
+
+function isZero(text: string, what: string): boolean {
+  const { integer, fraction } = parseDecimal(text, what);
+  return /^0*$/.test(integer + fraction);
+}
+
+/** Minor units of an ISO 4217 currency (2 for USD, 0 for JPY); 2 for codes Intl does not know (USDT). */
+function minorUnits(currency: string): number {
+  try {
+    return (
+      new Intl.NumberFormat("en-US", { style: "currency", currency }).resolvedOptions()
+        .maximumFractionDigits ?? 2
+    );
+  } catch {
+    return 2;
+  }
+}
+
+/** An approximate value rounded to the currency's minor units (HALF_EVEN), grouped. */
+function formatApproximate(text: string, currency: string): string {
+  parseDecimal(text, "notional");
+  const rounded = new Dec(text).toFixed(minorUnits(currency), Rounding.HALF_EVEN);
+  return formatMoney(rounded, currency);
+}
+
+/** The margin ratio as a percentage with 2 places, rounded towards -infinity: "0.964123" gives "96.41%". */
+export function formatRatioPercent(ratio: string): string {
+  parseDecimal(ratio, "margin ratio");
+  return `${formatDecimal(new Dec(ratio).times(100).toFixed(2, Rounding.FLOOR))}%`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Identifiers
+
+/** The last 4 characters of the account id: "ACC-000234" gives "...0234". */
+export function maskAccountId(accountId: string): string {
+  return `...${accountId.slice(-4)}`;
+}
+
+/** An identifier with every occurrence of the full account id replaced by its masked form. */
+export function maskReference(reference: string, accountId: string): string {
+  return accountId === "" ? reference : reference.split(accountId).join(maskAccountId(accountId));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Instants
+
+function instantOf(iso: string): Date {
+  const millis = typeof iso === "string" ? Date.parse(iso) : Number.NaN;
+  if (Number.isNaN(millis))
+    throw new RangeError(`deadlineAt: not an ISO-8601 instant: ${JSON.stringify(iso)}`);
+  return new Date(millis);
+}
+
+function dateTimeFormat(timeZone: string): Intl.DateTimeFormat {
+  return new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    timeZoneName: "short",
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+    year: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  });
+}
+
+/** The zone actually used: the recipient's if Intl knows it, else UTC. */
+export function effectiveTimeZone(timeZone: string): string {
+  try {
+    return dateTimeFormat(timeZone).resolvedOptions().timeZone;
+  } catch {
+    return "UTC";
+  }
+}
+
+/**
+ * An instant in a time zone, with the zone's abbreviation or offset so that it is unambiguous:
+ * "Wed 25 Nov 2026, 07:00 EST" in America/New_York, "Wed 25 Nov 2026, 21:00 GMT+9" in Asia/Tokyo.
+ */
+export function formatInstant(iso: string, timeZone: string): string {
+  const parts = dateTimeFormat(effectiveTimeZone(timeZone)).formatToParts(instantOf(iso));
+  const part = (type: Intl.DateTimeFormatPartTypes): string =>
+    parts.find((p) => p.type === type)?.value ?? "";
+  return `${part("weekday")} ${part("day")} ${part("month")} ${part("year")}, ${part("hour")}:${part("minute")} ${part("timeZoneName")}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// GSM-7
+
+const GSM7_BASIC = new Set(
+  "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà",
+);
+/** Characters of the GSM-7 extension table: each takes an escape plus itself, 2 septets. */
+const GSM7_EXTENSION = new Set("^{}\\[]~|€");
+
+const TRANSLITERATIONS: ReadonlyMap<string, string> = new Map([
+  ...[..."\u2018\u2019\u201A\u201B\u2032\u00B4`"].map((c): [string, string] => [c, "'"]),
+  ...[..."\u201C\u201D\u201E\u201F\u2033\u00AB\u00BB"].map((c): [string, string] => [c, '"']),
+  ...[..."\u2010\u2011\u2012\u2013\u2014\u2015\u2212"].map((c): [string, string] => [c, "-"]),
+  ...[..."\t\u00A0\u2002\u2003\u2007\u2008\u2009\u200A\u202F"].map((c): [string, string] => [c, " "]),
+  ["\u2026", "..."],
+  ["\u2192", "->"],
+  ["\u2190", "<-"],
+  ["\u2248", "~"],
+]);
+
+export function isGsm7(text: string): boolean {
+  for (const char of text) if (!GSM7_BASIC.has(char) && !GSM7_EXTENSION.has(char)) return false;
+  return true;
+}
+
+/** Length in septets of a GSM-7 text (extension characters count 2). */
+export function gsm7Septets(text: string): number {
+  let septets = 0;
+  for (const char of text) septets += GSM7_EXTENSION.has(char) ? 2 : 1;
+  return septets;
+}
+
+/** Makes any text GSM-7: known look-alikes are transliterated, accents dropped where needed, the rest "?". */
+export function toGsm7(text: string): string {
+  let out = "";
+  for (const char of text) {
+    if (GSM7_BASIC.has(char) || GSM7_EXTENSION.has(char)) {
+      out += char;
+      continue;
+    }
+    const known = TRANSLITERATIONS.get(char);
+    if (known !== undefined) {
+      out += known;
+      continue;
+    }
+    const base = char.normalize("NFD")[0] ?? "";
+    out += GSM7_BASIC.has(base) ? base : "?";
+  }
+  return out;
+}
+
+function clipSeptets(text: string, max: number): string {
+  if (gsm7Septets(text) <= max) return text;
+  let out = "";
+  let septets = 0;
+  for (const char of text) {
+    const cost = GSM7_EXTENSION.has(char) ? 2 : 1;
+    if (septets + cost > max - 3) break;
+    out += char;
+    septets += cost;
+  }
+  return `${out}...`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Cure options
+
+function cureOptionText(option: CureOptionPayload, currency: string): string {
+  switch (option.kind) {
+    case "DEPOSIT":
+      return `deposit ${formatMoney(option.amount, option.currency)}`;
+    case "REDUCE": {
+      const quantity = formatDecimal(option.quantity);
+      const approx = `(approx. ${formatApproximate(option.notional, currency)})`;
+      if (option.target.kind === "POSITION")
+        return `close ${quantity} of ${option.target.instrument} ${approx}`;
+      const verb = option.side === "SELL" ? "sell" : "buy back";
+      return `${verb} ${quantity} of ${option.target.asset} ${approx}`;
+    }
+    default: {
+      const unknown: never = option;
+      throw new TypeError(`unknown cure option: ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** Cure options worth showing: a zero deposit or a zero quantity cures nothing. */
+function usefulOptions(options: readonly CureOptionPayload[], currency: string): string[] {
+  return options
+    .filter((o) => (o.kind === "DEPOSIT" ? !isZero(o.amount, "deposit") : !isZero(o.quantity, "quantity")))
+    .map((o) => cureOptionText(o, currency));
+}
+
+const capitalise = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
+
+// ---------------------------------------------------------------------------------------------------------
+// Rendering
+
+interface Texts {
+  /** SMS text before the cure options. */
+  smsHead: string;
+  /** Lead-in to the cure options in the SMS, e.g. "To cure:"; null when the notice shows no options. */
+  smsOptionsLead: string | null;
+  subject: string;
+  /** Email paragraphs between the greeting and the reference. */
+  body: string[];
+}
+
+interface Context {
+  readonly payload: NoticePayload;
+  readonly recipient: Recipient;
+  readonly account: string;
+  readonly reference: string;
+  readonly callReference: string | null;
+  readonly options: readonly string[];
+}
+
+function required(value: string | null, field: string, notice: NoticeKind): string {
+  if (value === null) throw new TypeError(`${notice} notice without ${field}`);
+  return value;
+}
+
+function deadlineLines(deadlineAt: string, recipient: Recipient): string[] {
+  const zone = effectiveTimeZone(recipient.timeZone);
+  const local = `${formatInstant(deadlineAt, zone)}${zone === "UTC" ? "" : ` (${zone})`}`;
+  const lines = [`Deadline: ${local}`];
+  if (zone !== "UTC") lines.push(`          ${formatInstant(deadlineAt, "UTC")}`);
+  return lines;
+}
+
+function optionLines(options: readonly string[], lead: string): string[] {
+  return options.length === 0 ? [] : [[lead, ...options.map((o) => `  - ${capitalise(o)}`)].join("\n")];
+}
+
+function callTexts(ctx: Context, reminder: boolean): Texts {
+  const { payload, recipient, account, options } = ctx;
+  const amount = formatMoney(required(payload.amountDue, "amountDue", payload.notice), recipient.currency);
+  const deadlineAt = required(payload.deadlineAt, "deadlineAt", payload.notice);
+  const deadline = formatInstant(deadlineAt, recipient.timeZone);
+  const consequence =
+    "If it is not met by the deadline, positions in the account may be liquidated to meet it.";
+  return {
+    smsHead: reminder
+      ? `Reminder: margin call on acct ${account}, ${amount} still due by ${deadline}. If not met, positions may be liquidated.`
+      : `MARGIN CALL on acct ${account}: ${amount} due by ${deadline}. If not met, positions may be liquidated.`,
+    smsOptionsLead: "To cure:",
+    subject: reminder
+      ? `Reminder: margin call on account ${account}, ${amount} due by ${deadline}`
+      : `Margin call on account ${account}: ${amount} due by ${deadline}`,
+    body: [
+      reminder
+        ? `This is a reminder that the margin call on your account ${account} is still open.`
+        : `Your account ${account} is below its maintenance margin requirement, and we are issuing a margin call.`,
+      [`Amount due: ${amount}`, ...deadlineLines(deadlineAt, recipient)].join("\n"),
+      ...optionLines(options, "Any one of the following meets the call:"),
+      consequence,
+    ],
+  };
+}
+
+function texts(ctx: Context): Texts {
+  const { payload, recipient, account, callReference, options } = ctx;
+  const notice = payload.notice;
+  switch (notice) {
+    case "WARNING": {
+      const percent = payload.marginRatio === null ? null : formatRatioPercent(payload.marginRatio);
+      const level =
+        percent === null
+          ? "is close to its maintenance margin requirement"
+          : `is close to its maintenance margin requirement: its equity is ${percent} of the requirement`;
+      return {
+        smsHead: `Margin warning: acct ${account} ${level}. If it falls below 100%, a margin call may be issued.`,
+        smsOptionsLead: "To reduce the risk:",
+        subject: `Margin warning: account ${account} is near its maintenance requirement`,
+        body: [
+          `Your account ${account} ${level}. This is not a margin call, but if it falls below 100%, a margin call may be issued.`,
+          ...optionLines(options, "To move away from the requirement, you can:"),
+        ],
+      };
+    }
+    case "CALL":
+      return callTexts(ctx, false);
+    case "REMINDER":
+      return callTexts(ctx, true);
+    case "CURED": {
+      const call = callReference === null ? "The margin call" : `Margin call ${callReference}`;
+      return {
+        smsHead: `${call} on acct ${account} is met. No further action is needed.`,
+        smsOptionsLead: null,
+        subject: `Margin call met on account ${account}`,
+        body: [`${call} on your account ${account} is met. No further action is needed.`],
+      };
+    }
+    case "LIQUIDATION_NOTICE": {
+      const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
+      const due =
+        payload.amountDue === null ? "" : ` (${formatMoney(payload.amountDue, recipient.currency)} due)`;
+      const amountLine =
+        payload.amountDue === null
+          ? []
+          : [`The amount due was ${formatMoney(payload.amountDue, recipient.currency)}.`];
+      return {
+        smsHead: `LIQUIDATION on acct ${account}: ${call}${due} has not been met. Positions are being liquidated to meet it.`,
+        smsOptionsLead: null,
+        subject: `Positions are being liquidated on account ${account}`,
+        body: [
+          `${capitalise(call)} on your account ${account} has not been met, and positions in the account are being liquidated to meet it.`,
+          ...amountLine,
+        ],
+      };
+    }
+    default: {
+      const unknown: never = notice;
+      throw new TypeError(`unknown notice kind: ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** The SMS: every option if it fits, else the first and a pointer to the email, always GSM-7 and ≤ 459. */
+function fitSms(head: string, lead: string | null, options: readonly string[], tail: string): string {
+  const candidates: string[] = [];
+  const first = options[0];
+  if (lead === null || first === undefined) {
+    candidates.push(`${head} ${tail}`);
+  } else {
+    candidates.push(`${head} ${lead} ${options.join("; or ")}. ${tail}`);
+    if (options.length > 1) candidates.push(`${head} ${lead} ${first}. ${MORE_OPTIONS_BY_EMAIL} ${tail}`);
+    candidates.push(`${head} Cure options by email. ${tail}`);
+  }
+  for (const candidate of candidates) {
+    const text = toGsm7(candidate);
+    if (gsm7Septets(text) <= SMS_MAX_SEPTETS) return text;
+  }
+  return clipSeptets(toGsm7(candidates[candidates.length - 1] ?? ""), SMS_MAX_SEPTETS);
+}
+
+export function renderNotice(payload: NoticePayload, recipient: Recipient): RenderedNotice {
+  const ctx: Context = {
+    payload,
+    recipient,
+    account: maskAccountId(payload.accountId),
+    reference: maskReference(payload.notificationId, payload.accountId),
+    callReference: payload.callId === null ? null : maskReference(payload.callId, payload.accountId),
+    options: usefulOptions(payload.cureOptions, recipient.currency),
+  };
+  const t = texts(ctx);
+  const name = recipient.borrowerName?.replace(/\s+/g, " ").trim();
+  const greeting = name ? `Dear ${name},` : "Dear client,";
+  const emailText = [
+    greeting,
+    ...t.body,
+    `Reference: ${ctx.reference}${ctx.callReference === null ? "" : `\nCall: ${ctx.callReference}`}\nPlease quote the reference if you contact us about this notice.`,
+  ].join("\n\n");
+  return {
+    sms: fitSms(t.smsHead, t.smsOptionsLead, ctx.options, `Ref ${ctx.reference}`),
+    emailSubject: t.subject.replace(/\s+/g, " ").trim(),
+    emailText: `${emailText}\n`,
+  };
+}
