@@ -16,6 +16,7 @@ export const TABLE_LOGICAL_IDS = {
   outbox: "Outbox",
   auditLog: "AuditLog",
   quarantine: "Quarantine",
+  idempotency: "Idempotency",
 } as const;
 
 export type TableName = keyof typeof TABLE_LOGICAL_IDS;
@@ -57,6 +58,8 @@ export class EngineTables extends Construct {
   readonly auditLog: Table;
   /** Engine: upstream records that broke the data contract, kept for an operator to inspect and replay. */
   readonly quarantine: Table;
+  /** Engine: Powertools idempotency records, so each SMS, email and event goes out at most once. */
+  readonly idempotency: Table;
 
   constructor(scope: Construct, id: string, props: EngineTablesProps = {}) {
     super(scope, id);
@@ -131,6 +134,13 @@ export class EngineTables extends Construct {
       partitionKey: { name: "status", type: string },
       sortKey: { name: "receivedAtId", type: string },
     });
+
+    this.idempotency = this.table("idempotency", {
+      ...common,
+      partitionKey: { name: "id", type: string },
+      // Powertools' default expiry attribute: the records are disposable once past the stream retention.
+      timeToLiveAttribute: "expiration",
+    });
   }
 
   /** Every table, by name, for grants and alarms. */
@@ -143,6 +153,7 @@ export class EngineTables extends Construct {
       outbox: this.outbox,
       auditLog: this.auditLog,
       quarantine: this.quarantine,
+      idempotency: this.idempotency,
     };
   }
 

@@ -27,7 +27,7 @@ function keysOf(logicalId: string): unknown {
 }
 
 describe("engine tables", () => {
-  it("has exactly the seven tables of docs/data-model.md, under fixed logical ids", () => {
+  it("has exactly the eight tables of docs/data-model.md, under fixed logical ids", () => {
     const tables = template.findResources("AWS::DynamoDB::Table");
     expect(Object.keys(tables).sort()).toEqual(Object.values(TABLE_LOGICAL_IDS).sort());
   });
@@ -40,6 +40,7 @@ describe("engine tables", () => {
     ["Outbox", "outboxId", undefined],
     ["AuditLog", "accountId", "seq"],
     ["Quarantine", "quarantineId", undefined],
+    ["Idempotency", "id", undefined],
   ])("%s is keyed by %s / %s", (logicalId, partitionKey, sortKey) => {
     const expected = [{ AttributeName: partitionKey, KeyType: "HASH" }];
     if (sortKey) expected.push({ AttributeName: sortKey, KeyType: "RANGE" });
@@ -61,6 +62,7 @@ describe("engine tables", () => {
       Outbox: "NEW_IMAGE",
       AuditLog: null,
       Quarantine: null,
+      Idempotency: null,
     });
   });
 
@@ -82,12 +84,13 @@ describe("engine tables", () => {
       .filter(([, resource]) => resource.Properties.TimeToLiveSpecification)
       .map(([id, resource]) => {
         expect(resource.Properties.TimeToLiveSpecification).toEqual({
-          AttributeName: TTL_ATTRIBUTE,
+          // Powertools' idempotency records use its own default attribute name.
+          AttributeName: id === "Idempotency" ? "expiration" : TTL_ATTRIBUTE,
           Enabled: true,
         });
         return id;
       });
-    expect(withTtl.sort()).toEqual(["Accounts", "Outbox", "Quarantine", "TriggerIndex"]);
+    expect(withTtl.sort()).toEqual(["Accounts", "Idempotency", "Outbox", "Quarantine", "TriggerIndex"]);
   });
 
   it("indexes open calls by deadline, the audit log by day and the quarantine by status", () => {

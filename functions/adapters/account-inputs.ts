@@ -1,0 +1,150 @@
+/**
+ * Reads everything one revaluation needs: the account's items (one strongly consistent Query), its policy,
+ * and the marks of the assets it holds (one Query per asset on the Prices table). Items are checked against
+ * the upstream contract again here: an item that breaks it was quarantined by the stream consumer, and the
+ * account is not valued on a guess while it is there.
+ */
+import { type DynamoDBClient, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
+import {
+  type AccountItem,
+  type ExecutionReportItem,
+  formatIssues,
+  type ProfileItem,
+  parseAccountItem,
+  parsePriceItem,
+} from "../domain/contract.ts";
+import { dec } from "../domain/money.ts";
+import { type ResolvedMark, resolveMark, type SourceMark } from "../domain/prices.ts";
+import type { Account } from "../domain/valuation.ts";
+import { fromImage } from "./codec.ts";
+import type { PolicyEntry, Tables } from "./settings.ts";
+
+export interface AccountInputs {
+  readonly profile: ProfileItem;
+  readonly policy: PolicyEntry;
+  readonly account: Account;
+  readonly executionReports: readonly ExecutionReportItem[];
+  /** Every source of every asset the account needs, as read: the audit log keeps them for replay. */
+  readonly sources: ReadonlyMap<string, readonly SourceMark[]>;
+  readonly marks: ReadonlyMap<string, ResolvedMark>;
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly inputs: AccountInputs }
+  | { readonly ok: false; readonly reason: string };
+
+async function queryAll(
+  client: DynamoDBClient,
+  input: ConstructorParameters<typeof QueryCommand>[0],
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let startKey: QueryCommandOutput["LastEvaluatedKey"];
+  do {
+    const page = await client.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey }));
+    for (const item of page.Items ?? []) items.push(fromImage(item));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+export async function loadSources(
+  client: DynamoDBClient,
+  tables: Tables,
+  asset: string,
+): Promise<SourceMark[]> {
+  const items = await queryAll(client, {
+    TableName: tables.prices,
+    KeyConditionExpression: "asset = :asset",
+    ExpressionAttributeValues: { ":asset": { S: asset } },
+    ConsistentRead: true,
+  });
+  return items.flatMap((item) => {
+    const parsed = parsePriceItem(item);
+    if (!parsed.ok) return [];
+    const { source, price, asOf, realizedVolatility } = parsed.value;
+    return [
+      {
+        source,
+        price: dec(price),
+        asOf,
+        ...(realizedVolatility !== undefined ? { realizedVolatility: dec(realizedVolatility) } : {}),
+      },
+    ];
+  });
+}
+
+export async function loadAccountInputs(
+  client: DynamoDBClient,
+  tables: Tables,
+  policies: ReadonlyMap<string, PolicyEntry>,
+  accountId: string,
+  nowMs: number,
+): Promise<LoadResult> {
+  const raw = await queryAll(client, {
+    TableName: tables.accounts,
+    KeyConditionExpression: "accountId = :id",
+    ExpressionAttributeValues: { ":id": { S: accountId } },
+    ConsistentRead: true,
+  });
+  const items: AccountItem[] = [];
+  for (const item of raw) {
+    const parsed = parseAccountItem(item);
+    if (!parsed.ok) {
+      return {
+        ok: false,
+        reason: `item ${String(item.sk)} breaks the contract: ${formatIssues(parsed.issues)}`,
+      };
+    }
+    items.push(parsed.value);
+  }
+  const profile = items.find((item): item is ProfileItem => item.sk === "PROFILE");
+  if (!profile) return { ok: false, reason: "no PROFILE item: the account is not onboarded" };
+  const policy = policies.get(profile.policyId);
+  if (!policy) return { ok: false, reason: `policy ${profile.policyId} is not deployed` };
+
+  const account: Account = {
+    accountId,
+    cash: dec("0"),
+    holdings: items.flatMap((item) =>
+      "quantity" in item && item.sk.startsWith("HOLDING#")
+        ? [{ asset: item.asset, quantity: dec(item.quantity) }]
+        : [],
+    ),
+    positions: items.flatMap((item) =>
+      "size" in item
+        ? [{ instrument: item.instrument, size: dec(item.size), entryPrice: dec(item.entryPrice) }]
+        : [],
+    ),
+    pendingDeposits: items.flatMap((item) =>
+      "depositId" in item && item.status === "PENDING" && item.currency === policy.policy.currency
+        ? [{ depositId: item.depositId, amount: dec(item.amount) }]
+        : [],
+    ),
+  };
+  const executionReports = items.filter((item): item is ExecutionReportItem => item.sk.startsWith("EXEC#"));
+
+  const assets = new Set<string>();
+  for (const holding of account.holdings) {
+    if (holding.asset !== policy.policy.currency && !holding.quantity.isZero()) assets.add(holding.asset);
+  }
+  for (const position of account.positions) {
+    const instrument = policy.policy.instruments.get(position.instrument);
+    if (!instrument) {
+      return { ok: false, reason: `instrument ${position.instrument} is not in policy ${profile.policyId}` };
+    }
+    if (!position.size.isZero()) assets.add(instrument.underlying);
+  }
+  const sources = new Map<string, readonly SourceMark[]>();
+  const marks = new Map<string, ResolvedMark>();
+  for (const asset of [...assets].sort()) {
+    if (!policy.policy.assets.has(asset)) {
+      return { ok: false, reason: `asset ${asset} is not in policy ${profile.policyId}` };
+    }
+    const assetSources = await loadSources(client, tables, asset);
+    const mark = resolveMark(asset, assetSources, policy.policy, nowMs);
+    if (!mark) return { ok: false, reason: `no price for ${asset}` };
+    sources.set(asset, assetSources);
+    marks.set(asset, mark);
+  }
+  return { ok: true, inputs: { profile, policy, account, executionReports, sources, marks } };
+}

@@ -1,0 +1,285 @@
+/**
+ * The engine's one write path: revalue an account and apply the state machine. Read state and inputs,
+ * compute the step (pure domain code), and commit it as one TransactWriteItems: the call state with a
+ * version condition, the outbox items and the audit entries. A concurrent writer that got there first
+ * makes the condition fail; this writer then re-reads and recomputes, so no call is lost or doubled.
+ */
+import { createHash } from "node:crypto";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
+import { assess } from "../domain/assess.ts";
+import {
+  type CallState,
+  type Effect,
+  type EngineEvent,
+  initialState,
+  type Step,
+  transition,
+} from "../domain/machine.ts";
+import { toPlainString } from "../domain/money.ts";
+import { plain } from "../domain/snapshot.ts";
+import { type AccountInputs, loadAccountInputs } from "./account-inputs.ts";
+import { fromImage, toItem } from "./codec.ts";
+import type { PolicyEntry, Tables } from "./settings.ts";
+import { syncTriggerIndex } from "./trigger-index.ts";
+
+export interface EngineDeps {
+  readonly dynamo: DynamoDBClient;
+  readonly tables: Tables;
+  readonly policies: ReadonlyMap<string, PolicyEntry>;
+  /** Shards of the sparse byDeadline index: spread open calls over partitions. */
+  readonly openCallShards: number;
+  /** How long delivered outbox items are kept, in seconds. */
+  readonly outboxRetentionSeconds?: number;
+}
+
+export type RevalueOutcome =
+  | { readonly kind: "SKIPPED"; readonly accountId: string; readonly reason: string }
+  | {
+      readonly kind: "UNCHANGED" | "TRANSITIONED";
+      readonly accountId: string;
+      readonly state: CallState;
+      readonly effects: readonly Effect[];
+      /** Commits that lost to a concurrent writer before this one won. */
+      readonly conflicts: number;
+    };
+
+const MAX_ATTEMPTS = 6;
+const DAY_SHARDS = 8;
+
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+}
+
+function hash(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+export function shardOf(key: string, shards: number): string {
+  return String(hash(key).readUInt32BE(0) % shards);
+}
+
+/** At most 36 characters, the same for the same account and version: a retried commit is idempotent. */
+export function clientRequestToken(accountId: string, version: number): string {
+  return hash(`${accountId}|v${version}`).toString("base64url").slice(0, 36);
+}
+
+export function auditSeq(version: number, index: number): string {
+  return `v${String(version).padStart(12, "0")}#${String(index).padStart(3, "0")}`;
+}
+
+export async function readCallState(deps: EngineDeps, accountId: string): Promise<CallState | null> {
+  const result = await deps.dynamo.send(
+    new GetItemCommand({
+      TableName: deps.tables.marginCalls,
+      Key: { accountId: { S: accountId } },
+      ConsistentRead: true,
+    }),
+  );
+  if (!result.Item) return null;
+  const item = fromImage(result.Item);
+  return JSON.parse(String(item.state)) as CallState;
+}
+
+/** The next moment the machine acts on this call without any price or account change. */
+function nextDueAt(state: CallState, inputs: AccountInputs): string | null {
+  const call = state.call;
+  if (!call) return null;
+  const policy = inputs.policy.policy;
+  const plus = (iso: string, seconds: number) => new Date(Date.parse(iso) + seconds * 1000).toISOString();
+  if (state.status === "CALLED") {
+    const reminders = policy.reminderOffsetsSeconds
+      .slice(call.remindersSent)
+      .map((offset) => plus(call.issuedAt, offset));
+    return [...reminders, call.deadlineAt].sort()[0] ?? call.deadlineAt;
+  }
+  if (state.status === "LIQUIDATING" && call.liquidationRequestedAt) {
+    return plus(call.liquidationRequestedAt, policy.liquidationRetrySeconds);
+  }
+  return null;
+}
+
+/** What `margin-call evaluate` takes: the audit log keeps it so any decision can be recomputed. */
+export function replaySnapshot(inputs: AccountInputs, state: CallState, event: EngineEvent, now: string) {
+  const { account } = inputs;
+  return {
+    now,
+    policy: inputs.policy.document,
+    account: {
+      accountId: account.accountId,
+      cash: toPlainString(account.cash),
+      holdings: account.holdings.map((h) => ({ asset: h.asset, quantity: toPlainString(h.quantity) })),
+      positions: account.positions.map((p) => ({
+        instrument: p.instrument,
+        size: toPlainString(p.size),
+        entryPrice: toPlainString(p.entryPrice),
+      })),
+      pendingDeposits: account.pendingDeposits.map((d) => ({
+        depositId: d.depositId,
+        amount: toPlainString(d.amount),
+      })),
+    },
+    prices: [...inputs.sources].flatMap(([asset, sources]) =>
+      sources.map((source) => ({
+        asset,
+        source: source.source,
+        price: toPlainString(source.price),
+        asOf: source.asOf,
+        ...(source.realizedVolatility
+          ? { realizedVolatility: toPlainString(source.realizedVolatility) }
+          : {}),
+      })),
+    ),
+    state: state.version === 0 ? null : state,
+    event,
+  };
+}
+
+function transactItems(
+  deps: EngineDeps,
+  previous: CallState,
+  step: Step,
+  inputs: AccountInputs,
+  event: EngineEvent,
+  now: string,
+): TransactWriteItem[] {
+  const { tables } = deps;
+  const next = step.next;
+  const dueAt = nextDueAt(next, inputs);
+  const nowSeconds = Math.floor(Date.parse(now) / 1000);
+  const items: TransactWriteItem[] = [
+    {
+      Put: {
+        TableName: tables.marginCalls,
+        Item: toItem({
+          accountId: next.accountId,
+          version: next.version,
+          status: next.status,
+          state: JSON.stringify(next),
+          updatedAt: now,
+          policy: `${inputs.policy.policy.policyId}@${inputs.policy.policy.version}`,
+          ...(dueAt
+            ? { openCallShard: shardOf(next.accountId, deps.openCallShards), deadlineAt: dueAt }
+            : {}),
+        }),
+        ...(previous.version === 0
+          ? { ConditionExpression: "attribute_not_exists(accountId)" }
+          : {
+              ConditionExpression: "version = :previous",
+              ExpressionAttributeValues: { ":previous": { N: String(previous.version) } },
+            }),
+      },
+    },
+  ];
+  for (const effect of step.effects) {
+    if (effect.kind === "AUDIT") continue;
+    const outboxId =
+      effect.kind === "NOTIFY"
+        ? effect.notificationId
+        : effect.kind === "REQUEST_LIQUIDATION"
+          ? effect.requestId
+          : `${effect.accountId}:v${next.version}:loss`;
+    items.push({
+      Put: {
+        TableName: tables.outbox,
+        Item: toItem({
+          outboxId,
+          kind: effect.kind,
+          accountId: effect.accountId,
+          version: next.version,
+          createdAt: now,
+          payload: JSON.stringify(plain(effect)),
+          expiresAtEpochSeconds: nowSeconds + (deps.outboxRetentionSeconds ?? 30 * 86_400),
+        }),
+        ConditionExpression: "attribute_not_exists(outboxId)",
+      },
+    });
+  }
+  let index = 0;
+  for (const effect of step.effects) {
+    if (effect.kind !== "AUDIT") continue;
+    const first = index === 0;
+    items.push({
+      Put: {
+        TableName: tables.auditLog,
+        Item: toItem({
+          accountId: effect.accountId,
+          seq: auditSeq(next.version, index),
+          auditId: effect.auditId,
+          version: next.version,
+          from: effect.from,
+          to: effect.to,
+          reason: effect.reason,
+          at: effect.at,
+          eventId: effect.eventId,
+          figures: effect.figures,
+          dayShard: `${now.slice(0, 10)}#${shardOf(effect.auditId, DAY_SHARDS)}`,
+          recordedAtAccount: `${now}#${effect.accountId}`,
+          ...(first
+            ? {
+                snapshot: JSON.stringify(replaySnapshot(inputs, previous, event, now)),
+                effects: JSON.stringify(plain(step.effects.filter((e) => e.kind !== "AUDIT"))),
+              }
+            : {}),
+        }),
+        ConditionExpression: "attribute_not_exists(seq)",
+      },
+    });
+    index += 1;
+  }
+  return items;
+}
+
+function isConflict(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === "IdempotentParameterMismatchException") return true;
+  if (error.name === "TransactionConflictException") return true;
+  if (error.name !== "TransactionCanceledException") return false;
+  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.some(
+    (reason) => reason.Code === "ConditionalCheckFailed" || reason.Code === "TransactionConflict",
+  );
+}
+
+/**
+ * Revalues one account and applies the state machine, committing the step if it changes anything.
+ * Idempotent: re-running it with the same inputs finds nothing to change.
+ */
+export async function revalueAccount(
+  deps: EngineDeps,
+  accountId: string,
+  event: EngineEvent,
+  now: string,
+): Promise<RevalueOutcome> {
+  const nowMs = Date.parse(now);
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    const state = (await readCallState(deps, accountId)) ?? initialState(accountId, now);
+    const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs);
+    if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
+    const inputs = loaded.inputs;
+    const assessment = assess(inputs.account, inputs.marks, inputs.policy.policy);
+    const step = transition(state, assessment, inputs.policy.policy, event, now);
+    if (step.effects.length === 0 && step.next === state) {
+      await syncTriggerIndex(deps, inputs, now);
+      return { kind: "UNCHANGED", accountId, state, effects: [], conflicts: attempt };
+    }
+    try {
+      await deps.dynamo.send(
+        new TransactWriteItemsCommand({
+          TransactItems: transactItems(deps, state, step, inputs, event, now),
+          ClientRequestToken: clientRequestToken(accountId, step.next.version),
+        }),
+      );
+    } catch (error) {
+      if (isConflict(error)) continue;
+      throw error;
+    }
+    await syncTriggerIndex(deps, inputs, now);
+    return { kind: "TRANSITIONED", accountId, state: step.next, effects: step.effects, conflicts: attempt };
+  }
+  throw new ConflictError(`account ${accountId}: ${MAX_ATTEMPTS} commits lost to concurrent writers`);
+}

@@ -1,0 +1,168 @@
+/**
+ * Bounded work per invocation. A price tick that crosses more accounts than one invocation should take,
+ * and every sweep segment, is processed one page at a time: each page ends by sending its continuation to
+ * the fan-out queue, which the fan-out worker consumes. The work is the same wherever it runs.
+ */
+import { type DynamoDBClient, QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
+import type { EngineEvent } from "../domain/machine.ts";
+import { dec } from "../domain/money.ts";
+import { fromImage, toItem } from "./codec.ts";
+import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
+import { crossedAccounts } from "./trigger-index.ts";
+
+const startKey = z.record(z.string(), z.unknown()).optional();
+
+export const fanOutMessageSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("RANGE"),
+    asset: z.string(),
+    line: z.string(),
+    low: z.string(),
+    high: z.string(),
+    eventId: z.string(),
+    startKey,
+  }),
+  z.strictObject({
+    type: z.literal("SWEEP_SEGMENT"),
+    segment: z.int().min(0),
+    totalSegments: z.int().min(1),
+    eventId: z.string(),
+    startKey,
+  }),
+]);
+export type FanOutMessage = z.infer<typeof fanOutMessageSchema>;
+
+export interface FanOutDeps extends EngineDeps {
+  readonly sqs: SQSClient;
+  readonly fanOutQueueUrl: string | undefined;
+  readonly dynamo: DynamoDBClient;
+}
+
+export interface PageResult {
+  readonly outcomes: RevalueOutcome[];
+  /** Entries or items read from the index or the table, before de-duplication. */
+  readonly read: number;
+  readonly continuation: FanOutMessage | undefined;
+}
+
+export async function enqueue(deps: FanOutDeps, messages: readonly FanOutMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  if (!deps.fanOutQueueUrl) throw new Error("no fan-out queue configured: FAN_OUT_QUEUE_URL is not set");
+  for (let start = 0; start < messages.length; start += 10) {
+    const chunk = messages.slice(start, start + 10);
+    let pending = chunk.map((message, index) => ({
+      Id: String(index),
+      MessageBody: JSON.stringify(message),
+    }));
+    for (let attempt = 0; pending.length > 0; attempt += 1) {
+      if (attempt >= 5) throw new Error(`fan-out queue refused ${pending.length} messages`);
+      const result = await deps.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: deps.fanOutQueueUrl, Entries: pending }),
+      );
+      const failed = new Set((result.Failed ?? []).map((failure) => failure.Id));
+      pending = pending.filter((entry) => failed.has(entry.Id));
+    }
+  }
+}
+
+async function revalueAll(
+  deps: FanOutDeps,
+  accountIds: readonly string[],
+  event: EngineEvent,
+  now: string,
+  seen: Set<string>,
+): Promise<RevalueOutcome[]> {
+  const outcomes: RevalueOutcome[] = [];
+  for (const accountId of accountIds) {
+    if (seen.has(accountId)) continue;
+    seen.add(accountId);
+    outcomes.push(await revalueAccount(deps, accountId, event, now));
+  }
+  return outcomes;
+}
+
+/** One page of a trigger range: at most `limit` index entries. */
+export async function processRangePage(
+  deps: FanOutDeps,
+  message: Extract<FanOutMessage, { type: "RANGE" }>,
+  limit: number,
+  now: string,
+  seen: Set<string> = new Set(),
+): Promise<PageResult> {
+  const page = await crossedAccounts(
+    deps,
+    message.line,
+    dec(message.low),
+    dec(message.high),
+    limit,
+    message.startKey,
+  );
+  const event: EngineEvent = { type: "REVALUE", cause: "PRICE_TICK", eventId: message.eventId };
+  const outcomes = await revalueAll(deps, page.accountIds, event, now, seen);
+  return {
+    outcomes,
+    read: page.scanned,
+    continuation: page.lastKey ? { ...message, startKey: page.lastKey } : undefined,
+  };
+}
+
+/** One page of one segment of the parallel scan of every account's PROFILE. */
+export async function processSweepPage(
+  deps: FanOutDeps & { readonly tables: { readonly accounts: string } },
+  message: Extract<FanOutMessage, { type: "SWEEP_SEGMENT" }>,
+  limit: number,
+  now: string,
+): Promise<PageResult> {
+  const page = await deps.dynamo.send(
+    new ScanCommand({
+      TableName: deps.tables.accounts,
+      Segment: message.segment,
+      TotalSegments: message.totalSegments,
+      FilterExpression: "sk = :profile",
+      ProjectionExpression: "accountId",
+      ExpressionAttributeValues: { ":profile": { S: "PROFILE" } },
+      Limit: limit,
+      ...(message.startKey ? { ExclusiveStartKey: toItem(message.startKey) } : {}),
+    }),
+  );
+  const accountIds = (page.Items ?? []).map((item) => String(fromImage(item).accountId));
+  const event: EngineEvent = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId };
+  const outcomes = await revalueAll(deps, accountIds, event, now, new Set());
+  return {
+    outcomes,
+    read: page.ScannedCount ?? 0,
+    continuation: page.LastEvaluatedKey
+      ? { ...message, startKey: fromImage(page.LastEvaluatedKey) }
+      : undefined,
+  };
+}
+
+/** Calls whose next reminder, deadline or liquidation retry is due, from the sparse byDeadline index. */
+export async function dueCalls(
+  deps: EngineDeps,
+  now: string,
+  limit: number,
+): Promise<{ accountIds: string[]; complete: boolean }> {
+  const accountIds: string[] = [];
+  let complete = true;
+  for (let shard = 0; shard < deps.openCallShards; shard += 1) {
+    const page = await deps.dynamo.send(
+      new QueryCommand({
+        TableName: deps.tables.marginCalls,
+        IndexName: "byDeadline",
+        KeyConditionExpression: "openCallShard = :shard AND deadlineAt <= :now",
+        ExpressionAttributeValues: { ":shard": { S: String(shard) }, ":now": { S: now } },
+        Limit: Math.max(1, limit - accountIds.length),
+      }),
+    );
+    for (const item of page.Items ?? []) accountIds.push(String(fromImage(item).accountId));
+    if (page.LastEvaluatedKey) complete = false;
+    if (accountIds.length >= limit) {
+      complete = complete && shard === deps.openCallShards - 1;
+      break;
+    }
+  }
+  return { accountIds, complete };
+}

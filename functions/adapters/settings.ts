@@ -1,0 +1,107 @@
+/**
+ * The engine's runtime settings, read from the Lambda environment. The CDK stack writes these variables
+ * (lib/margin-call-stack.ts) and the local runtime reads them from the synthesized template, so the names
+ * are defined once, here.
+ */
+import { type Policy, PolicyError, parsePolicy } from "../domain/policy.ts";
+
+export const ENV = {
+  accountsTable: "ACCOUNTS_TABLE",
+  pricesTable: "PRICES_TABLE",
+  marginCallsTable: "MARGIN_CALLS_TABLE",
+  triggerIndexTable: "TRIGGER_INDEX_TABLE",
+  outboxTable: "OUTBOX_TABLE",
+  auditLogTable: "AUDIT_LOG_TABLE",
+  quarantineTable: "QUARANTINE_TABLE",
+  idempotencyTable: "IDEMPOTENCY_TABLE",
+  /** A JSON array of policy documents; each account's PROFILE names one by `policyId`. */
+  policies: "POLICY_DOCUMENTS",
+  fanOutQueueUrl: "FAN_OUT_QUEUE_URL",
+  emailTopicArn: "EMAIL_TOPIC_ARN",
+  eventBusName: "EVENT_BUS_NAME",
+  /** Accounts one invocation revalues before it hands the rest of a range to the fan-out queue. */
+  maxAccountsPerInvocation: "MAX_ACCOUNTS_PER_INVOCATION",
+  sweepSegments: "SWEEP_SEGMENTS",
+  openCallShards: "OPEN_CALL_SHARDS",
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+export class SettingsError extends Error {
+  override readonly name = "SettingsError";
+}
+
+export interface Tables {
+  readonly accounts: string;
+  readonly prices: string;
+  readonly marginCalls: string;
+  readonly triggerIndex: string;
+  readonly outbox: string;
+  readonly auditLog: string;
+  readonly quarantine: string;
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export function required(env: Environment, name: EnvName): string {
+  const value = env[name];
+  if (value === undefined || value === "") throw new SettingsError(`environment variable ${name} is not set`);
+  return value;
+}
+
+export function integer(env: Environment, name: EnvName, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === "") return fallback;
+  if (!/^[1-9]\d{0,6}$/.test(value))
+    throw new SettingsError(`${name} must be a positive integer, not ${value}`);
+  return Number(value);
+}
+
+export function tablesFrom(env: Environment): Tables {
+  return {
+    accounts: required(env, ENV.accountsTable),
+    prices: required(env, ENV.pricesTable),
+    marginCalls: required(env, ENV.marginCallsTable),
+    triggerIndex: required(env, ENV.triggerIndexTable),
+    outbox: required(env, ENV.outboxTable),
+    auditLog: required(env, ENV.auditLogTable),
+    quarantine: required(env, ENV.quarantineTable),
+  };
+}
+
+/** A compiled policy and the document it came from: the audit log records the document for replay. */
+export interface PolicyEntry {
+  readonly policy: Policy;
+  readonly document: unknown;
+}
+
+/** Parses the policy set. Throws SettingsError naming the policy and field on any bad document. */
+export function parsePolicies(json: string): ReadonlyMap<string, PolicyEntry> {
+  let documents: unknown;
+  try {
+    documents = JSON.parse(json);
+  } catch {
+    throw new SettingsError(`${ENV.policies} is not valid JSON`);
+  }
+  if (!Array.isArray(documents) || documents.length === 0) {
+    throw new SettingsError(`${ENV.policies} must be a non-empty JSON array of policy documents`);
+  }
+  const entries = new Map<string, PolicyEntry>();
+  documents.forEach((document: unknown, index) => {
+    let policy: Policy;
+    try {
+      policy = parsePolicy(document);
+    } catch (error) {
+      if (error instanceof PolicyError) {
+        const detail = error.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+        throw new SettingsError(`policy ${index} in ${ENV.policies}: ${detail}`);
+      }
+      throw error;
+    }
+    if (entries.has(policy.policyId)) {
+      throw new SettingsError(`policy ${policy.policyId} appears twice in ${ENV.policies}`);
+    }
+    entries.set(policy.policyId, { policy, document });
+  });
+  return entries;
+}

@@ -1,0 +1,201 @@
+/**
+ * The trigger-price index: for each account and asset, the prices at which a move of that asset alone
+ * would put the account in breach or in the warning zone (functions/domain/triggers.ts). A price tick
+ * reads the entries between the old and the new price, so it touches only the accounts whose line it
+ * crossed. See docs/trigger-index.md for why no breach is missed and how stale entries are bounded.
+ */
+import {
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  type QueryCommandOutput,
+  type WriteRequest,
+} from "@aws-sdk/client-dynamodb";
+import { type Dec, dec } from "../domain/money.ts";
+import { triggerPrices } from "../domain/triggers.ts";
+import type { AccountInputs } from "./account-inputs.ts";
+import { fromImage, toItem } from "./codec.ts";
+import type { Tables } from "./settings.ts";
+
+export type Direction = "DOWN" | "UP";
+export type TriggerKind = "BREACH" | "WARN";
+
+const INTEGER_DIGITS = 20;
+const FRACTION_DIGITS = 12;
+/** Entries expire unless rewritten; every account's entries are rewritten at least this often. */
+export const ENTRY_TTL_SECONDS = 7 * 86_400;
+export const REFRESH_AFTER_SECONDS = 86_400;
+
+/** An order-preserving text form of a positive price: lexicographic order is numeric order. */
+export function encodePrice(price: Dec): string {
+  const [integer = "0", fraction = ""] = price.toFixed(FRACTION_DIGITS).split(".");
+  if (integer.length > INTEGER_DIGITS || price.isNegative()) {
+    throw new RangeError(`price ${price.toFixed()} is outside the trigger index's range`);
+  }
+  return `${integer.padStart(INTEGER_DIGITS, "0")}.${fraction}`;
+}
+
+export function lineOf(asset: string, direction: Direction): string {
+  return `${asset}#${direction}`;
+}
+
+export interface TriggerEntry {
+  readonly line: string;
+  readonly triggerKey: string;
+  readonly asset: string;
+  readonly direction: Direction;
+  readonly kind: TriggerKind;
+  readonly price: string;
+}
+
+export function triggerEntries(inputs: AccountInputs): TriggerEntry[] {
+  const accountId = inputs.account.accountId;
+  const entries: TriggerEntry[] = [];
+  for (const trigger of triggerPrices(inputs.account, inputs.marks, inputs.policy.policy)) {
+    const candidates: [Direction, TriggerKind, Dec | null][] = [
+      ["DOWN", "BREACH", trigger.breachDown],
+      ["DOWN", "WARN", trigger.warningDown],
+      ["UP", "BREACH", trigger.breachUp],
+      ["UP", "WARN", trigger.warningUp],
+    ];
+    for (const [direction, kind, price] of candidates) {
+      if (!price) continue;
+      entries.push({
+        line: lineOf(trigger.asset, direction),
+        triggerKey: `${encodePrice(price)}#${kind}#${accountId}`,
+        asset: trigger.asset,
+        direction,
+        kind,
+        price: price.toFixed(),
+      });
+    }
+  }
+  return entries;
+}
+
+const keysLine = (accountId: string) => `ACCOUNT#${accountId}`;
+const KEYS_SORT = "KEYS";
+const ENTRY_SEPARATOR = "|";
+
+async function batchWrite(client: DynamoDBClient, table: string, requests: WriteRequest[]): Promise<void> {
+  for (let start = 0; start < requests.length; start += 25) {
+    let pending: WriteRequest[] = requests.slice(start, start + 25);
+    for (let attempt = 0; pending.length > 0; attempt += 1) {
+      if (attempt > 8) throw new Error(`trigger index: ${pending.length} writes left unprocessed`);
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+      const result = await client.send(new BatchWriteItemCommand({ RequestItems: { [table]: pending } }));
+      pending = result.UnprocessedItems?.[table] ?? [];
+    }
+  }
+}
+
+/**
+ * Replaces the account's entries with the ones its current valuation gives. Writes nothing when they
+ * are unchanged and were refreshed within REFRESH_AFTER_SECONDS.
+ */
+export async function syncTriggerIndex(
+  deps: { readonly dynamo: DynamoDBClient; readonly tables: Tables },
+  inputs: AccountInputs,
+  now: string,
+): Promise<{ written: number; deleted: number }> {
+  const { dynamo, tables } = deps;
+  const accountId = inputs.account.accountId;
+  const nowSeconds = Math.floor(Date.parse(now) / 1000);
+  const entries = triggerEntries(inputs);
+  const current = await dynamo.send(
+    new GetItemCommand({
+      TableName: tables.triggerIndex,
+      Key: { line: { S: keysLine(accountId) }, triggerKey: { S: KEYS_SORT } },
+      ConsistentRead: true,
+    }),
+  );
+  const previous = current.Item ? fromImage(current.Item) : undefined;
+  const previousKeys = new Set(
+    String(previous?.keys ?? "")
+      .split("\n")
+      .filter(Boolean),
+  );
+  const nextKeys = new Set(entries.map((entry) => `${entry.line}${ENTRY_SEPARATOR}${entry.triggerKey}`));
+  const refreshedAt =
+    typeof previous?.refreshedAtEpochSeconds === "number" ? previous.refreshedAtEpochSeconds : 0;
+  const fresh = nowSeconds - refreshedAt < REFRESH_AFTER_SECONDS;
+  const same = previousKeys.size === nextKeys.size && [...nextKeys].every((key) => previousKeys.has(key));
+  if (same && fresh) return { written: 0, deleted: 0 };
+
+  const writes: WriteRequest[] = entries
+    .filter((entry) => !fresh || !previousKeys.has(`${entry.line}${ENTRY_SEPARATOR}${entry.triggerKey}`))
+    .map((entry) => ({
+      PutRequest: {
+        Item: toItem({
+          ...entry,
+          accountId,
+          expiresAtEpochSeconds: nowSeconds + ENTRY_TTL_SECONDS,
+        }),
+      },
+    }));
+  const deletes: WriteRequest[] = [...previousKeys]
+    .filter((key) => !nextKeys.has(key))
+    .map((key) => {
+      const [line = "", triggerKey = ""] = key.split(ENTRY_SEPARATOR);
+      return { DeleteRequest: { Key: { line: { S: line }, triggerKey: { S: triggerKey } } } };
+    });
+  // New entries first: a crash between the two steps leaves an extra entry (a harmless extra
+  // revaluation), never a missing one.
+  await batchWrite(dynamo, tables.triggerIndex, writes);
+  await dynamo.send(
+    new PutItemCommand({
+      TableName: tables.triggerIndex,
+      Item: toItem({
+        line: keysLine(accountId),
+        triggerKey: KEYS_SORT,
+        keys: [...nextKeys].sort().join("\n"),
+        refreshedAtEpochSeconds: fresh ? refreshedAt : nowSeconds,
+      }),
+    }),
+  );
+  await batchWrite(dynamo, tables.triggerIndex, deletes);
+  return { written: writes.length, deleted: deletes.length };
+}
+
+export interface CrossedPage {
+  readonly accountIds: string[];
+  readonly lastKey: Record<string, unknown> | undefined;
+}
+
+/**
+ * The accounts with an entry on `line` between two prices, inclusive, one page at a time. Each page
+ * reads only the entries in the range: the cost is the accounts whose line was crossed.
+ */
+export async function crossedAccounts(
+  deps: { readonly dynamo: DynamoDBClient; readonly tables: Tables },
+  line: string,
+  low: Dec,
+  high: Dec,
+  limit: number,
+  startKey?: Record<string, unknown>,
+): Promise<CrossedPage & { readonly scanned: number }> {
+  const page: QueryCommandOutput = await deps.dynamo.send(
+    new QueryCommand({
+      TableName: deps.tables.triggerIndex,
+      KeyConditionExpression: "line = :line AND triggerKey BETWEEN :low AND :high",
+      ExpressionAttributeValues: {
+        ":line": { S: line },
+        ":low": { S: encodePrice(low) },
+        // "~" sorts after "#": every key of the high price itself is inside the range.
+        ":high": { S: `${encodePrice(high)}~` },
+      },
+      Limit: limit,
+      ...(startKey ? { ExclusiveStartKey: toItem(startKey) } : {}),
+    }),
+  );
+  const accountIds = (page.Items ?? []).map((item) => String(fromImage(item).accountId));
+  return {
+    accountIds,
+    lastKey: page.LastEvaluatedKey ? fromImage(page.LastEvaluatedKey) : undefined,
+    scanned: page.Items?.length ?? 0,
+  };
+}
+
+export { dec as decimal };

@@ -1,0 +1,44 @@
+/**
+ * The fan-out worker: consumes the fan-out queue. Each message is one page of a tick's range or of a sweep
+ * segment; a page that does not finish its range sends its continuation back to the queue.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
+import { enqueue, fanOutMessageSchema, processRangePage, processSweepPage } from "../adapters/fan-out.ts";
+import { type Runtime, runtime } from "./runtime.ts";
+
+async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
+  let body: unknown;
+  try {
+    body = JSON.parse(record.body);
+  } catch {
+    // The engine writes every message itself: a message it cannot read is a bug, kept for an operator.
+    throw new Error(`fan-out message ${record.messageId} is not JSON`);
+  }
+  const message = fanOutMessageSchema.parse(body);
+  const now = rt.now();
+  const page =
+    message.type === "RANGE"
+      ? await processRangePage(rt, message, rt.maxAccountsPerInvocation, now)
+      : await processSweepPage(rt, message, rt.maxAccountsPerInvocation, now);
+  if (page.continuation) await enqueue(rt, [page.continuation]);
+  rt.logger.info("fan-out page", {
+    type: message.type,
+    revalued: page.outcomes.length,
+    read: page.read,
+    continues: page.continuation !== undefined,
+  });
+}
+
+export async function handler(event: SQSEvent, context?: Context) {
+  const rt = runtime();
+  return processPartialResponse(
+    event,
+    (record: SQSRecord) => handleRecord(rt, record),
+    new BatchProcessor(EventType.SQS),
+    {
+      ...(context ? { context } : {}),
+      processInParallel: false,
+    },
+  );
+}

@@ -1,0 +1,74 @@
+/**
+ * What every handler shares in one Lambda execution environment: the AWS clients, the settings read from
+ * the environment, the policy set, the logger and the clock. Built once on first use and then reused
+ * across invocations. The local runtime and the tests swap the clock (time acceleration) and can reset it.
+ */
+import { Logger } from "@aws-lambda-powertools/logger";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import type { EngineDeps } from "../adapters/engine.ts";
+import {
+  ENV,
+  type Environment,
+  integer,
+  type PolicyEntry,
+  parsePolicies,
+  required,
+  type Tables,
+  tablesFrom,
+} from "../adapters/settings.ts";
+
+export interface Runtime extends EngineDeps {
+  readonly env: Environment;
+  readonly logger: Logger;
+  readonly sns: SNSClient;
+  readonly eventBridge: EventBridgeClient;
+  readonly sqs: SQSClient;
+  readonly tables: Tables;
+  readonly policies: ReadonlyMap<string, PolicyEntry>;
+  readonly maxAccountsPerInvocation: number;
+  readonly sweepSegments: number;
+  readonly fanOutQueueUrl: string | undefined;
+  /** ISO-8601 UTC, millisecond precision. */
+  readonly now: () => string;
+}
+
+let cached: Runtime | undefined;
+let clock: () => string = () => new Date().toISOString();
+
+function createRuntime(env: Environment): Runtime {
+  const logger = new Logger({ serviceName: "margin-call-engine" });
+  return {
+    env,
+    logger,
+    dynamo: new DynamoDBClient({}),
+    sns: new SNSClient({}),
+    eventBridge: new EventBridgeClient({}),
+    sqs: new SQSClient({}),
+    tables: tablesFrom(env),
+    policies: parsePolicies(required(env, ENV.policies)),
+    openCallShards: integer(env, ENV.openCallShards, 8),
+    maxAccountsPerInvocation: integer(env, ENV.maxAccountsPerInvocation, 500),
+    sweepSegments: integer(env, ENV.sweepSegments, 4),
+    fanOutQueueUrl: env[ENV.fanOutQueueUrl],
+    now: () => clock(),
+  };
+}
+
+export function runtime(): Runtime {
+  cached ??= createRuntime(process.env);
+  return cached;
+}
+
+/** For the local runtime and the tests: a clock that can run faster than real time. */
+export function setClock(next: () => string): void {
+  clock = next;
+}
+
+/** For tests: forget the clients and settings, so the next invocation reads the environment again. */
+export function resetRuntime(): void {
+  cached = undefined;
+  clock = () => new Date().toISOString();
+}

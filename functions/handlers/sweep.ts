@@ -1,0 +1,46 @@
+/**
+ * Handler 3: the scheduled sweep, the safety net. Every run (once a minute by default):
+ *  1. revalues the calls whose reminder, deadline or liquidation retry is due, found in the sparse
+ *     byDeadline index, so escalation never waits for a price tick;
+ *  2. starts a parallel segmented scan of every account: one fan-out message per segment, each of which
+ *     revalues its accounts page by page and re-indexes their trigger prices. This catches what no tick
+ *     announced: prices that went stale, a missed trigger entry, a policy change.
+ */
+import type { Context, ScheduledEvent } from "aws-lambda";
+import { revalueAccount } from "../adapters/engine.ts";
+import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
+import { runtime } from "./runtime.ts";
+
+export interface SweepResult {
+  readonly dueRevalued: number;
+  readonly dueComplete: boolean;
+  readonly segmentsQueued: number;
+  readonly transitions: number;
+}
+
+export async function handler(event: ScheduledEvent, _context?: Context): Promise<SweepResult> {
+  const rt = runtime();
+  const now = rt.now();
+  const eventId = `sweep:${event.time ?? now}:${event.id ?? ""}`;
+  const due = await dueCalls(rt, now, rt.maxAccountsPerInvocation);
+  let transitions = 0;
+  for (const accountId of new Set(due.accountIds)) {
+    const outcome = await revalueAccount(rt, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, now);
+    if (outcome.kind === "TRANSITIONED") transitions += 1;
+  }
+  const segments: FanOutMessage[] = Array.from({ length: rt.sweepSegments }, (_, segment) => ({
+    type: "SWEEP_SEGMENT",
+    segment,
+    totalSegments: rt.sweepSegments,
+    eventId,
+  }));
+  await enqueue(rt, segments);
+  const result = {
+    dueRevalued: due.accountIds.length,
+    dueComplete: due.complete,
+    segmentsQueued: segments.length,
+    transitions,
+  };
+  rt.logger.info("sweep", { ...result });
+  return result;
+}
