@@ -167,7 +167,7 @@ export class MarginCallStack extends Stack {
       filters: [
         FilterCriteria.filter({ eventName: FilterRule.or("INSERT", "MODIFY") }),
         // Deletions by upstream, not DynamoDB's TTL expiry of settled deposits and old reports.
-        { eventName: ["REMOVE"], userIdentity: { principalId: [{ exists: false }] } },
+        pattern({ eventName: ["REMOVE"], userIdentity: { principalId: [{ exists: false }] } }),
       ],
     });
 
@@ -267,7 +267,7 @@ export class MarginCallStack extends Stack {
       parallelizationFactor: 2,
       retryAttempts: 10,
       maxRecordAge: Duration.hours(6),
-      filters: [{ eventName: ["INSERT"], dynamodb: { NewImage: { kind: { S: ["NOTIFY"] } } } }],
+      filters: [pattern({ eventName: ["INSERT"], dynamodb: { NewImage: { kind: { S: ["NOTIFY"] } } } })],
     });
 
     const dispatcher = this.handler("LiquidationDispatcher", {
@@ -286,10 +286,10 @@ export class MarginCallStack extends Stack {
       retryAttempts: 10,
       maxRecordAge: Duration.hours(6),
       filters: [
-        {
+        pattern({
           eventName: ["INSERT"],
           dynamodb: { NewImage: { kind: { S: ["REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
-        },
+        }),
       ],
     });
 
@@ -449,6 +449,11 @@ export class MarginCallStack extends Stack {
       );
     }
   }
+}
+
+/** A Lambda event filter pattern, in the form the event source mapping takes. */
+function pattern(rule: Record<string, unknown>): Record<string, unknown> {
+  return { pattern: JSON.stringify(rule) };
 }
 
 /** Allows `actions` on the tables themselves (no index, no stream). */

@@ -13,14 +13,14 @@ import {
   type QueryCommandOutput,
   type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
-import { type Dec, dec } from "../domain/money.ts";
+import { type Dec, dec, ONE } from "../domain/money.ts";
 import { triggerPrices } from "../domain/triggers.ts";
 import type { AccountInputs } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { Tables } from "./settings.ts";
 
 export type Direction = "DOWN" | "UP";
-export type TriggerKind = "BREACH" | "WARN";
+export type TriggerKind = "BREACH" | "WARN" | "FLOOR" | "CURE";
 
 const INTEGER_DIGITS = 20;
 const FRACTION_DIGITS = 12;
@@ -53,12 +53,21 @@ export interface TriggerEntry {
 export function triggerEntries(inputs: AccountInputs): TriggerEntry[] {
   const accountId = inputs.account.accountId;
   const entries: TriggerEntry[] = [];
-  for (const trigger of triggerPrices(inputs.account, inputs.marks, inputs.policy.policy)) {
+  const policy = inputs.policy.policy;
+  // The hard floor (immediate liquidation) and the cure line (ratio 1 + exit buffer, ignoring the
+  // threshold, which only lowers it) are lines too: crossing them changes a call's state.
+  const extra = [policy.hardFloorRatio, ONE.plus(policy.exitBuffer)];
+  for (const trigger of triggerPrices(inputs.account, inputs.marks, policy, extra)) {
+    const [floor, cure] = trigger.levels;
     const candidates: [Direction, TriggerKind, Dec | null][] = [
       ["DOWN", "BREACH", trigger.breachDown],
       ["DOWN", "WARN", trigger.warningDown],
       ["UP", "BREACH", trigger.breachUp],
       ["UP", "WARN", trigger.warningUp],
+      ["DOWN", "FLOOR", floor?.down ?? null],
+      ["UP", "FLOOR", floor?.up ?? null],
+      ["DOWN", "CURE", cure?.down ?? null],
+      ["UP", "CURE", cure?.up ?? null],
     ];
     for (const [direction, kind, price] of candidates) {
       if (!price) continue;

@@ -32,6 +32,8 @@ export interface TriggerPrices {
   /** The same for the warning line, ratio = 1 + cushion. */
   readonly warningDown: Dec | null;
   readonly warningUp: Dec | null;
+  /** The same for each extra ratio asked for, in the order asked. */
+  readonly levels: ReadonlyArray<{ readonly ratio: Dec; readonly down: Dec | null; readonly up: Dec | null }>;
 }
 
 interface DependentLine {
@@ -89,8 +91,16 @@ function roots(lines: readonly DependentLine[], constant: Dec, k: Dec): Dec[] {
   return found;
 }
 
-/** Breach and warning prices of every non-cash asset the account is exposed to. */
-export function triggerPrices(account: Account, marks: Marks, policy: Policy): TriggerPrices[] {
+/**
+ * Breach and warning prices of every non-cash asset the account is exposed to, and the prices at which
+ * the ratio reaches each of `extraRatios` (the trigger index adds the hard floor and the cure line).
+ */
+export function triggerPrices(
+  account: Account,
+  marks: Marks,
+  policy: Policy,
+  extraRatios: readonly Dec[] = [],
+): TriggerPrices[] {
   const { cash, holdings } = cashOf(account, policy);
   const lines: Array<{ line: ExposureLine; tiers: readonly Tier[] }> = [];
   for (const holding of holdings) {
@@ -148,6 +158,7 @@ export function triggerPrices(account: Account, marks: Marks, policy: Policy): T
       breachUp: breach.up,
       warningDown: warning.down,
       warningUp: warning.up,
+      levels: extraRatios.map((ratio) => ({ ratio, ...prices(ratio) })),
     };
   });
 }

@@ -5,6 +5,8 @@ import { createLocalTables } from "../../functions/local/local-tables.ts";
 import type { CfnTemplate } from "../../functions/local/template.ts";
 
 export interface TestDatabase extends LocalClients {
+  readonly endpoint: string;
+  readonly accessKeyId: string;
   readonly template: CfnTemplate;
   /** Local table name by logical id. */
   readonly tables: Record<string, string>;
@@ -19,8 +21,9 @@ export async function testDatabase(testFileUrl: string, suffix = ""): Promise<Te
     .update(testFileUrl + suffix)
     .digest("hex")
     .slice(0, 16)}`;
-  const clients = localClients(inject("dynamodbEndpoint"), accessKeyId);
+  const endpoint = inject("dynamodbEndpoint");
+  const clients = localClients(endpoint, accessKeyId);
   const template = inject("template");
   const tables = await createLocalTables(clients.dynamodb, template);
-  return { ...clients, template, tables };
+  return { ...clients, endpoint, accessKeyId, template, tables };
 }

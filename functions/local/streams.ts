@@ -1,0 +1,193 @@
+/**
+ * Reads a table's stream through the real DynamoDB Streams API (of DynamoDB Local) and turns each record
+ * into the exact shape Lambda gives a handler (`DynamoDBRecord` of aws-lambda): `eventSourceARN` added,
+ * `userIdentity` in Lambda's lower-case spelling, `ApproximateCreationDateTime` in epoch seconds.
+ *
+ * Records are buffered per shard and only dropped when the caller commits them, so a caller can retry a
+ * batch from any record, as Lambda's event source mapping does with its checkpoint.
+ */
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  ExpiredIteratorException,
+  GetRecordsCommand,
+  type GetRecordsCommandOutput,
+  GetShardIteratorCommand,
+  type Shard,
+  type _Record as StreamApiRecord,
+  TrimmedDataAccessException,
+} from "@aws-sdk/client-dynamodb-streams";
+import type { DynamoDBRecord } from "aws-lambda";
+
+export type StartingPosition = "TRIM_HORIZON" | "LATEST";
+
+interface ShardState {
+  readonly shardId: string;
+  readonly parentShardId: string | undefined;
+  iterator: string | undefined;
+  /** The shard is closed and everything in it has been fetched. */
+  exhausted: boolean;
+  started: boolean;
+  lastSequenceNumber: string | undefined;
+  readonly buffer: DynamoDBRecord[];
+}
+
+export async function streamArnOf(dynamodb: DynamoDBClient, tableName: string): Promise<string> {
+  const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+  const arn = Table?.LatestStreamArn;
+  if (!arn) throw new Error(`table ${tableName} has no stream`);
+  return arn;
+}
+
+/** The Lambda event-record form of a Streams API record. */
+export function toLambdaRecord(record: StreamApiRecord, streamArn: string): DynamoDBRecord {
+  const data = record.dynamodb ?? {};
+  const created = data.ApproximateCreationDateTime;
+  const lambdaRecord: DynamoDBRecord = {
+    eventID: record.eventID ?? "",
+    eventName: record.eventName as DynamoDBRecord["eventName"],
+    eventVersion: record.eventVersion ?? "1.1",
+    eventSource: record.eventSource ?? "aws:dynamodb",
+    awsRegion: record.awsRegion ?? "us-east-1",
+    eventSourceARN: streamArn,
+    dynamodb: {
+      ...(created ? { ApproximateCreationDateTime: Math.floor(new Date(created).getTime() / 1000) } : {}),
+      Keys: data.Keys as never,
+      ...(data.NewImage ? { NewImage: data.NewImage as never } : {}),
+      ...(data.OldImage ? { OldImage: data.OldImage as never } : {}),
+      ...(data.SequenceNumber ? { SequenceNumber: data.SequenceNumber } : {}),
+      ...(data.SizeBytes !== undefined ? { SizeBytes: data.SizeBytes } : {}),
+      ...(data.StreamViewType ? { StreamViewType: data.StreamViewType } : {}),
+    },
+  };
+  if (record.userIdentity) {
+    lambdaRecord.userIdentity = {
+      type: record.userIdentity.Type ?? "",
+      principalId: record.userIdentity.PrincipalId ?? "",
+    };
+  }
+  return lambdaRecord;
+}
+
+export class StreamReader {
+  private readonly shards = new Map<string, ShardState>();
+
+  constructor(
+    private readonly streams: DynamoDBStreamsClient,
+    readonly streamArn: string,
+    private readonly startingPosition: StartingPosition,
+  ) {}
+
+  private async describeShards(): Promise<Shard[]> {
+    const shards: Shard[] = [];
+    let start: string | undefined;
+    do {
+      const { StreamDescription } = await this.streams.send(
+        new DescribeStreamCommand({ StreamArn: this.streamArn, ExclusiveStartShardId: start }),
+      );
+      shards.push(...(StreamDescription?.Shards ?? []));
+      start = StreamDescription?.LastEvaluatedShardId;
+    } while (start);
+    return shards;
+  }
+
+  private async iteratorFor(shard: ShardState, initial: boolean): Promise<string | undefined> {
+    const after = shard.lastSequenceNumber;
+    const { ShardIterator } = await this.streams.send(
+      new GetShardIteratorCommand({
+        StreamArn: this.streamArn,
+        ShardId: shard.shardId,
+        ...(after
+          ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: after }
+          : { ShardIteratorType: initial ? this.startingPosition : "TRIM_HORIZON" }),
+      }),
+    );
+    return ShardIterator;
+  }
+
+  /**
+   * Fetches what is new in every shard into the buffers. A child shard is read only once its parent is
+   * exhausted and drained, so records of one key stay in order across a shard split.
+   * @returns the number of records fetched
+   */
+  async fetch(limitPerShard = 1000): Promise<number> {
+    const firstFetch = this.shards.size === 0;
+    for (const shard of await this.describeShards()) {
+      if (!shard.ShardId || this.shards.has(shard.ShardId)) continue;
+      this.shards.set(shard.ShardId, {
+        shardId: shard.ShardId,
+        parentShardId: shard.ParentShardId,
+        iterator: undefined,
+        exhausted: false,
+        started: false,
+        lastSequenceNumber: undefined,
+        buffer: [],
+      });
+    }
+    let fetched = 0;
+    for (const state of this.shards.values()) {
+      if (state.exhausted) continue;
+      const parent = state.parentShardId ? this.shards.get(state.parentShardId) : undefined;
+      if (parent && (!parent.exhausted || parent.buffer.length > 0)) continue;
+      if (!state.started) {
+        state.iterator = await this.iteratorFor(state, firstFetch && !parent);
+        state.started = true;
+      }
+      for (let page = 0; page < 20 && state.iterator; page += 1) {
+        let response: GetRecordsCommandOutput;
+        try {
+          response = await this.streams.send(
+            new GetRecordsCommand({ ShardIterator: state.iterator, Limit: Math.min(1000, limitPerShard) }),
+          );
+        } catch (error) {
+          // An iterator can expire, and DynamoDB Local refuses one taken on an empty shard once records
+          // arrive: take a new one from where this reader stands.
+          if (!(error instanceof ExpiredIteratorException || error instanceof TrimmedDataAccessException)) {
+            throw error;
+          }
+          state.iterator = await this.iteratorFor(state, false);
+          continue;
+        }
+        const records = response.Records ?? [];
+        for (const record of records) {
+          state.buffer.push(toLambdaRecord(record, this.streamArn));
+          state.lastSequenceNumber = record.dynamodb?.SequenceNumber ?? state.lastSequenceNumber;
+        }
+        fetched += records.length;
+        state.iterator = response.NextShardIterator;
+        if (!state.iterator) state.exhausted = true;
+        if (records.length === 0 || state.buffer.length >= limitPerShard) break;
+      }
+    }
+    return fetched;
+  }
+
+  /** Shards with buffered records, in the order they must be consumed. */
+  pendingShards(): string[] {
+    return [...this.shards.values()].filter((shard) => shard.buffer.length > 0).map((shard) => shard.shardId);
+  }
+
+  /** The first `count` buffered records of a shard, without consuming them. */
+  peek(shardId: string, count: number): DynamoDBRecord[] {
+    return this.shards.get(shardId)?.buffer.slice(0, count) ?? [];
+  }
+
+  /** Drops the first `count` buffered records of a shard: the checkpoint moves past them. */
+  commit(shardId: string, count: number): void {
+    this.shards.get(shardId)?.buffer.splice(0, count);
+  }
+
+  /** Everything buffered, in order, consumed: for tests that only want the records. */
+  take(): DynamoDBRecord[] {
+    const all: DynamoDBRecord[] = [];
+    for (const shard of this.shards.values()) all.push(...shard.buffer.splice(0));
+    return all;
+  }
+
+  buffered(): number {
+    let total = 0;
+    for (const shard of this.shards.values()) total += shard.buffer.length;
+    return total;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The deployed pipeline, driven in-process for the handler tests: the tables of the template in DynamoDB
+ * Local, the handler modules and environment of the template's functions, each stream event source
+ * mapping with the template's settings (functions/local/stream-mapping.ts), and the AWS stub for SNS,
+ * EventBridge and SQS. Time is a test clock, moved by the test.
+ */
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { GetItemCommand, PutItemCommand, QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBStreamEvent } from "aws-lambda";
+import { fromImage, toItem } from "../../functions/adapters/codec.ts";
+import type { CallState } from "../../functions/domain/machine.ts";
+import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
+import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub.ts";
+import { LOCAL_ACCOUNT, type LocalDeployment, readDeployment } from "../../functions/local/deployment.ts";
+import { type StreamFailureRecord, StreamMapping } from "../../functions/local/stream-mapping.ts";
+import { StreamReader, streamArnOf } from "../../functions/local/streams.ts";
+import { type TestDatabase, testDatabase } from "./local-dynamodb.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export type MappingName = "AccountChanges" | "PriceTicks" | "Notifier" | "LiquidationDispatcher";
+export type Item = Record<string, unknown>;
+
+export interface Pipeline {
+  readonly db: TestDatabase;
+  readonly stub: AwsStub;
+  readonly deployment: LocalDeployment;
+  readonly mappings: Record<MappingName, StreamMapping>;
+  /** Records each mapping gave up on, as its on-failure destination received them. */
+  readonly discarded: Record<MappingName, StreamFailureRecord[]>;
+  now(): string;
+  setNow(iso: string): void;
+  advance(seconds: number): void;
+  put(table: string, item: Item): Promise<void>;
+  /** Runs every mapping until none has anything left to deliver. */
+  drain(maxRounds?: number): Promise<number>;
+  handler<T = unknown>(functionPrefix: string): Promise<(event: T) => Promise<unknown>>;
+  callState(accountId: string): Promise<CallState | undefined>;
+  scan(table: string): Promise<Item[]>;
+  query(table: string, key: string, value: string): Promise<Item[]>;
+  close(): Promise<void>;
+}
+
+function functionId(deployment: LocalDeployment, prefix: string): string {
+  const ids = [...deployment.functions.keys()].filter((id) => id.startsWith(`${prefix}Function`));
+  if (ids.length !== 1 || !ids[0])
+    throw new Error(`expected one function ${prefix}, found ${ids.join(", ")}`);
+  return ids[0];
+}
+
+export async function startPipeline(
+  testFileUrl: string,
+  start = "2026-11-24T12:00:00.000Z",
+): Promise<Pipeline> {
+  const db = await testDatabase(testFileUrl);
+  const stub = await startAwsStub();
+  const deployment = readDeployment(db.template, {
+    queueUrl: (logicalId) => `${stub.endpoint}/${LOCAL_ACCOUNT}/${logicalId}`,
+  });
+  const environment: Record<string, string> = {};
+  for (const fn of deployment.functions.values()) Object.assign(environment, fn.environment);
+  Object.assign(process.env, environment, {
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: db.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
+    AWS_ENDPOINT_URL_SNS: stub.endpoint,
+    AWS_ENDPOINT_URL_EVENTBRIDGE: stub.endpoint,
+    AWS_ENDPOINT_URL_SQS: stub.endpoint,
+    POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "ERROR",
+    AWS_LAMBDA_FUNCTION_NAME: "margin-call-test",
+  });
+  let clock = Date.parse(start);
+  resetRuntime();
+  setClock(() => new Date(clock).toISOString());
+
+  const handlers = new Map<string, (event: unknown) => Promise<unknown>>();
+  async function handler<T>(prefix: string): Promise<(event: T) => Promise<unknown>> {
+    const id = functionId(deployment, prefix);
+    let loaded = handlers.get(id);
+    if (!loaded) {
+      const entry = deployment.functions.get(id)?.entry ?? "";
+      const module = (await import(pathToFileURL(join(ROOT, entry)).href)) as {
+        handler: (event: unknown) => Promise<unknown>;
+      };
+      loaded = module.handler;
+      handlers.set(id, loaded);
+    }
+    return loaded as (event: T) => Promise<unknown>;
+  }
+
+  const names: MappingName[] = ["AccountChanges", "PriceTicks", "Notifier", "LiquidationDispatcher"];
+  const mappings = {} as Record<MappingName, StreamMapping>;
+  const discarded = {} as Record<MappingName, StreamFailureRecord[]>;
+  for (const name of names) {
+    const fnId = functionId(deployment, name);
+    const mapping = deployment.mappings.find(
+      (m) => m.functionLogicalId === fnId && m.source.kind === "dynamodb",
+    );
+    if (!mapping || mapping.source.kind !== "dynamodb") throw new Error(`no stream mapping for ${name}`);
+    const reader = new StreamReader(
+      db.streams,
+      await streamArnOf(db.dynamodb, mapping.source.table),
+      mapping.startingPosition ?? "TRIM_HORIZON",
+    );
+    const invoke = await handler<DynamoDBStreamEvent>(name);
+    discarded[name] = [];
+    mappings[name] = new StreamMapping(
+      mapping,
+      reader,
+      (event) => invoke(event) as Promise<{ batchItemFailures?: { itemIdentifier: string }[] }>,
+      async (record) => {
+        discarded[name].push(record);
+      },
+    );
+  }
+
+  return {
+    db,
+    stub,
+    deployment,
+    mappings,
+    discarded,
+    now: () => new Date(clock).toISOString(),
+    setNow: (iso) => {
+      clock = Date.parse(iso);
+    },
+    advance: (seconds) => {
+      clock += seconds * 1000;
+    },
+    put: async (table, item) => {
+      await db.dynamodb.send(new PutItemCommand({ TableName: table, Item: toItem(item) }));
+    },
+    drain: async (maxRounds = 50) => {
+      let total = 0;
+      for (let round = 0; round < maxRounds; round += 1) {
+        let invocations = 0;
+        for (const name of names) invocations += await mappings[name].pollOnce();
+        total += invocations;
+        if (invocations === 0) return total;
+      }
+      throw new Error(`the pipeline did not settle in ${maxRounds} rounds`);
+    },
+    handler,
+    callState: async (accountId) => {
+      const result = await db.dynamodb.send(
+        new GetItemCommand({
+          TableName: "MarginCalls",
+          Key: { accountId: { S: accountId } },
+          ConsistentRead: true,
+        }),
+      );
+      return result.Item ? (JSON.parse(String(fromImage(result.Item).state)) as CallState) : undefined;
+    },
+    scan: async (table) => {
+      const items: Item[] = [];
+      let start: Record<string, never> | undefined;
+      do {
+        const page = await db.dynamodb.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start }));
+        items.push(...(page.Items ?? []).map(fromImage));
+        start = page.LastEvaluatedKey as Record<string, never> | undefined;
+      } while (start);
+      return items;
+    },
+    query: async (table, key, value) => {
+      const page = await db.dynamodb.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: "#k = :v",
+          ExpressionAttributeNames: { "#k": key },
+          ExpressionAttributeValues: { ":v": { S: value } },
+          ConsistentRead: true,
+        }),
+      );
+      return (page.Items ?? []).map(fromImage);
+    },
+    close: async () => {
+      resetRuntime();
+      await stub.stop();
+      db.destroy();
+    },
+  };
+}
