@@ -251,15 +251,9 @@ export class MarginCallStack extends Stack {
       statements: [
         allow(["dynamodb:GetItem"], t.accounts),
         idempotency,
-        new PolicyStatement({ actions: ["sns:Publish"], resources: [this.emailTopic.topicArn] }),
-        // SMS to a phone number has no resource ARN: deny every other topic and endpoint explicitly.
+        // Publishing an SMS to a phone number has no resource ARN, so sns:Publish cannot be scoped tighter
+        // than "*" (which also covers the email topic). See docs/notifications.md.
         new PolicyStatement({ actions: ["sns:Publish"], resources: ["*"] }),
-        new PolicyStatement({
-          effect: Effect.DENY,
-          actions: ["sns:Publish"],
-          notResources: [this.emailTopic.topicArn],
-          conditions: { Null: { "sns:Protocol": "false" } },
-        }),
       ],
     });
     this.streamTrigger("Notifier", notifier, t.outbox, {
@@ -424,9 +418,7 @@ export class MarginCallStack extends Stack {
         role,
         "IAM5[Resource::*]",
         "dynamodb:ListStreams has no resource-level permission; the stream event source mapping adds it." +
-          (id === "Notifier"
-            ? " sns:Publish to a phone number has no ARN either; an explicit deny fences it to SMS and the email topic."
-            : ""),
+          (id === "Notifier" ? " sns:Publish to a phone number (SMS) has no resource ARN either." : ""),
       );
     }
     const smsSettings = this.node.findChild("SmsSettings");

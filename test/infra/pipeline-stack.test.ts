@@ -1,0 +1,322 @@
+/**
+ * CDK assertions on the pipeline: every event source mapping's failure settings, the schedule, the alarms,
+ * the functions' runtime, and that each function's role grants exactly what its handler calls.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Template } from "aws-cdk-lib/assertions";
+import { afterAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../lib/app.ts";
+
+const outdirs: string[] = [];
+function synth(context: Record<string, unknown> = {}) {
+  const outdir = mkdtempSync(join(tmpdir(), "margin-call-pipeline-test-"));
+  outdirs.push(outdir);
+  const { stack } = buildApp({ outdir, context: { "aws:cdk:bundling-stacks": [], ...context } });
+  return Template.fromStack(stack);
+}
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const template = synth();
+const resources = template.toJSON().Resources as Record<
+  string,
+  { Type: string; Properties: Record<string, any> }
+>;
+const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
+const logicalIdOf = (reference: unknown): string => {
+  const value = reference as { Ref?: string; "Fn::GetAtt"?: [string, string] };
+  return value.Ref ?? value["Fn::GetAtt"]?.[0] ?? JSON.stringify(reference);
+};
+const handlerName = (functionLogicalId: string) => functionLogicalId.replace(/Function[0-9A-F]{8}$/, "");
+
+describe("event source mappings", () => {
+  const mappings = ofType("AWS::Lambda::EventSourceMapping").map(([, resource]) => resource.Properties);
+  const streams = mappings.filter(
+    (mapping) =>
+      logicalIdOf(mapping.EventSourceArn) !== "FanOut4A9AB6BC" &&
+      !String(logicalIdOf(mapping.EventSourceArn)).startsWith("FanOut"),
+  );
+
+  it("connects each stream to its handler", () => {
+    expect(
+      Object.fromEntries(
+        streams.map((m) => [handlerName(logicalIdOf(m.FunctionName)), logicalIdOf(m.EventSourceArn)]),
+      ),
+    ).toEqual({
+      AccountChanges: "Accounts",
+      PriceTicks: "Prices",
+      Notifier: "Outbox",
+      LiquidationDispatcher: "Outbox",
+    });
+  });
+
+  it.each(["AccountChanges", "PriceTicks", "Notifier", "LiquidationDispatcher"])(
+    "%s: every failure setting is explicit and bounded",
+    (name) => {
+      const mapping = streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name);
+      expect(mapping).toBeDefined();
+      expect(mapping?.StartingPosition).toBe("TRIM_HORIZON");
+      expect(mapping?.BatchSize).toBeGreaterThanOrEqual(1);
+      expect(mapping?.BatchSize).toBeLessThanOrEqual(100);
+      expect(mapping?.BisectBatchOnFunctionError).toBe(true);
+      expect(mapping?.MaximumRetryAttempts).toBeGreaterThanOrEqual(1);
+      expect(mapping?.MaximumRetryAttempts).toBeLessThanOrEqual(10);
+      expect(mapping?.MaximumRecordAgeInSeconds).toBeGreaterThanOrEqual(60);
+      expect(mapping?.MaximumRecordAgeInSeconds).toBeLessThanOrEqual(6 * 3600);
+      expect(mapping?.FunctionResponseTypes).toEqual(["ReportBatchItemFailures"]);
+      expect(mapping?.MaximumBatchingWindowInSeconds).toBe(0);
+      expect(mapping?.ParallelizationFactor).toBeGreaterThanOrEqual(1);
+      const destination = logicalIdOf(mapping?.DestinationConfig?.OnFailure?.Destination);
+      expect(resources[destination]?.Type).toBe("AWS::SQS::Queue");
+      const filters = mapping?.FilterCriteria?.Filters as { Pattern: string }[];
+      expect(filters.length).toBeGreaterThan(0);
+      for (const filter of filters) expect(() => JSON.parse(filter.Pattern)).not.toThrow();
+    },
+  );
+
+  it("filters the outbox: the notifier gets notices, the dispatcher liquidation requests and losses", () => {
+    const patternsOf = (name: string) =>
+      (
+        streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name)?.FilterCriteria.Filters as {
+          Pattern: string;
+        }[]
+      ).map((filter) => JSON.parse(filter.Pattern));
+    expect(patternsOf("Notifier")).toEqual([
+      { eventName: ["INSERT"], dynamodb: { NewImage: { kind: { S: ["NOTIFY"] } } } },
+    ]);
+    expect(patternsOf("LiquidationDispatcher")).toEqual([
+      {
+        eventName: ["INSERT"],
+        dynamodb: { NewImage: { kind: { S: ["REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+      },
+    ]);
+    expect(patternsOf("AccountChanges")).toEqual([
+      { eventName: ["INSERT", "MODIFY"] },
+      { eventName: ["REMOVE"], userIdentity: { principalId: [{ exists: false }] } },
+    ]);
+  });
+
+  it("feeds the fan-out worker one message at a time with partial failures, behind a redrive queue", () => {
+    const worker = mappings.find((m) => handlerName(logicalIdOf(m.FunctionName)) === "FanOutWorker");
+    expect(worker).toMatchObject({ BatchSize: 1, FunctionResponseTypes: ["ReportBatchItemFailures"] });
+    const queue = resources[logicalIdOf(worker?.EventSourceArn)]?.Properties;
+    expect(queue?.RedrivePolicy?.maxReceiveCount).toBe(5);
+    expect(queue?.VisibilityTimeout).toBeGreaterThanOrEqual(6 * 300);
+  });
+});
+
+describe("functions", () => {
+  it("run our handlers on Node 24, arm64, with JSON logs", () => {
+    const ours = ofType("AWS::Lambda::Function").filter(([, resource]) => resource.Properties.Environment);
+    expect(ours.map(([id]) => handlerName(id)).sort()).toEqual(
+      ["AccountChanges", "FanOutWorker", "LiquidationDispatcher", "Notifier", "PriceTicks", "Sweep"].sort(),
+    );
+    for (const [, resource] of ours) {
+      expect(resource.Properties).toMatchObject({
+        Runtime: "nodejs24.x",
+        Architectures: ["arm64"],
+        LoggingConfig: { LogFormat: "JSON" },
+      });
+    }
+  });
+
+  it("grant each role exactly what its handler calls, and nothing more", () => {
+    const grants: Record<string, string[]> = {};
+    for (const [, policy] of ofType("AWS::IAM::Policy")) {
+      const roles = (policy.Properties.Roles as unknown[]).map(logicalIdOf);
+      const role = roles[0] ?? "";
+      // CDK's AwsCustomResource provider (SMS settings) has a fixed, hashed name.
+      const name = role.startsWith("AWS679f53fac")
+        ? "SmsSettingsProvider"
+        : role.replace(/Role[0-9A-F]{8}$/, "");
+      const entries: string[] = [];
+      for (const statement of policy.Properties.PolicyDocument.Statement) {
+        const actions = [statement.Action].flat();
+        const targets = [statement.Resource].flat().map((resource: unknown) => {
+          if (resource === "*") return "*";
+          const join = (resource as { "Fn::Join"?: [string, unknown[]] })["Fn::Join"];
+          if (join)
+            return join[1].map((part) => (typeof part === "string" ? part : logicalIdOf(part))).join("");
+          const id = logicalIdOf(resource);
+          const attribute = (resource as { "Fn::GetAtt"?: [string, string] })["Fn::GetAtt"]?.[1];
+          return attribute === "StreamArn" ? `${id}/stream` : id.replace(/[0-9A-F]{8}$/, "");
+        });
+        for (const action of actions)
+          for (const target of targets) entries.push(`${statement.Effect} ${action} ${target}`);
+      }
+      grants[name] = entries.sort();
+    }
+    const logs = (name: string) => [
+      `Allow logs:CreateLogStream ${name}Logs`,
+      `Allow logs:PutLogEvents ${name}Logs`,
+    ];
+    const stream = (name: string, table: string) => [
+      "Allow dynamodb:ListStreams *",
+      `Allow dynamodb:DescribeStream ${table}/stream`,
+      `Allow dynamodb:GetRecords ${table}/stream`,
+      `Allow dynamodb:GetShardIterator ${table}/stream`,
+      ...["SendMessage", "GetQueueAttributes", "GetQueueUrl"].map(
+        (a) => `Allow sqs:${a} ${name}StreamFailures`,
+      ),
+    ];
+    const revalue = [
+      "Allow dynamodb:Query Accounts",
+      "Allow dynamodb:Query Prices",
+      "Allow dynamodb:GetItem MarginCalls",
+      "Allow dynamodb:PutItem MarginCalls",
+      "Allow dynamodb:PutItem Outbox",
+      "Allow dynamodb:PutItem AuditLog",
+      "Allow dynamodb:GetItem TriggerIndex",
+      "Allow dynamodb:PutItem TriggerIndex",
+      "Allow dynamodb:BatchWriteItem TriggerIndex",
+    ];
+    const idempotency = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"].map(
+      (a) => `Allow dynamodb:${a} Idempotency`,
+    );
+    const expected: Record<string, string[]> = {
+      AccountChanges: [
+        ...logs("AccountChanges"),
+        ...revalue,
+        "Allow dynamodb:PutItem Quarantine",
+        ...stream("AccountChanges", "Accounts"),
+      ],
+      PriceTicks: [
+        ...logs("PriceTicks"),
+        ...revalue,
+        "Allow dynamodb:Query TriggerIndex",
+        "Allow dynamodb:PutItem Quarantine",
+        "Allow sqs:SendMessage FanOut",
+        ...stream("PriceTicks", "Prices"),
+      ],
+      FanOutWorker: [
+        ...logs("FanOutWorker"),
+        ...revalue,
+        "Allow dynamodb:Query TriggerIndex",
+        "Allow dynamodb:Scan Accounts",
+        "Allow sqs:SendMessage FanOut",
+        ...[
+          "ReceiveMessage",
+          "ChangeMessageVisibility",
+          "GetQueueUrl",
+          "DeleteMessage",
+          "GetQueueAttributes",
+        ].map((a) => `Allow sqs:${a} FanOut`),
+      ],
+      Sweep: [
+        ...logs("Sweep"),
+        ...revalue,
+        "Allow dynamodb:Query MarginCalls/index/byDeadline",
+        "Allow sqs:SendMessage FanOut",
+      ],
+      Notifier: [
+        ...logs("Notifier"),
+        "Allow dynamodb:GetItem Accounts",
+        ...idempotency,
+        "Allow sns:Publish *",
+        ...stream("Notifier", "Outbox"),
+      ],
+      LiquidationDispatcher: [
+        ...logs("LiquidationDispatcher"),
+        ...idempotency,
+        "Allow events:PutEvents EventBus",
+        ...stream("LiquidationDispatcher", "Outbox"),
+      ],
+      SmsSettingsProvider: ["Allow sns:SetSMSAttributes *"],
+    };
+    for (const [name, entries] of Object.entries(expected))
+      expect(grants[name], name).toEqual(entries.sort());
+    expect(Object.keys(grants).sort()).toEqual(Object.keys(expected).sort());
+  });
+});
+
+describe("schedule", () => {
+  it("runs the sweep every minute by default, with bounded retries and a dead-letter queue", () => {
+    const [[, rule]] = ofType("AWS::Events::Rule").filter(([, r]) => r.Properties.ScheduleExpression) as [
+      [string, { Properties: Record<string, any> }],
+    ];
+    expect(rule.Properties.ScheduleExpression).toBe("rate(1 minute)");
+    expect(handlerName(logicalIdOf(rule.Properties.Targets[0].Arn))).toBe("Sweep");
+    expect(rule.Properties.Targets[0].RetryPolicy).toEqual({
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 120,
+    });
+    expect(rule.Properties.Targets[0].DeadLetterConfig).toBeDefined();
+  });
+
+  it("takes the rate, spend limit and alarm email from context", () => {
+    const configured = synth({
+      sweepRateMinutes: "5",
+      smsMonthlySpendLimitUsd: "250",
+      alarmEmail: "ops@example.com",
+    });
+    configured.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(5 minutes)" });
+    configured.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "ops@example.com",
+    });
+    const json = JSON.stringify(configured.toJSON());
+    expect(json).toContain('\\"MonthlySpendLimit\\":\\"250\\"');
+  });
+});
+
+describe("SNS and EventBridge", () => {
+  it("sends email notices through one encrypted topic, delivered to the mail gateway queue filtered on channel", () => {
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "sqs",
+      RawMessageDelivery: true,
+      FilterPolicy: { channel: ["email"] },
+    });
+    for (const [, topic] of ofType("AWS::SNS::Topic")) expect(topic.Properties.KmsMasterKeyId).toBeDefined();
+  });
+
+  it("limits SMS spend and makes SMS transactional by default", () => {
+    const json = JSON.stringify(template.toJSON());
+    expect(json).toContain('\\"MonthlySpendLimit\\":\\"100\\"');
+    expect(json).toContain('\\"DefaultSMSType\\":\\"Transactional\\"');
+  });
+
+  it("has the engine's bus, an archive, and an example rule for LiquidationRequested", () => {
+    template.hasResourceProperties("AWS::Events::EventBus", { Name: "margin-call-dev" });
+    template.hasResourceProperties("AWS::Events::Archive", { RetentionDays: 365 });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: { source: ["margin-call-engine"], "detail-type": ["LiquidationRequested"] },
+    });
+  });
+});
+
+describe("alarms", () => {
+  const alarms = ofType("AWS::CloudWatch::Alarm").map(([, alarm]) => alarm.Properties);
+  const byMetric = (name: string) => alarms.filter((alarm) => alarm.MetricName === name);
+
+  it("watch the iterator age of every stream consumer", () => {
+    expect(
+      byMetric("IteratorAge")
+        .map((alarm) => handlerName(logicalIdOf(alarm.Dimensions[0].Value)))
+        .sort(),
+    ).toEqual(["AccountChanges", "LiquidationDispatcher", "Notifier", "PriceTicks"]);
+  });
+
+  it("watch errors and throttles of every function", () => {
+    for (const metric of ["Errors", "Throttles"]) expect(byMetric(metric)).toHaveLength(6);
+  });
+
+  it("watch the depth of every dead-letter queue and on-failure destination", () => {
+    const watched = new Set(
+      byMetric("ApproximateNumberOfMessagesVisible").map((alarm) => logicalIdOf(alarm.Dimensions[0].Value)),
+    );
+    const deadLetters = ofType("AWS::SQS::Queue")
+      .filter(([id]) => /DeadLetter|StreamFailures/.test(id))
+      .map(([id]) => id);
+    expect(deadLetters.length).toBeGreaterThanOrEqual(7);
+    for (const id of deadLetters) expect(watched.has(id), id).toBe(true);
+  });
+
+  it("watch SMS delivery failures and spend, and email delivery failures", () => {
+    expect(byMetric("NumberOfNotificationsFailed")).toHaveLength(2);
+    expect(byMetric("SMSMonthToDateSpentUSD")).toHaveLength(1);
+    for (const alarm of alarms) expect(alarm.AlarmActions).toHaveLength(1);
+  });
+});

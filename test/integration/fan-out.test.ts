@@ -1,0 +1,97 @@
+/**
+ * Fan-out evidence: a price tick reads only the accounts whose trigger lines it crosses, found in the
+ * trigger-price index, not every holder of the asset.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsePolicies } from "../../functions/adapters/settings.ts";
+import { dec, ONE } from "../../functions/domain/money.ts";
+import { triggerPrices } from "../../functions/domain/triggers.ts";
+import { runtime } from "../../functions/handlers/runtime.ts";
+import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { holding, price, profile } from "../support/upstream.ts";
+
+let p: Pipeline;
+const HOLDERS = 120;
+
+beforeAll(async () => {
+  p = await startPipeline(import.meta.url);
+});
+afterAll(async () => {
+  await p?.close();
+});
+
+/** Each holder owns 1 BTC against a loan: holder i breaches at (17,000 + 300·i) / 0.85. */
+const loanOf = (index: number) => String(17_000 + 300 * index);
+
+async function tick(value: string): Promise<void> {
+  const asOf = p.now();
+  for (const source of ["a", "b", "c"]) await p.put("Prices", price("BTC", source, value, asOf));
+}
+
+describe("a price tick", () => {
+  it("revalues exactly the accounts whose lines lie between the old and the new price", async () => {
+    await tick("62000.00");
+    for (let index = 0; index < HOLDERS; index += 1) {
+      const accountId = `ACC-${String(index).padStart(3, "0")}`;
+      await p.put("Accounts", profile(accountId));
+      await p.put("Accounts", holding(accountId, "USD", `-${loanOf(index)}`));
+      await p.put("Accounts", holding(accountId, "BTC", "1"));
+    }
+    await p.drain();
+
+    // Count every read of an account's items from now on.
+    const read = new Map<string, number>();
+    runtime().dynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as {
+          TableName?: string;
+          ExpressionAttributeValues?: Record<string, { S?: string }>;
+        };
+        if (context.commandName === "QueryCommand" && input.TableName === "Accounts") {
+          const accountId = input.ExpressionAttributeValues?.[":id"]?.S ?? "?";
+          read.set(accountId, (read.get(accountId) ?? 0) + 1);
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "countAccountReads" },
+    );
+
+    p.advance(1);
+    await tick("55000.00");
+    await p.drain();
+
+    // Independently: which holders have a breach, warning, hard-floor or cure line in [55,000, 62,000]?
+    const policy = [
+      ...parsePolicies(JSON.stringify(JSON.parse(process.env.POLICY_DOCUMENTS ?? "[]"))).values(),
+    ][0]?.policy;
+    if (!policy) throw new Error("no policy");
+    const marks = new Map([["BTC", { price: dec("62000") }]]);
+    const expected = new Set<string>();
+    for (let index = 0; index < HOLDERS; index += 1) {
+      const accountId = `ACC-${String(index).padStart(3, "0")}`;
+      const account = {
+        accountId,
+        cash: dec(`-${loanOf(index)}`),
+        holdings: [{ asset: "BTC", quantity: dec("1") }],
+        positions: [],
+        pendingDeposits: [],
+      };
+      const [btc] = triggerPrices(account, marks, policy, [
+        policy.hardFloorRatio,
+        ONE.plus(policy.exitBuffer),
+      ]);
+      const lines = [btc?.breachDown, btc?.warningDown, ...(btc?.levels ?? []).map((level) => level.down)];
+      if (lines.some((line) => line && line.greaterThanOrEqualTo(55_000) && line.lessThanOrEqualTo(62_000))) {
+        expected.add(accountId);
+      }
+    }
+    expect(expected.size).toBeGreaterThan(5);
+    expect(expected.size).toBeLessThan(HOLDERS / 4);
+    expect(new Set(read.keys())).toEqual(expected);
+
+    // And those it read are the ones now in the warning zone or called.
+    const states = await p.scan("MarginCalls");
+    expect(states.length).toBeGreaterThan(0);
+    for (const state of states) expect(expected.has(String(state.accountId))).toBe(true);
+  });
+});
