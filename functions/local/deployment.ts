@@ -138,8 +138,8 @@ export function readDeployment(template: CfnTemplate, names: LocalNames): LocalD
   for (const [logicalId, resource] of resourcesOfType(template, "AWS::Lambda::Function")) {
     const entry = resource.Metadata?.[ENTRY_METADATA];
     if (typeof entry !== "string") continue; // CDK's own helper functions have no handler of ours.
-    const variables = ((resource.Properties?.Environment as { Variables?: Record<string, unknown> }) ?? {})
-      .Variables;
+    const variables = (resource.Properties?.Environment as { Variables?: Record<string, unknown> })
+      ?.Variables;
     const environment: Record<string, string> = {};
     for (const [name, value] of Object.entries(variables ?? {})) {
       environment[name] = resolveValue(template, value, names);

@@ -15,7 +15,7 @@ import type { StreamReader } from "./streams.ts";
 
 export type StreamHandler = (
   event: DynamoDBStreamEvent,
-) => Promise<{ batchItemFailures?: { itemIdentifier: string }[] } | undefined | void>;
+) => Promise<{ batchItemFailures?: { itemIdentifier: string }[] } | undefined | undefined>;
 
 /** What Lambda sends to an on-failure destination for a stream batch it discards. */
 export interface StreamFailureRecord {
@@ -189,7 +189,7 @@ export class StreamMapping {
             failedSequences.has(record.dynamodb?.SequenceNumber ?? ""),
           );
           // An identifier that names no record of the batch fails the whole batch, as in Lambda.
-          failedFrom = index < 0 ? 0 : index;
+          failedFrom = Math.max(index, 0);
         }
       } catch {
         functionError = true;

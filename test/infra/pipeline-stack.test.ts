@@ -21,9 +21,11 @@ afterAll(() => {
 });
 
 const template = synth();
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation properties are free-form JSON; the tests read them.
+type Json = any;
 const resources = template.toJSON().Resources as Record<
   string,
-  { Type: string; Properties: Record<string, any> }
+  { Type: string; Properties: Record<string, Json> }
 >;
 const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
 const logicalIdOf = (reference: unknown): string => {
@@ -80,7 +82,8 @@ describe("event source mappings", () => {
   it("filters the outbox: the notifier gets notices, the dispatcher liquidation requests and losses", () => {
     const patternsOf = (name: string) =>
       (
-        streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name)?.FilterCriteria.Filters as {
+        (streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name)?.FilterCriteria.Filters ??
+          []) as {
           Pattern: string;
         }[]
       ).map((filter) => JSON.parse(filter.Pattern));
@@ -234,9 +237,9 @@ describe("functions", () => {
 
 describe("schedule", () => {
   it("runs the sweep every minute by default, with bounded retries and a dead-letter queue", () => {
-    const [[, rule]] = ofType("AWS::Events::Rule").filter(([, r]) => r.Properties.ScheduleExpression) as [
-      [string, { Properties: Record<string, any> }],
-    ];
+    const [entry] = ofType("AWS::Events::Rule").filter(([, r]) => r.Properties.ScheduleExpression);
+    if (!entry) throw new Error("no scheduled rule");
+    const [, rule] = entry;
     expect(rule.Properties.ScheduleExpression).toBe("rate(1 minute)");
     expect(handlerName(logicalIdOf(rule.Properties.Targets[0].Arn))).toBe("Sweep");
     expect(rule.Properties.Targets[0].RetryPolicy).toEqual({

@@ -81,7 +81,7 @@ describe("a price tick", () => {
         ONE.plus(policy.exitBuffer),
       ]);
       const lines = [btc?.breachDown, btc?.warningDown, ...(btc?.levels ?? []).map((level) => level.down)];
-      if (lines.some((line) => line && line.greaterThanOrEqualTo(55_000) && line.lessThanOrEqualTo(62_000))) {
+      if (lines.some((line) => line?.greaterThanOrEqualTo(55_000) && line.lessThanOrEqualTo(62_000))) {
         expected.add(accountId);
       }
     }

@@ -98,7 +98,7 @@ export async function startPipeline(
     const mapping = deployment.mappings.find(
       (m) => m.functionLogicalId === fnId && m.source.kind === "dynamodb",
     );
-    if (!mapping || mapping.source.kind !== "dynamodb") throw new Error(`no stream mapping for ${name}`);
+    if (mapping?.source.kind !== "dynamodb") throw new Error(`no stream mapping for ${name}`);
     const reader = new StreamReader(
       db.streams,
       await streamArnOf(db.dynamodb, mapping.source.table),
