@@ -4,8 +4,9 @@
  * modules; SNS and EventBridge through the real SDK clients against the local AWS stub.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StreamReader } from "../../functions/local/streams.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { deposit, holding, perpetual, price, profile } from "../support/upstream.ts";
+import { deposit, executionReport, holding, perpetual, price, profile } from "../support/upstream.ts";
 
 let p: Pipeline;
 const T0 = "2026-11-24T12:00:00.000Z";
@@ -107,5 +108,215 @@ describe("a deposit", () => {
       1,
     );
     expect(notices.find((message) => message.topicArn)?.messageAttributes.notice?.stringValue).toBe("CURED");
+  });
+});
+
+describe("a deadline that passes", () => {
+  let requestId = "";
+
+  it("escalates to LIQUIDATING and puts exactly one LiquidationRequested on the bus", async () => {
+    p.setNow("2026-11-24T14:00:00.000Z");
+    await market("51800.00");
+    await leveredAccount("ACC-LATE");
+    await p.drain();
+    const called = await p.callState("ACC-LATE");
+    expect(called?.status).toBe("CALLED");
+    const deadline = called?.call?.deadlineAt ?? "";
+
+    // The sweep before the deadline sends nothing; after it, the call escalates. Prices stay fresh.
+    const sweep = await p.handler<Record<string, unknown>>("Sweep");
+    p.setNow(new Date(Date.parse(deadline) + 30_000).toISOString());
+    await market("51800.00");
+    await p.drain();
+    await sweep({ id: "sweep-1", time: p.now(), "detail-type": "Scheduled Event", source: "aws.events" });
+    await p.drain();
+    // A second sweep and a re-run of every stream change nothing more.
+    await sweep({ id: "sweep-2", time: p.now(), "detail-type": "Scheduled Event", source: "aws.events" });
+    await p.drain();
+
+    const state = await p.callState("ACC-LATE");
+    expect(state?.status).toBe("LIQUIDATING");
+    const requests = p.stub.events.filter(
+      (event) =>
+        event.detailType === "LiquidationRequested" && JSON.parse(event.detail).accountId === "ACC-LATE",
+    );
+    expect(requests).toHaveLength(1);
+    const [request] = requests;
+    expect(request?.source).toBe("margin-call-engine");
+    expect(request?.eventBusName).toBe("margin-call-dev");
+    const detail = JSON.parse(request?.detail ?? "{}");
+    requestId = detail.requestId;
+    expect(detail).toMatchObject({
+      reference: requestId,
+      accountId: "ACC-LATE",
+      reason: "DEADLINE",
+      attempt: 1,
+    });
+    expect(detail.plan.steps.length).toBeGreaterThan(0);
+    for (const step of detail.plan.steps) {
+      expect(step.limitPrice).toMatch(/^\d+(\.\d+)?$/);
+      expect(["SELL", "BUY"]).toContain(step.side);
+    }
+    // The call notice went out the day before; the liquidation notice now.
+    const notices = p.stub.published
+      .filter(
+        (message) =>
+          message.topicArn && message.messageAttributes.notificationId?.stringValue?.startsWith("ACC-LATE"),
+      )
+      .map((message) => message.messageAttributes.notice?.stringValue);
+    expect(notices).toEqual(["CALL", "LIQUIDATION_NOTICE"]);
+  });
+
+  it("closes the call when the execution system reports the final fill", async () => {
+    p.advance(60);
+    const at = p.now();
+    // The execution system sold everything and repaid the loan: it writes the report and the holdings.
+    await p.put("Accounts", holding("ACC-LATE", "BTC", "0", 2));
+    await p.put("Accounts", holding("ACC-LATE", "ETH", "0", 2));
+    await p.put("Accounts", holding("ACC-LATE", "USD", "10150.00", 2));
+    await p.put("Accounts", { ...perpetual("ACC-LATE", "BTC-PERP", "0", "64250.50"), seq: 2 });
+    await p.put(
+      "Accounts",
+      executionReport(
+        "ACC-LATE",
+        "FILL-1",
+        requestId,
+        { kind: "HOLDING", asset: "BTC" },
+        "1.25",
+        "51700.00",
+        at,
+      ),
+    );
+    await p.drain();
+    const state = await p.callState("ACC-LATE");
+    expect(state?.status).toBe("LIQUIDATED");
+    const audit = await p.query("AuditLog", "accountId", "ACC-LATE");
+    expect(audit.map((entry) => entry.to)).toEqual(["CALLED", "LIQUIDATING", "LIQUIDATED"]);
+  });
+});
+
+describe("at-least-once delivery", () => {
+  it("changes nothing when every stream record is delivered again", async () => {
+    p.setNow("2026-11-24T16:00:00.000Z");
+    await market("51800.00");
+    await leveredAccount("ACC-DUP");
+    // Capture the records as Lambda would deliver them, deliver them, then deliver them all again.
+    const accounts = p.mappings.AccountChanges;
+    await accounts.reader.fetch();
+    const records = accounts.reader.peek(accounts.reader.pendingShards()[0] ?? "", 1000);
+    await p.drain();
+    const before = {
+      state: await p.callState("ACC-DUP"),
+      audit: (await p.query("AuditLog", "accountId", "ACC-DUP")).length,
+      outbox: (await p.scan("Outbox")).length,
+      published: p.stub.published.length,
+      events: p.stub.events.length,
+    };
+    expect(before.state?.status).toBe("CALLED");
+
+    const accountChanges = await p.handler<{ Records: unknown[] }>("AccountChanges");
+    const again = records.filter((record) => JSON.stringify(record).includes("ACC-DUP"));
+    expect(again.length).toBeGreaterThan(0);
+    await accountChanges({ Records: again });
+    const outboxRecords = (await p.scan("Outbox")).filter((item) => item.accountId === "ACC-DUP");
+    expect(outboxRecords.length).toBeGreaterThan(0);
+    // And the notifier's records once more, straight from the stream.
+    const notifierReader = new StreamReader(
+      p.db.streams,
+      p.mappings.Notifier.reader.streamArn,
+      "TRIM_HORIZON",
+    );
+    await notifierReader.fetch();
+    const notifier = await p.handler<{ Records: unknown[] }>("Notifier");
+    await notifier({ Records: notifierReader.take() });
+    await p.drain();
+
+    expect(await p.callState("ACC-DUP")).toEqual(before.state);
+    expect((await p.query("AuditLog", "accountId", "ACC-DUP")).length).toBe(before.audit);
+    expect((await p.scan("Outbox")).length).toBe(before.outbox);
+    expect(p.stub.published.length).toBe(before.published);
+    expect(p.stub.events.length).toBe(before.events);
+  });
+});
+
+describe("a malformed upstream record", () => {
+  it("is quarantined with its reason while the rest of the batch succeeds", async () => {
+    p.setNow("2026-11-24T17:00:00.000Z");
+    await market("51800.00");
+    await p.put("Accounts", profile("ACC-BAD"));
+    await p.put("Accounts", holding("ACC-BAD", "USD", "-58000.00"));
+    // A number where the contract wants a decimal string: it would lose digits.
+    await p.put("Accounts", { ...holding("ACC-BAD", "BTC", "0"), quantity: 1.25 });
+    await leveredAccount("ACC-GOOD");
+    await p.drain();
+
+    expect(p.discarded.AccountChanges).toEqual([]);
+    expect((await p.callState("ACC-GOOD"))?.status).toBe("CALLED");
+    const quarantined = (await p.scan("Quarantine")).filter((item) => String(item.keys).includes("ACC-BAD"));
+    expect(quarantined).toHaveLength(1);
+    expect(quarantined[0]).toMatchObject({
+      status: "OPEN",
+      sourceTable: "Accounts",
+      eventName: "INSERT",
+      reason: '$.quantity: must be a decimal string, e.g. "1234.50"; numbers lose digits',
+    });
+    expect(JSON.parse(String(quarantined[0]?.image)).quantity).toEqual({ N: "1.25" });
+    // The account with the bad item is not valued on a guess: no state, no notice.
+    expect(await p.callState("ACC-BAD")).toBeUndefined();
+  });
+});
+
+describe("the hard floor", () => {
+  it("calls and liquidates at once, retrying PutEvents entries that fail inside a 200 reply", async () => {
+    p.setNow("2026-11-24T18:00:00.000Z");
+    await market("49000.00");
+    p.stub.failNextPutEvents(2);
+    await leveredAccount("ACC-FLOOR");
+    await p.drain();
+
+    expect((await p.callState("ACC-FLOOR"))?.status).toBe("LIQUIDATING");
+    const requests = p.stub.events.filter((event) => JSON.parse(event.detail).accountId === "ACC-FLOOR");
+    expect(requests.map((event) => [event.detailType, JSON.parse(event.detail).reason])).toEqual([
+      ["LiquidationRequested", "HARD_FLOOR"],
+    ]);
+    expect(p.discarded.LiquidationDispatcher).toEqual([]);
+    const notices = p.stub.published
+      .filter((message) => message.messageAttributes.notificationId?.stringValue?.startsWith("ACC-FLOOR"))
+      .map((message) => message.messageAttributes.notice?.stringValue);
+    expect(notices).toEqual(["CALL", "LIQUIDATION_NOTICE"]);
+    const audit = await p.query("AuditLog", "accountId", "ACC-FLOOR");
+    expect(audit.map((entry) => `${entry.from}→${entry.to}`)).toEqual([
+      "HEALTHY→CALLED",
+      "CALLED→LIQUIDATING",
+    ]);
+  });
+});
+
+describe("the sweep", () => {
+  it("sends the reminders of an open call on the policy's ladder, once each", async () => {
+    p.setNow("2026-11-25T00:00:00.000Z");
+    await market("51800.00");
+    await leveredAccount("ACC-REMIND");
+    await p.drain();
+    const call = (await p.callState("ACC-REMIND"))?.call;
+    expect(call).toBeDefined();
+    const sweep = await p.handler<Record<string, unknown>>("Sweep");
+    const reminders = () =>
+      p.stub.published.filter(
+        (message) =>
+          message.topicArn &&
+          message.messageAttributes.notice?.stringValue === "REMINDER" &&
+          message.messageAttributes.notificationId?.stringValue?.startsWith("ACC-REMIND"),
+      ).length;
+    for (const hours of [1, 6.5, 7, 18.5, 19]) {
+      p.setNow(new Date(Date.parse(call?.issuedAt ?? "") + hours * 3_600_000).toISOString());
+      await market("51800.00");
+      await p.drain();
+      await sweep({ id: `sweep-${hours}`, time: p.now() });
+      await p.drain();
+    }
+    // Offsets 6 h and 18 h: one reminder each, however many sweeps pass.
+    expect(reminders()).toBe(2);
+    expect((await p.callState("ACC-REMIND"))?.call?.remindersSent).toBe(2);
   });
 });

@@ -13,6 +13,7 @@ import type { CallState } from "../../functions/domain/machine.ts";
 import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
 import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub.ts";
 import { LOCAL_ACCOUNT, type LocalDeployment, readDeployment } from "../../functions/local/deployment.ts";
+import { configureQueues, QueueMapping } from "../../functions/local/queue-mapping.ts";
 import { type StreamFailureRecord, StreamMapping } from "../../functions/local/stream-mapping.ts";
 import { StreamReader, streamArnOf } from "../../functions/local/streams.ts";
 import { type TestDatabase, testDatabase } from "./local-dynamodb.ts";
@@ -27,6 +28,8 @@ export interface Pipeline {
   readonly stub: AwsStub;
   readonly deployment: LocalDeployment;
   readonly mappings: Record<MappingName, StreamMapping>;
+  /** The fan-out worker's SQS mapping. */
+  readonly fanOut: QueueMapping;
   /** Records each mapping gave up on, as its on-failure destination received them. */
   readonly discarded: Record<MappingName, StreamFailureRecord[]>;
   now(): string;
@@ -55,9 +58,9 @@ export async function startPipeline(
 ): Promise<Pipeline> {
   const db = await testDatabase(testFileUrl);
   const stub = await startAwsStub();
-  const deployment = readDeployment(db.template, {
-    queueUrl: (logicalId) => `${stub.endpoint}/${LOCAL_ACCOUNT}/${logicalId}`,
-  });
+  const queueUrl = (logicalId: string) => `${stub.endpoint}/${LOCAL_ACCOUNT}/${logicalId}`;
+  const deployment = readDeployment(db.template, { queueUrl });
+  configureQueues(stub, db.template, queueUrl);
   const environment: Record<string, string> = {};
   for (const fn of deployment.functions.values()) Object.assign(environment, fn.environment);
   Object.assign(process.env, environment, {
@@ -116,11 +119,23 @@ export async function startPipeline(
     );
   }
 
+  const workerId = functionId(deployment, "FanOutWorker");
+  const workerMapping = deployment.mappings.find((m) => m.functionLogicalId === workerId);
+  if (workerMapping?.source.kind !== "sqs") throw new Error("no queue mapping for the worker");
+  const worker = await handler<unknown>("FanOutWorker");
+  const fanOut = new QueueMapping(
+    workerMapping,
+    stub,
+    queueUrl(workerMapping.source.queue),
+    (event) => worker(event) as Promise<{ batchItemFailures?: { itemIdentifier: string }[] }>,
+  );
+
   return {
     db,
     stub,
     deployment,
     mappings,
+    fanOut,
     discarded,
     now: () => new Date(clock).toISOString(),
     setNow: (iso) => {
@@ -137,6 +152,7 @@ export async function startPipeline(
       for (let round = 0; round < maxRounds; round += 1) {
         let invocations = 0;
         for (const name of names) invocations += await mappings[name].pollOnce();
+        invocations += await fanOut.pollOnce();
         total += invocations;
         if (invocations === 0) return total;
       }
