@@ -1,7 +1,7 @@
 /** Everything the state machine needs to know about one account at one moment, computed exactly. */
 import { cureOptions, planLiquidation, sizeCall } from "./calls.ts";
 import type { Assessment } from "./machine.ts";
-import { ONE } from "./money.ts";
+import { ONE, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
 import type { ResolvedMark } from "./prices.ts";
 import { type Account, ratioBelow, valueAccount } from "./valuation.ts";
@@ -31,6 +31,10 @@ export function assess(
       unhealthy.map((mark) => `${mark.asset}: ${mark.detail}`).join("; ") || "all marks fresh and agreeing",
     sizing,
     cureOptions: inWarningZone ? cureOptions(account, valuation, marks, policy) : [],
-    liquidationPlan: sizing.inBreach ? planLiquidation(account, valuation, marks, policy) : null,
+    // Below the restore target, not only in breach: a call still open at its deadline has a shortfall even
+    // when the account is back above the breach line, and its liquidation sells only what remains.
+    liquidationPlan: sizing.shortfall.greaterThan(ZERO)
+      ? planLiquidation(account, valuation, marks, policy)
+      : null,
   };
 }

@@ -40,6 +40,23 @@ export function restoresTarget(valuation: Valuation, policy: Policy): boolean {
   return valuation.adjustedEquity.greaterThanOrEqualTo(restoreTarget(valuation, policy));
 }
 
+/**
+ * The adjusted equity at which an open call is cured:
+ *
+ *   cure line = max(M × (1 + exitBuffer) − threshold, min(M, target))
+ *
+ * min(M, target) is the call line: a call is made only in breach (A < M) and with a shortfall (A < target).
+ * The floor keeps the cure line from sitting below it when threshold > M × exitBuffer, so a cured account is
+ * never called again at the same valuation. It never exceeds the target (exitBuffer ≤ restoreBuffer), so
+ * paying the amount due at unchanged prices always cures the call, and an uncured call has a shortfall.
+ */
+export function cureLine(valuation: Valuation, policy: Policy): Dec {
+  const target = restoreTarget(valuation, policy);
+  const callLine = Dec.min(valuation.maintenance, target);
+  const buffered = valuation.maintenance.times(ONE.plus(policy.exitBuffer)).minus(policy.threshold);
+  return Dec.max(buffered, callLine);
+}
+
 export function sizeCall(valuation: Valuation, policy: Policy): CallSizing {
   const target = restoreTarget(valuation, policy);
   const shortfall = target.minus(valuation.adjustedEquity);

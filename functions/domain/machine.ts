@@ -7,15 +7,21 @@
  * to the audit log. See docs/state-machine.md for the graph and the invariants, each enforced here:
  *
  * 1. No liquidation without a call notice before it: `liquidate` asserts the account is CALLED, and the
- *    hard-floor path issues the call and then the liquidation notice, in that order, in one step.
+ *    hard-floor path issues the call and then the liquidation notice, in that order, in one step. Every
+ *    REQUEST_LIQUIDATION names the call notice's notificationId.
  * 2. No flapping: leaving WARNING needs the ratio at 1 + cushion + exitBuffer, and curing a call needs
- *    adjusted equity at requirement × (1 + exitBuffer) − threshold.
+ *    adjusted equity at the cure line (calls.ts `cureLine`), which is never below the call line.
  * 3. A deposit in flight pauses escalation at the deadline only when it is at least minimumCureAmount,
  *    and only for maxPauseSeconds. It never pauses the hard floor.
  * 4. Every change of status is recorded: each one appends exactly one AUDIT effect.
- * 5. Stale or diverging prices halt all escalation; after they recover, no liquidation for haltGraceSeconds.
+ * 5. Stale or diverging prices halt all escalation; after they recover, no liquidation request (first or
+ *    retry) for haltGraceSeconds. Settling a liquidation on a final execution report is not escalation and
+ *    goes on during a halt.
+ *
+ * transition() does not throw on a state that the snapshot's call-state schema accepts and an assessment
+ * made by `assess`.
  */
-import type { CallSizing, CureOption, LiquidationPlan } from "./calls.ts";
+import { type CallSizing, type CureOption, cureLine, type LiquidationPlan } from "./calls.ts";
 import { ONE, quantize, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
 import type { PriceStatus } from "./prices.ts";
@@ -34,14 +40,22 @@ export type Status = (typeof STATUSES)[number];
 
 export interface OpenCall {
   readonly callId: string;
+  /** The notificationId of this call's NOTIFY CALL: every REQUEST_LIQUIDATION of the call carries it. */
+  readonly callNotificationId: string;
   readonly issuedAt: string;
   readonly deadlineAt: string;
   /** The amount called, at the currency scale. */
   readonly amountDue: string;
   readonly remindersSent: number;
   readonly liquidationAttempts: number;
+  /** The latest request, `${callId}:liquidation:${liquidationAttempts}`. */
   readonly liquidationRequestId: string | null;
   readonly liquidationRequestedAt: string | null;
+  /**
+   * When the engine gave up waiting: maxAttempts requests sent and none finally filled retrySeconds after
+   * the last. The account stays LIQUIDATING for an operator; a final report still settles it.
+   */
+  readonly liquidationExhaustedAt: string | null;
 }
 
 export interface CallState {
@@ -83,7 +97,7 @@ export interface Assessment {
   readonly sizing: CallSizing;
   /** Computed when the account is in breach or in the warning zone; empty otherwise. */
   readonly cureOptions: readonly CureOption[];
-  /** Computed when the account is in breach; null otherwise. */
+  /** Computed when adjusted equity is below the restore target (a shortfall); null otherwise. */
   readonly liquidationPlan: LiquidationPlan | null;
 }
 
@@ -102,7 +116,13 @@ export type EngineEvent =
       readonly final: boolean;
     };
 
-export type NoticeKind = "WARNING" | "CALL" | "REMINDER" | "CURED" | "LIQUIDATION_NOTICE";
+export type NoticeKind =
+  | "WARNING"
+  | "CALL"
+  | "REMINDER"
+  | "CURED"
+  | "LIQUIDATION_NOTICE"
+  | "LIQUIDATION_COMPLETE";
 
 export type Effect =
   | {
@@ -115,12 +135,16 @@ export type Effect =
       readonly deadlineAt: string | null;
       readonly marginRatio: string | null;
       readonly cureOptions: readonly CureOption[];
+      /** LIQUIDATION_COMPLETE into BAD_DEBT: the loss, at the currency scale. Null otherwise. */
+      readonly loss: string | null;
     }
   | {
       readonly kind: "REQUEST_LIQUIDATION";
       readonly requestId: string;
       readonly accountId: string;
       readonly callId: string;
+      /** The call notice's notificationId: the dispatcher holds the request until that notice is sent. */
+      readonly callNotificationId: string;
       readonly attempt: number;
       readonly reason: "DEADLINE" | "HARD_FLOOR" | "RETRY";
       readonly plan: LiquidationPlan;
@@ -174,7 +198,7 @@ class StepBuilder {
     this.nextVersion = initial.version + 1;
   }
 
-  /** Deterministic ids: the same input state and event always give the same ids. */
+  /** Deterministic ids: the same input state and event always give the same ids. Names the next effect. */
   id(suffix: string): string {
     return `${this.initial.accountId}:v${this.nextVersion}:${this.effects.length}:${suffix}`;
   }
@@ -219,16 +243,18 @@ class StepBuilder {
   notify(notice: NoticeKind): void {
     const call = this.state.call;
     const ratio = marginRatio(this.assessment.valuation);
+    const open = notice === "CALL" || notice === "REMINDER";
     this.effects.push({
       kind: "NOTIFY",
       notificationId: this.id(notice.toLowerCase()),
       notice,
       accountId: this.initial.accountId,
       callId: notice === "WARNING" ? null : (call?.callId ?? null),
-      amountDue: notice === "CALL" || notice === "REMINDER" ? (call?.amountDue ?? null) : null,
-      deadlineAt: notice === "CALL" || notice === "REMINDER" ? (call?.deadlineAt ?? null) : null,
+      amountDue: open || notice === "LIQUIDATION_NOTICE" ? (call?.amountDue ?? null) : null,
+      deadlineAt: open ? (call?.deadlineAt ?? null) : null,
       marginRatio: ratio ? toPlainString(ratio) : null,
-      cureOptions: notice === "CURED" || notice === "LIQUIDATION_NOTICE" ? [] : this.assessment.cureOptions,
+      cureOptions: open || notice === "WARNING" ? this.assessment.cureOptions : [],
+      loss: notice === "LIQUIDATION_COMPLETE" ? this.state.loss : null,
     });
   }
 
@@ -242,11 +268,16 @@ const addSeconds = (iso: string, seconds: number): string =>
   new Date(Date.parse(iso) + seconds * 1000).toISOString();
 const atOrAfter = (now: string, instant: string): boolean => Date.parse(now) >= Date.parse(instant);
 
+const requestIdOf = (callId: string, attempt: number): string => `${callId}:liquidation:${attempt}`;
+
 function issueCall(step: StepBuilder, reason: string): void {
   const { policy, now } = step;
   const callsIssued = step.state.callsIssued + 1;
+  step.move("CALLED", reason, { callsIssued, loss: null });
   const call: OpenCall = {
     callId: `${step.initial.accountId}:call:${callsIssued}`,
+    // The NOTIFY CALL is the next effect, so this is its notificationId.
+    callNotificationId: step.id("call"),
     issuedAt: now,
     deadlineAt: addSeconds(now, policy.curePeriodSeconds),
     amountDue: toFixedString(step.assessment.sizing.amount, policy.currencyScale, Rounding.UP),
@@ -254,8 +285,9 @@ function issueCall(step: StepBuilder, reason: string): void {
     liquidationAttempts: 0,
     liquidationRequestId: null,
     liquidationRequestedAt: null,
+    liquidationExhaustedAt: null,
   };
-  step.move("CALLED", reason, { call, callsIssued, loss: null });
+  step.state = { ...step.state, call };
   step.notify("CALL");
 }
 
@@ -267,9 +299,10 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
       `invariant: liquidation of ${step.initial.accountId} without a call (status ${step.state.status})`,
     );
   }
-  const plan = step.assessment.liquidationPlan;
-  if (!plan) throw new Error("invariant: an account in breach is assessed with a liquidation plan");
-  const requestId = `${call.callId}:liquidation:1`;
+  // `assess` plans whenever there is a shortfall, and an uncured call always has one (cureLine ≤ target).
+  // A hand-made assessment without a plan still liquidates, with an empty plan that restores nothing.
+  const plan = step.assessment.liquidationPlan ?? { steps: [], restoresTarget: false };
+  const requestId = requestIdOf(call.callId, 1);
   step.move(
     "LIQUIDATING",
     reason === "HARD_FLOOR" ? "margin ratio below the hard floor" : "call not met by the deadline",
@@ -279,6 +312,7 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
         liquidationAttempts: 1,
         liquidationRequestId: requestId,
         liquidationRequestedAt: step.now,
+        liquidationExhaustedAt: null,
       },
     },
   );
@@ -288,6 +322,7 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
     requestId,
     accountId: step.initial.accountId,
     callId: call.callId,
+    callNotificationId: call.callNotificationId,
     attempt: 1,
     reason,
     plan,
@@ -334,9 +369,8 @@ function classify(step: StepBuilder): void {
 function whileCalled(step: StepBuilder, call: OpenCall): void {
   const { valuation } = step.assessment;
   const { policy, now } = step;
-  const cureLine = valuation.maintenance.times(ONE.plus(policy.exitBuffer)).minus(policy.threshold);
-  if (valuation.adjustedEquity.greaterThanOrEqualTo(cureLine)) {
-    step.move("CURED", "adjusted equity restored above the requirement plus the exit buffer");
+  if (valuation.adjustedEquity.greaterThanOrEqualTo(cureLine(valuation, policy))) {
+    step.move("CURED", "adjusted equity at or above the cure line");
     step.notify("CURED");
     return;
   }
@@ -362,9 +396,22 @@ function whileCalled(step: StepBuilder, call: OpenCall): void {
   }
 }
 
-function whileLiquidating(step: StepBuilder, call: OpenCall): void {
+/** A final report on any request this call made (attempts 1 to liquidationAttempts) settles it. */
+function settlesLiquidation(event: EngineEvent, call: OpenCall): boolean {
+  if (event.type !== "EXECUTION_REPORT" || !event.final) return false;
+  const prefix = `${call.callId}:liquidation:`;
+  if (!event.requestId.startsWith(prefix)) return false;
+  const attempt = event.requestId.slice(prefix.length);
+  return /^[1-9]\d{0,5}$/.test(attempt) && Number(attempt) <= call.liquidationAttempts;
+}
+
+/**
+ * While LIQUIDATING: settle on a final report, else retry, else flag the liquidation as exhausted. During a
+ * price halt (`halted`) only settling and flagging happen: neither is escalation.
+ */
+function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): void {
   const { event, policy, now } = step;
-  if (event.type === "EXECUTION_REPORT" && event.final && event.requestId === call.liquidationRequestId) {
+  if (settlesLiquidation(event, call)) {
     const equity = step.assessment.valuation.equity;
     if (equity.isNegative()) {
       const loss = toFixedString(
@@ -380,19 +427,18 @@ function whileLiquidating(step: StepBuilder, call: OpenCall): void {
         amount: loss,
       });
     } else {
-      step.move("LIQUIDATED", "liquidation complete");
+      step.move("LIQUIDATED", "liquidation complete", { loss: null });
     }
+    step.notify("LIQUIDATION_COMPLETE");
     return;
   }
   const requestedAt = call.liquidationRequestedAt;
-  if (
-    requestedAt &&
-    call.liquidationAttempts < policy.liquidationMaxAttempts &&
-    atOrAfter(now, addSeconds(requestedAt, policy.liquidationRetrySeconds)) &&
-    step.assessment.liquidationPlan
-  ) {
+  if (!requestedAt || !atOrAfter(now, addSeconds(requestedAt, policy.liquidationRetrySeconds))) return;
+  if (call.liquidationAttempts < policy.liquidationMaxAttempts) {
+    const plan = step.assessment.liquidationPlan;
+    if (halted || !plan || inGracePeriod(step)) return;
     const attempt = call.liquidationAttempts + 1;
-    const requestId = `${call.callId}:liquidation:${attempt}`;
+    const requestId = requestIdOf(call.callId, attempt);
     step.state = {
       ...step.state,
       call: {
@@ -412,10 +458,21 @@ function whileLiquidating(step: StepBuilder, call: OpenCall): void {
       requestId,
       accountId: step.initial.accountId,
       callId: call.callId,
+      callNotificationId: call.callNotificationId,
       attempt,
       reason: "RETRY",
-      plan: step.assessment.liquidationPlan,
+      plan,
     });
+    return;
+  }
+  if (call.liquidationExhaustedAt === null) {
+    step.state = { ...step.state, call: { ...call, liquidationExhaustedAt: now } };
+    step.audit(
+      "LIQUIDATING",
+      "LIQUIDATING",
+      `liquidation exhausted: no final fill ${policy.liquidationRetrySeconds} s after attempt ` +
+        `${call.liquidationAttempts} of ${policy.liquidationMaxAttempts}; operator action needed`,
+    );
   }
 }
 
@@ -442,6 +499,7 @@ export function transition(
         `escalation halted: prices ${assessment.priceStatus.toLowerCase()} (${assessment.priceDetail})`,
       );
     }
+    if (status === "LIQUIDATING" && state.call) whileLiquidating(step, state.call, true);
     return step.build();
   }
   if (state.halt) {
@@ -466,7 +524,7 @@ export function transition(
       break;
     case "LIQUIDATING":
       if (!state.call) throw new Error(`invariant: ${state.accountId} is LIQUIDATING without a call`);
-      whileLiquidating(step, state.call);
+      whileLiquidating(step, state.call, false);
       break;
     case "BAD_DEBT":
       if (!assessment.valuation.equity.isNegative()) {

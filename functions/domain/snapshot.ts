@@ -33,6 +33,7 @@ const assetCode = z
 
 const openCallSchema = z.strictObject({
   callId: z.string(),
+  callNotificationId: z.string(),
   issuedAt: timestamp,
   deadlineAt: timestamp,
   amountDue: decimalString,
@@ -40,19 +41,26 @@ const openCallSchema = z.strictObject({
   liquidationAttempts: z.int().min(0),
   liquidationRequestId: z.string().nullable(),
   liquidationRequestedAt: timestamp.nullable(),
+  liquidationExhaustedAt: timestamp.nullable(),
 });
 
-const callStateSchema = z.strictObject({
-  accountId: z.string(),
-  status: z.enum(STATUSES),
-  version: z.int().min(0),
-  since: timestamp,
-  call: openCallSchema.nullable(),
-  callsIssued: z.int().min(0),
-  halt: z.strictObject({ since: timestamp, reason: z.string() }).nullable(),
-  resumedAt: timestamp.nullable(),
-  loss: decimalString.nullable(),
-});
+/** A CallState that transition() accepts: it never throws on one of these with an assessment from `assess`. */
+export const callStateSchema = z
+  .strictObject({
+    accountId: z.string(),
+    status: z.enum(STATUSES),
+    version: z.int().min(0),
+    since: timestamp,
+    call: openCallSchema.nullable(),
+    callsIssued: z.int().min(0),
+    halt: z.strictObject({ since: timestamp, reason: z.string() }).nullable(),
+    resumedAt: timestamp.nullable(),
+    loss: decimalString.nullable(),
+  })
+  .refine((state) => state.call !== null || (state.status !== "CALLED" && state.status !== "LIQUIDATING"), {
+    path: ["call"],
+    error: "must be the open call while the status is CALLED or LIQUIDATING",
+  });
 
 export const snapshotSchema = z.strictObject({
   now: timestamp,

@@ -11,8 +11,10 @@
  * - The reference the borrower quotes is the `notificationId` (it exists for every kind, WARNING included,
  *   and names this very notice). The engine builds ids from the account id, so wherever the full account id
  *   appears in a reference it is replaced by the masked form ("...0234"): support recovers the full id from
- *   the borrower's account and the rest of the reference. CURED and LIQUIDATION_NOTICE also name the call
- *   (`callId`, masked the same way).
+ *   the borrower's account and the rest of the reference. CURED, LIQUIDATION_NOTICE and LIQUIDATION_COMPLETE
+ *   also name the call (`callId`, masked the same way).
+ * - LIQUIDATION_NOTICE states the amount that was due when the payload has it. LIQUIDATION_COMPLETE states
+ *   the deficit left when the liquidation ended in bad debt (`loss`).
  * - The deadline is shown in the borrower's time zone with its zone abbreviation or offset ("EST", "GMT+9"),
  *   and in UTC in the email. An unknown IANA zone falls back to UTC rather than failing the notice.
  * - SMS text is GSM-7 only and at most 3 concatenated segments (459 septets; extension characters such as
@@ -24,7 +26,13 @@
  */
 import { Dec, Rounding } from "../domain/money.ts";
 
-export type NoticeKind = "WARNING" | "CALL" | "REMINDER" | "CURED" | "LIQUIDATION_NOTICE";
+export type NoticeKind =
+  | "WARNING"
+  | "CALL"
+  | "REMINDER"
+  | "CURED"
+  | "LIQUIDATION_NOTICE"
+  | "LIQUIDATION_COMPLETE";
 
 export type CureOptionPayload =
   | { kind: "DEPOSIT"; amount: string; currency: string }
@@ -50,6 +58,11 @@ export interface NoticePayload {
   /** Adjusted equity / maintenance requirement, e.g. "0.964123". */
   marginRatio: string | null;
   cureOptions: Array<CureOptionPayload>;
+  /**
+   * LIQUIDATION_COMPLETE ending in bad debt: the deficit left, at the currency scale, e.g. "2000.00". Null
+   * otherwise; absent from payloads written before the field existed.
+   */
+  loss?: string | null;
 }
 
 export interface Recipient {
@@ -394,6 +407,28 @@ function texts(ctx: Context): Texts {
         body: [
           `${capitalise(call)} on your account ${account} has not been met, and positions in the account are being liquidated to meet it.`,
           ...amountLine,
+        ],
+      };
+    }
+    case "LIQUIDATION_COMPLETE": {
+      const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
+      const loss =
+        payload.loss === undefined || payload.loss === null
+          ? null
+          : formatMoney(payload.loss, recipient.currency);
+      return {
+        smsHead:
+          `Liquidation complete on acct ${account}: positions were liquidated to meet ${call}.` +
+          (loss === null ? "" : ` The account has a deficit of ${loss}.`),
+        smsOptionsLead: null,
+        subject: `Liquidation complete on account ${account}${loss === null ? "" : `: deficit of ${loss}`}`,
+        body: [
+          `The liquidation of positions in your account ${account} to meet ${call} is complete.`,
+          ...(loss === null
+            ? []
+            : [
+                `The proceeds did not cover the account's debt: a deficit of ${loss} remains. Please contact us to settle it.`,
+              ]),
         ],
       };
     }

@@ -2,12 +2,23 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { assess } from "../../functions/domain/assess.ts";
 import { cureOptions, reduceExposure, restoresTarget, sizeCall } from "../../functions/domain/calls.ts";
-import { type CallState, type Effect, initialState, transition } from "../../functions/domain/machine.ts";
+import {
+  type CallState,
+  type Effect,
+  type EngineEvent,
+  initialState,
+  type OpenCall,
+  STATUSES,
+  type Status,
+  transition,
+} from "../../functions/domain/machine.ts";
 import { Dec, dec } from "../../functions/domain/money.ts";
 import type { Policy, PolicyDocument } from "../../functions/domain/policy.ts";
+import type { PriceStatus, ResolvedMark } from "../../functions/domain/prices.ts";
+import { callStateSchema } from "../../functions/domain/snapshot.ts";
 import { triggerPrices } from "../../functions/domain/triggers.ts";
 import { type Account, ratioBelow, valueAccount } from "../../functions/domain/valuation.ts";
-import { account, marks, NOW, policy, policyDocument } from "../support/domain-builders.ts";
+import { account, flatTier, marks, NOW, policy, policyDocument } from "../support/domain-builders.ts";
 
 /** A decimal string from an integer count of units at a scale: 12345 at scale 2 is "123.45". */
 const decimal = (units: bigint | number, scale: number): string => {
@@ -49,7 +60,7 @@ const tiers = fc
 
 const ASSETS = ["AAA", "BBB", "CCC"] as const;
 
-const policyArbitrary: fc.Arbitrary<Policy> = fc
+const policyDocumentArbitrary: fc.Arbitrary<PolicyDocument> = fc
   .record({
     aaa: tiers,
     bbb: tiers,
@@ -72,8 +83,10 @@ const policyArbitrary: fc.Arbitrary<Policy> = fc
       assets: { AAA: asset(aaa, haircuts[0]), BBB: asset(bbb, haircuts[1]), CCC: asset(ccc, haircuts[2]) },
       instruments: { "AAA-PERP": { underlying: "AAA", quantityScale: 3, tiers: perp } },
     });
-    return policy({ ...document, call: { ...document.call, restoreBuffer } });
+    return { ...document, call: { ...document.call, restoreBuffer } };
   });
+
+const policyArbitrary: fc.Arbitrary<Policy> = policyDocumentArbitrary.map((document) => policy(document));
 
 const accountArbitrary: fc.Arbitrary<Account> = fc
   .record({
@@ -300,16 +313,17 @@ describe("state machine properties", () => {
   );
   const floorArbitrary = fc.constantFrom("0", "0.5", "0.8");
 
-  it("never requests a liquidation without a call notice issued before it", () => {
+  it("never requests a liquidation without a call notice issued before it, and names that notice", () => {
     fc.assert(
       fc.property(pathArbitrary, floorArbitrary, (path, floor) => {
         const { effects } = run(stockPolicy(floor), path);
         effects.forEach((effect, index) => {
           if (effect.kind !== "REQUEST_LIQUIDATION") return;
           const before = effects.slice(0, index);
-          expect(
-            before.some((e) => e.kind === "NOTIFY" && e.notice === "CALL" && e.callId === effect.callId),
-          ).toBe(true);
+          const callNotice = before.find(
+            (e) => e.kind === "NOTIFY" && e.notice === "CALL" && e.callId === effect.callId,
+          );
+          expect(callNotice?.kind === "NOTIFY" && callNotice.notificationId).toBe(effect.callNotificationId);
           expect(
             before.some(
               (e) => e.kind === "NOTIFY" && e.notice === "LIQUIDATION_NOTICE" && e.callId === effect.callId,
@@ -383,6 +397,243 @@ describe("state machine properties", () => {
           expect(states[2]?.status).toBe(pending >= 500 ? "CALLED" : "LIQUIDATING");
         },
       ),
+    );
+  });
+});
+
+describe("state machine properties over any valid state", () => {
+  const at = (seconds: number) => new Date(Date.parse(NOW) + seconds * 1000).toISOString();
+  const ACCOUNT_ID = "acct-1";
+
+  /** The call, halt, liquidation and price settings the machine reads, on top of a valuation policy. */
+  const machineSettings = fc.record({
+    buffers: fc.tuple(fc.integer({ min: 0, max: 2_000 }), fc.integer({ min: 0, max: 2_000 })),
+    threshold: fc.constantFrom("0", "0", "50", "100", "200", "500", "5000"),
+    minimumTransferAmount: fc.constantFrom("0", "0", "100"),
+    hardFloorRatio: fc.constantFrom("0", "0.5", "0.8"),
+    curePeriodSeconds: fc.constantFrom(600, 3_600),
+    minimumCureAmount: fc.constantFrom("0", "500"),
+    maxPauseSeconds: fc.constantFrom(0, 1_800),
+    retrySeconds: fc.constantFrom(60, 300),
+    maxAttempts: fc.integer({ min: 1, max: 3 }),
+    haltGraceSeconds: fc.constantFrom(0, 600),
+  });
+
+  const withSettings = (document: PolicyDocument) =>
+    machineSettings.map((m) => {
+      const [low, high] = [Math.min(...m.buffers), Math.max(...m.buffers)];
+      return policy({
+        ...document,
+        call: {
+          ...document.call,
+          restoreBuffer: decimal(high, 4),
+          exitBuffer: decimal(low, 4),
+          minimumTransferAmount: m.minimumTransferAmount,
+          threshold: m.threshold,
+          curePeriodSeconds: m.curePeriodSeconds,
+          reminderOffsetsSeconds: [m.curePeriodSeconds / 2],
+          hardFloorRatio: m.hardFloorRatio,
+        },
+        deposits: { minimumCureAmount: m.minimumCureAmount, maxPauseSeconds: m.maxPauseSeconds },
+        liquidation: {
+          limitPriceSlippage: "0.02",
+          dustNotional: "0",
+          retrySeconds: m.retrySeconds,
+          maxAttempts: m.maxAttempts,
+        },
+        prices: {
+          maxAgeSeconds: 60,
+          maxDivergence: "0.05",
+          minimumSources: 1,
+          haltGraceSeconds: m.haltGraceSeconds,
+        },
+      });
+    });
+
+  const markStatus = fc.constantFrom<PriceStatus>("OK", "OK", "OK", "STALE", "DIVERGING");
+  const resolve = (prices: Record<string, string>, statuses: readonly PriceStatus[]) =>
+    new Map<string, ResolvedMark>(
+      [...marks(prices)].map(([asset, mark], index) => [
+        asset,
+        { ...mark, status: statuses[index] ?? "OK", detail: statuses[index] === "OK" ? "fresh" : "bad feed" },
+      ]),
+    );
+
+  // The Reg T stock account around its breach and cure lines: $60 to $75 (ratio 0.67 to 1.33).
+  const stockDocument = policyDocument({
+    assets: { XYZ: { quantityScale: 0, priceScale: 2, haircut: "0", longTiers: flatTier("0.25", "0.5") } },
+  });
+  const stockCase = fc
+    .record({
+      pol: withSettings(stockDocument),
+      cents: fc.integer({ min: 6_000, max: 7_500 }),
+      pending: fc.constantFrom(0, 100, 500),
+      status: markStatus,
+    })
+    .map(({ pol, cents, pending, status }) => ({
+      pol,
+      acct: account({
+        cash: "-10000",
+        holdings: { XYZ: "200" },
+        pending: pending ? [String(pending)] : [],
+      }),
+      resolved: resolve({ XYZ: decimal(cents, 2) }, [status]),
+    }));
+  const bookCase = fc
+    .record({
+      pol: policyDocumentArbitrary.chain(withSettings),
+      acct: accountArbitrary,
+      prices: pricesArbitrary,
+      statuses: fc.tuple(markStatus, markStatus, markStatus),
+    })
+    .map(({ pol, acct, prices, statuses }) => ({ pol, acct, resolved: resolve(prices, statuses) }));
+
+  const seconds = fc.integer({ min: -20_000, max: 2_000 });
+  const callArbitrary: fc.Arbitrary<OpenCall> = fc
+    .record({
+      number: fc.integer({ min: 1, max: 3 }),
+      issued: fc.integer({ min: -20_000, max: 0 }),
+      period: fc.integer({ min: 1, max: 20_000 }),
+      amountDue: fc.integer({ min: 0, max: 1_000_000 }),
+      remindersSent: fc.integer({ min: 0, max: 2 }),
+      attempts: fc.integer({ min: 0, max: 4 }),
+      requested: seconds,
+      exhausted: fc.option(seconds),
+      notifiedAt: fc.integer({ min: 1, max: 40 }),
+    })
+    .map((c) => {
+      const callId = `${ACCOUNT_ID}:call:${c.number}`;
+      return {
+        callId,
+        callNotificationId: `${ACCOUNT_ID}:v${c.notifiedAt}:1:call`,
+        issuedAt: at(c.issued),
+        deadlineAt: at(c.issued + c.period),
+        amountDue: decimal(c.amountDue, 2),
+        remindersSent: c.remindersSent,
+        liquidationAttempts: c.attempts,
+        liquidationRequestId: c.attempts ? `${callId}:liquidation:${c.attempts}` : null,
+        liquidationRequestedAt: c.attempts ? at(c.requested) : null,
+        liquidationExhaustedAt: c.attempts && c.exhausted !== null ? at(c.exhausted) : null,
+      };
+    });
+
+  const stateArbitrary = (statuses: readonly Status[]): fc.Arbitrary<CallState> =>
+    fc
+      .record({
+        status: fc.constantFrom(...statuses),
+        call: fc.option(callArbitrary, { freq: 3 }),
+        forcedCall: callArbitrary,
+        version: fc.integer({ min: 1, max: 50 }),
+        since: seconds,
+        halt: fc.option(seconds),
+        resumed: fc.option(seconds),
+        loss: fc.option(fc.integer({ min: 1, max: 1_000_000 })),
+      })
+      .map((s) => {
+        const call = s.status === "CALLED" || s.status === "LIQUIDATING" ? s.forcedCall : s.call;
+        return {
+          accountId: ACCOUNT_ID,
+          status: s.status,
+          version: s.version,
+          since: at(s.since),
+          call,
+          callsIssued: call ? Number(call.callId.split(":").at(-1)) : 0,
+          halt: s.halt === null ? null : { since: at(s.halt), reason: "STALE: test" },
+          resumedAt: s.resumed === null ? null : at(s.resumed),
+          loss: s.loss === null ? null : decimal(s.loss, 2),
+        };
+      });
+
+  const eventArbitrary = fc.record({
+    report: fc.boolean(),
+    attempt: fc.integer({ min: 0, max: 5 }),
+    foreign: fc.boolean(),
+    final: fc.boolean(),
+  });
+  /** A sweep, or a report on one of this call's request ids (attempt 0 to 5, some never made) or another's. */
+  const eventFor = (
+    state: CallState,
+    e: { report: boolean; attempt: number; foreign: boolean; final: boolean },
+  ): EngineEvent =>
+    e.report
+      ? {
+          type: "EXECUTION_REPORT",
+          eventId: "report",
+          requestId: `${e.foreign ? `${ACCOUNT_ID}:call:99` : (state.call?.callId ?? "none")}:liquidation:${e.attempt}`,
+          final: e.final,
+        }
+      : { type: "REVALUE", cause: "SWEEP", eventId: "sweep" };
+
+  // CALLED and LIQUIDATING twice as often: they hold the paths that can go wrong.
+  const biased: readonly Status[] = [...STATUSES, "CALLED", "LIQUIDATING"];
+  const inputs = fc.record({
+    case: fc.oneof(stockCase, bookCase),
+    state: stateArbitrary(biased),
+    event: eventArbitrary,
+    now: fc.integer({ min: 0, max: 4_000 }),
+  });
+
+  it("never throws, and takes any valid state to a valid state", () => {
+    fc.assert(
+      fc.property(inputs, ({ case: { pol, acct, resolved }, state, event, now }) => {
+        expect(callStateSchema.safeParse(state).success).toBe(true);
+        const step = transition(state, assess(acct, resolved, pol), pol, eventFor(state, event), at(now));
+        expect(callStateSchema.safeParse(JSON.parse(JSON.stringify(step.next))).error).toBeUndefined();
+        if (step.effects.length === 0) expect(step.next).toBe(state);
+        else expect(step.next.version).toBe(state.version + 1);
+        for (const effect of step.effects) {
+          if (effect.kind !== "REQUEST_LIQUIDATION") continue;
+          expect(effect.callId).toBe(step.next.call?.callId);
+          expect(effect.callNotificationId).toBe(step.next.call?.callNotificationId);
+          expect(effect.requestId).toBe(`${effect.callId}:liquidation:${effect.attempt}`);
+          expect(effect.attempt).toBeLessThanOrEqual(pol.liquidationMaxAttempts);
+        }
+      }),
+      { numRuns: 1_500 },
+    );
+  });
+
+  it("never requests a liquidation within haltGraceSeconds after prices recover", () => {
+    fc.assert(
+      fc.property(inputs, ({ case: { pol, acct, resolved }, state, event, now }) => {
+        const step = transition(state, assess(acct, resolved, pol), pol, eventFor(state, event), at(now));
+        const resumedAt = step.next.resumedAt;
+        const inGrace =
+          resumedAt !== null && Date.parse(at(now)) < Date.parse(resumedAt) + pol.haltGraceSeconds * 1000;
+        if (inGrace) expect(step.effects.filter((e) => e.kind === "REQUEST_LIQUIDATION")).toEqual([]);
+      }),
+      { numRuns: 1_500 },
+    );
+  });
+
+  it("never goes CALLED → CURED → CALLED at one valuation", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(stockCase, bookCase),
+        stateArbitrary(["CALLED"]),
+        fc.integer({ min: 0, max: 4_000 }),
+        ({ pol, acct, resolved }, state, now) => {
+          const ok = new Map(
+            [...resolved].map(([asset, mark]) => [asset, { ...mark, status: "OK" as const }]),
+          );
+          const assessment = assess(acct, ok, pol);
+          const statuses: Status[] = [];
+          let current = state;
+          for (let index = 0; index < 3; index++) {
+            current = transition(
+              current,
+              assessment,
+              pol,
+              { type: "REVALUE", cause: "SWEEP", eventId: `e${index}` },
+              at(now),
+            ).next;
+            statuses.push(current.status);
+          }
+          const cured = statuses.indexOf("CURED");
+          expect(cured === -1 ? [] : statuses.slice(cured)).not.toContain("CALLED");
+        },
+      ),
+      { numRuns: 1_000 },
     );
   });
 });

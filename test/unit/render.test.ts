@@ -17,7 +17,14 @@ import {
 } from "../../functions/notify/render.ts";
 
 const ACCOUNT = "ACC-7731-000234";
-const KINDS: readonly NoticeKind[] = ["WARNING", "CALL", "REMINDER", "CURED", "LIQUIDATION_NOTICE"];
+const KINDS: readonly NoticeKind[] = [
+  "WARNING",
+  "CALL",
+  "REMINDER",
+  "CURED",
+  "LIQUIDATION_NOTICE",
+  "LIQUIDATION_COMPLETE",
+];
 const DEADLINE = "2026-11-25T12:00:00.000Z";
 
 const NEW_YORK: Recipient = { borrowerName: "Jane Doe", timeZone: "America/New_York", currency: "USD" };
@@ -59,7 +66,8 @@ function payload(notice: NoticeKind, overrides: Partial<NoticePayload> = {}): No
     amountDue: isCall ? "1234567.89" : null,
     deadlineAt: isCall ? DEADLINE : null,
     marginRatio: notice === "WARNING" ? "1.041234" : "0.964123",
-    cureOptions: notice === "CURED" || notice === "LIQUIDATION_NOTICE" ? [] : OPTIONS,
+    cureOptions: isCall || notice === "WARNING" ? OPTIONS : [],
+    loss: null,
     ...overrides,
   };
 }
@@ -186,6 +194,29 @@ describe("renderNotice", () => {
     const unknown = renderNotice(payload("LIQUIDATION_NOTICE"), NEW_YORK);
     expect(unknown.sms).toContain("margin call ...0234:call:1 has not been met");
     expect(unknown.emailText).not.toContain("amount due was");
+  });
+
+  it("LIQUIDATION_COMPLETE says the liquidation is done, with the deficit when it ended in bad debt", () => {
+    const done = renderNotice(payload("LIQUIDATION_COMPLETE"), NEW_YORK);
+    expect(done.sms).toMatch(
+      /^Liquidation complete on acct \.\.\.0234: positions were liquidated to meet margin call \.\.\.0234:call:1\. /,
+    );
+    expect(done.emailSubject).toBe("Liquidation complete on account ...0234");
+    expect(done.emailText).toContain("Call: ...0234:call:1");
+    expect(done.emailText).not.toContain("deficit");
+    const bad = renderNotice(payload("LIQUIDATION_COMPLETE", { loss: "12345.60" }), NEW_YORK);
+    expectSmsOk(bad.sms);
+    expect(bad.sms).toContain("The account has a deficit of 12,345.60 USD.");
+    expect(bad.emailSubject).toBe("Liquidation complete on account ...0234: deficit of 12,345.60 USD");
+    expect(bad.emailText).toContain(
+      "The proceeds did not cover the account's debt: a deficit of 12,345.60 USD",
+    );
+    // An outbox record written before `loss` existed has no such field.
+    const { loss: _unused, ...older } = payload("LIQUIDATION_COMPLETE");
+    expect(renderNotice(older, NEW_YORK)).toEqual(done);
+    expect(() => renderNotice(payload("LIQUIDATION_COMPLETE", { loss: "1e3" }), NEW_YORK)).toThrow(
+      RangeError,
+    );
   });
 
   it("gives every kind a distinct SMS, subject and email", () => {

@@ -93,8 +93,9 @@ class Walk {
     const resumes = this.state.halt !== null && step.next.halt === null;
     if (halts) observed.overlay.add("PRICES_OK-->HALTED");
     if (resumes) observed.overlay.add("HALTED-->GRACE");
-    // The halt and the resume are audited with from = to; they belong to the overlay, not to the statuses.
-    const transitions = halts ? [] : resumes ? audits.slice(1) : audits;
+    // The halt and the resume are audited first, with from = to; they belong to the overlay, not to the
+    // statuses. A final execution report is still processed in the step that halts.
+    const transitions = halts || resumes ? audits.slice(1) : audits;
     for (const audit of transitions) observed.status.add(`${audit.from}-->${audit.to}`);
     this.state = step.next;
     return step;
@@ -105,7 +106,7 @@ class Walk {
     return this.step(price, secondsLater, { type: "REVALUE", cause: "PRICE_TICK", eventId }, stale);
   }
 
-  finalReport(price: string, secondsLater = 60): Step {
+  finalReport(price: string, secondsLater = 60, stale = false): Step {
     const requestId = this.state.call?.liquidationRequestId;
     if (!requestId) throw new Error(`no liquidation request to report on (status ${this.state.status})`);
     const eventId = `e${++this.events}`;
@@ -113,7 +114,7 @@ class Walk {
       price,
       secondsLater,
       { type: "EXECUTION_REPORT", eventId, requestId, final: true },
-      false,
+      stale,
     );
   }
 
@@ -124,8 +125,8 @@ class Walk {
   }
 
   /** Reports the current liquidation request as finished, valued at `price`, and checks the status. */
-  fill(price: string, expected: Status): void {
-    this.finalReport(price);
+  fill(price: string, expected: Status, stale = false): void {
+    this.finalReport(price, 60, stale);
     expect(this.state.status).toBe(expected);
   }
 }
@@ -185,6 +186,14 @@ function driveScenarios(): void {
   expect(seventh.revalue("100", 60, true).next.halt).not.toBeNull();
   expect(seventh.revalue("100", 60, true).effects).toEqual([]);
   expect(seventh.revalue("100").next.resumedAt).not.toBeNull();
+
+  // Out of breach but not cured at the deadline ($67.50: ratio 1.037, cure line 1.05): the remaining
+  // deficit is liquidated. The final report arrives while prices are stale, and still settles it.
+  const eighth = new Walk();
+  eighth.go("60", "CALLED");
+  eighth.go("67.50", "LIQUIDATING", 3_600);
+  eighth.fill("67.50", "LIQUIDATED", true);
+  expect(eighth.state.halt).not.toBeNull();
 }
 
 describe("docs/state-machine.md", () => {
