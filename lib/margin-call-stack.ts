@@ -250,6 +250,7 @@ export class MarginCallStack extends Stack {
       timeout: Duration.seconds(30),
       statements: [
         allow(["dynamodb:GetItem"], t.accounts),
+        allow(["dynamodb:UpdateItem"], t.outbox),
         idempotency,
         // Publishing an SMS to a phone number has no resource ARN, so sns:Publish cannot be scoped tighter
         // than "*" (which also covers the email topic). See docs/notifications.md.
@@ -268,8 +269,9 @@ export class MarginCallStack extends Stack {
       entry: "functions/handlers/liquidation-dispatcher.ts",
       description: "Puts LiquidationRequested and LossRecorded on the engine's event bus, once per reference",
       environment,
-      timeout: Duration.seconds(30),
+      timeout: Duration.seconds(60),
       statements: [
+        allow(["dynamodb:GetItem"], t.outbox),
         idempotency,
         new PolicyStatement({ actions: ["events:PutEvents"], resources: [this.eventBus.eventBusArn] }),
       ],

@@ -97,7 +97,8 @@ function nextDueAt(state: CallState, inputs: AccountInputs): string | null {
       .map((offset) => plus(call.issuedAt, offset));
     return [...reminders, call.deadlineAt].sort()[0] ?? call.deadlineAt;
   }
-  if (state.status === "LIQUIDATING" && call.liquidationRequestedAt) {
+  // An exhausted liquidation waits for an operator (or a late fill), not for the sweep.
+  if (state.status === "LIQUIDATING" && call.liquidationRequestedAt && !call.liquidationExhaustedAt) {
     return plus(call.liquidationRequestedAt, policy.liquidationRetrySeconds);
   }
   return null;

@@ -6,6 +6,7 @@
  * stream retries it, then sends it to the on-failure destination.
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { PutEventsCommand, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
@@ -17,6 +18,8 @@ export const EVENT_SOURCE = "margin-call-engine";
 export const LIQUIDATION_REQUESTED = "LiquidationRequested";
 export const LOSS_RECORDED = "LossRecorded";
 export const PUT_EVENTS_ATTEMPTS = 4;
+/** How long a liquidation request waits for its call notice to be delivered before it goes anyway. */
+export const NOTICE_WAIT_MS = 20_000;
 
 export class PutEventsFailedError extends Error {
   override readonly name = "PutEventsFailedError";
@@ -35,12 +38,44 @@ async function putWithRetries(rt: Runtime, entry: PutEventsRequestEntry): Promis
   throw new PutEventsFailedError(`PutEvents failed ${PUT_EVENTS_ATTEMPTS} times: ${lastError}`);
 }
 
+/**
+ * The outbox keeps the call notice and the liquidation request in order, but two stream consumers do not:
+ * on the hard-floor path both are written in one step. Wait (bounded) for the notifier to mark the call
+ * notice delivered; past the bound, liquidate anyway (the loss risk outweighs the ordering) and say so.
+ */
+async function awaitCallNotice(rt: Runtime, callNotificationId: string): Promise<boolean> {
+  const deadline = Date.now() + NOTICE_WAIT_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    const result = await rt.dynamo.send(
+      new GetItemCommand({
+        TableName: rt.tables.outbox,
+        Key: { outboxId: { S: callNotificationId } },
+        ConsistentRead: true,
+        ProjectionExpression: "deliveredAt",
+      }),
+    );
+    // An expired outbox item is long delivered: only the last days' items are kept.
+    if (!result.Item || result.Item.deliveredAt) return true;
+    if (Date.now() + delay > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
 async function handleRecord(rt: Runtime, record: DynamoDBRecord, context?: Context): Promise<void> {
   const image = record.dynamodb?.NewImage;
   if (record.eventName !== "INSERT" || !image) return;
   const item = fromImage(image);
   if (item.kind !== "REQUEST_LIQUIDATION" && item.kind !== "RECORD_LOSS") return;
   const payload = JSON.parse(String(item.payload)) as Record<string, unknown>;
+  if (item.kind === "REQUEST_LIQUIDATION" && typeof payload.callNotificationId === "string") {
+    const delivered = await awaitCallNotice(rt, payload.callNotificationId);
+    if (!delivered) {
+      rt.logger.warn("liquidating before the call notice was confirmed delivered", {
+        reference: String(item.outboxId),
+        callNotificationId: payload.callNotificationId,
+      });
+    }
+  }
   const reference = String(item.outboxId);
   const { kind: _kind, ...fields } = payload;
   const detail = { reference, ...fields, recordedAt: String(item.createdAt) };

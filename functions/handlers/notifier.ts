@@ -5,7 +5,7 @@
  * addresses go only into the SNS request, never into logs. See docs/notifications.md for the SNS limits.
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type MessageAttributeValue, PublishCommand } from "@aws-sdk/client-sns";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
@@ -93,6 +93,17 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, context?: Conte
     await sendEmail(`${payload.notificationId}#email`);
     sent.push("email");
   }
+  // Mark the notice delivered on its outbox item, so the liquidation dispatcher can see the call notice
+  // went out before it sends a liquidation request (an update: the notifier's filter ignores MODIFY).
+  await rt.dynamo.send(
+    new UpdateItemCommand({
+      TableName: rt.tables.outbox,
+      Key: { outboxId: { S: payload.notificationId } },
+      UpdateExpression: "SET deliveredAt = if_not_exists(deliveredAt, :now), channels = :channels",
+      ConditionExpression: "attribute_exists(outboxId)",
+      ExpressionAttributeValues: { ":now": { S: rt.now() }, ":channels": { S: sent.join(",") || "none" } },
+    }),
+  );
   rt.logger.info("notice sent", {
     notificationId: payload.notificationId,
     notice: payload.notice,

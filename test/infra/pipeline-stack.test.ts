@@ -217,12 +217,14 @@ describe("functions", () => {
       Notifier: [
         ...logs("Notifier"),
         "Allow dynamodb:GetItem Accounts",
+        "Allow dynamodb:UpdateItem Outbox",
         ...idempotency,
         "Allow sns:Publish *",
         ...stream("Notifier", "Outbox"),
       ],
       LiquidationDispatcher: [
         ...logs("LiquidationDispatcher"),
+        "Allow dynamodb:GetItem Outbox",
         ...idempotency,
         "Allow events:PutEvents EventBus",
         ...stream("LiquidationDispatcher", "Outbox"),

@@ -52,6 +52,16 @@ function functionId(deployment: LocalDeployment, prefix: string): string {
   return ids[0];
 }
 
+async function untilIdle(mapping: { pollOnce(): Promise<number> }): Promise<number> {
+  let total = 0;
+  for (let polls = 0; polls < 10_000; polls += 1) {
+    const invocations = await mapping.pollOnce();
+    if (invocations === 0) return total;
+    total += invocations;
+  }
+  throw new Error("a mapping did not go idle");
+}
+
 export async function startPipeline(
   testFileUrl: string,
   start = "2026-11-24T12:00:00.000Z",
@@ -151,8 +161,13 @@ export async function startPipeline(
       let total = 0;
       for (let round = 0; round < maxRounds; round += 1) {
         let invocations = 0;
-        for (const name of names) invocations += await mappings[name].pollOnce();
-        invocations += await fanOut.pollOnce();
+        // Each mapping runs until it is idle before the next, in pipeline order: in AWS they run
+        // concurrently, and the dispatcher's wait for the call notice assumes the notifier is not starved.
+        for (const name of ["AccountChanges", "PriceTicks"] as const)
+          invocations += await untilIdle(mappings[name]);
+        invocations += await untilIdle(fanOut);
+        for (const name of ["Notifier", "LiquidationDispatcher"] as const)
+          invocations += await untilIdle(mappings[name]);
         total += invocations;
         if (invocations === 0) return total;
       }
