@@ -10,8 +10,8 @@ import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import type { ITable, Table } from "aws-cdk-lib/aws-dynamodb";
 import { EventBus, Rule, RuleTargetInput, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction, SqsQueue } from "aws-cdk-lib/aws-events-targets";
-import { PolicyStatement } from "aws-cdk-lib/aws-iam";
-import { Alias } from "aws-cdk-lib/aws-kms";
+import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Alias, Key } from "aws-cdk-lib/aws-kms";
 import {
   type CfnEventSourceMapping,
   FilterCriteria,
@@ -19,12 +19,13 @@ import {
   StartingPosition,
 } from "aws-cdk-lib/aws-lambda";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import { FilterPattern } from "aws-cdk-lib/aws-logs";
 import { SubscriptionFilter, Topic } from "aws-cdk-lib/aws-sns";
 import { EmailSubscription, SqsSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from "aws-cdk-lib/custom-resources";
 import type { Construct, IConstruct } from "constructs";
-import { ENV } from "../functions/adapters/settings.ts";
+import { ENV, parsePolicies } from "../functions/adapters/settings.ts";
 import { EngineFunction } from "./engine-function.ts";
 import { EngineTables } from "./tables.ts";
 
@@ -75,7 +76,19 @@ export class MarginCallStack extends Stack {
     const t = this.tables;
 
     const snsKey = Alias.fromAliasName(this, "SnsKey", "alias/aws/sns");
-    this.alarmTopic = new Topic(this, "AlarmTopic", { masterKey: snsKey, enforceSSL: true });
+    // CloudWatch cannot publish to a topic under the AWS-managed SNS key: alarms get a key of their own.
+    const alarmKey = new Key(this, "AlarmKey", {
+      enableKeyRotation: true,
+      description: "Encrypts the alarm topic; CloudWatch may use it to publish alarms",
+    });
+    alarmKey.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources: ["*"],
+      }),
+    );
+    this.alarmTopic = new Topic(this, "AlarmTopic", { masterKey: alarmKey, enforceSSL: true });
     if (props.alarmEmail) this.alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
 
     // Notices by email: one topic; the lender's mail gateway subscribes to the email channel (see
@@ -104,9 +117,12 @@ export class MarginCallStack extends Stack {
       targets: [new SqsQueue(executionRequests)],
     });
 
-    this.fanOutQueue = this.queue("FanOut", Duration.minutes(30), Duration.minutes(30));
+    // Visibility: six times the worker's timeout; retention: long enough for five receives to redrive.
+    this.fanOutQueue = this.queue("FanOut", Duration.days(4), Duration.minutes(30));
 
     const policiesJson = JSON.stringify(props.policies);
+    // A bad policy fails the synth, naming the policy and the field, not every function at cold start.
+    parsePolicies(policiesJson);
     const environment: Record<string, string> = {
       [ENV.accountsTable]: t.accounts.tableName,
       [ENV.pricesTable]: t.prices.tableName,
@@ -228,7 +244,11 @@ export class MarginCallStack extends Stack {
         sendFanOut,
       ],
     });
-    const sweepDlq = this.queue("SweepDeadLetter", Duration.days(14));
+    const sweepDlq = new Queue(this, "SweepDeadLetter", {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
     new Rule(this, "SweepSchedule", {
       description: "Runs the sweep",
       schedule: Schedule.rate(props.sweepRate ?? Duration.minutes(1)),
@@ -385,6 +405,36 @@ export class MarginCallStack extends Stack {
       const depth = queue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: "Maximum" });
       this.alarm(`${id}DeadLetterDepth`, depth, 1, `${id}: a message was set aside for an operator`);
     }
+    // Log-based signals an operator must see: upstream records set aside, accounts that could not be
+    // valued (a quarantined item or a policy gap keeps an account from being valued at all), and
+    // liquidations the execution system never finished.
+    const signals: Array<[string, string, string]> = [
+      ["Quarantined", "record quarantined", "an upstream record broke the data contract and was quarantined"],
+      ["NotRevalued", "account not revalued", "an account could not be valued; its call state is frozen"],
+      [
+        "LiquidationExhausted",
+        "liquidation exhausted",
+        "a liquidation ran out of attempts: operator action needed",
+      ],
+    ];
+    for (const [name, message, description] of signals) {
+      const metric = new Metric({
+        namespace: "MarginCallEngine",
+        metricName: name,
+        statistic: "Sum",
+        period: minute,
+      });
+      for (const [id, engineFunction] of Object.entries(this.functions)) {
+        engineFunction.logGroup.addMetricFilter(`${name}Filter`, {
+          filterPattern: FilterPattern.stringValue("$.message", "=", `${message}*`),
+          metricNamespace: "MarginCallEngine",
+          metricName: name,
+          metricValue: "1",
+          filterName: `${id}-${name}`,
+        });
+      }
+      this.alarm(`${name}Alarm`, metric, 1, description);
+    }
     const smsFailed = new Metric({
       namespace: "AWS/SNS",
       metricName: "NumberOfNotificationsFailed",
@@ -425,6 +475,11 @@ export class MarginCallStack extends Stack {
     }
     const smsSettings = this.node.findChild("SmsSettings");
     ack(smsSettings, "IAM5[Resource::*]", "sns:SetSMSAttributes is account-wide: it has no resource ARN.");
+    ack(
+      this.node.findChild("SweepDeadLetter"),
+      "SQS3",
+      "This queue is the sweep schedule target's dead-letter queue itself; its depth is alarmed.",
+    );
     for (const id of ["AccountChanges", "PriceTicks", "Notifier", "LiquidationDispatcher"]) {
       ack(
         this.node.findChild(`${id}StreamFailures`),

@@ -21,7 +21,9 @@ import {
   transition,
 } from "../domain/machine.ts";
 import { toPlainString } from "../domain/money.ts";
+import type { SourceMark } from "../domain/prices.ts";
 import { plain } from "../domain/snapshot.ts";
+import { ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
@@ -255,14 +257,25 @@ export async function revalueAccount(
   accountId: string,
   event: EngineEvent,
   now: string,
+  sourceCache?: Map<string, Promise<SourceMark[]>>,
 ): Promise<RevalueOutcome> {
   const nowMs = Date.parse(now);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
     const state = (await readCallState(deps, accountId)) ?? initialState(accountId, now);
-    const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs);
+    // A retry after a conflict reads everything again, prices included.
+    const cache = attempt === 0 ? sourceCache : undefined;
+    const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs, cache);
     if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
     const inputs = loaded.inputs;
-    const assessment = assess(inputs.account, inputs.marks, inputs.policy.policy);
+    let assessment: ReturnType<typeof assess>;
+    try {
+      assessment = assess(inputs.account, inputs.marks, inputs.policy.policy);
+    } catch (error) {
+      // The items pass the contract but cannot be valued under the policy (a borrowed asset the policy
+      // does not lend, say): keep the state, say why, and let the sweep retry once upstream fixes it.
+      if (error instanceof ValuationError) return { kind: "SKIPPED", accountId, reason: error.message };
+      throw error;
+    }
     const step = transition(state, assessment, inputs.policy.policy, event, now);
     if (step.effects.length === 0 && step.next === state) {
       await syncTriggerIndex(deps, inputs, now);

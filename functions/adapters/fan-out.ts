@@ -8,6 +8,7 @@ import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import type { EngineEvent } from "../domain/machine.ts";
 import { dec } from "../domain/money.ts";
+import type { SourceMark } from "../domain/prices.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
 import { crossedAccounts } from "./trigger-index.ts";
@@ -75,10 +76,11 @@ async function revalueAll(
   seen: Set<string>,
 ): Promise<RevalueOutcome[]> {
   const outcomes: RevalueOutcome[] = [];
+  const sources = new Map<string, Promise<SourceMark[]>>();
   for (const accountId of accountIds) {
     if (seen.has(accountId)) continue;
     seen.add(accountId);
-    outcomes.push(await revalueAccount(deps, accountId, event, now));
+    outcomes.push(await revalueAccount(deps, accountId, event, now, sources));
   }
   return outcomes;
 }

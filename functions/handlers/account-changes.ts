@@ -10,6 +10,7 @@ import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { revalueAccount } from "../adapters/engine.ts";
 import { type AccountItem, parseAccountItem } from "../domain/contract.ts";
 import type { EngineEvent } from "../domain/machine.ts";
+import { logOutcome } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 import { isTtlDeletion, parseOrQuarantine } from "./stream-records.ts";
 
@@ -39,18 +40,7 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<s
   };
   const outcome = await revalueAccount(rt, item.accountId, event, rt.now());
   revalued.add(item.accountId);
-  if (outcome.kind === "SKIPPED") {
-    rt.logger.warn("account not revalued", { accountId: item.accountId, reason: outcome.reason });
-    return;
-  }
-  if (outcome.kind === "TRANSITIONED") {
-    rt.logger.info("transition", {
-      accountId: item.accountId,
-      status: outcome.state.status,
-      version: outcome.state.version,
-      effects: outcome.effects.map((effect) => effect.kind),
-    });
-  }
+  logOutcome(rt, outcome);
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {

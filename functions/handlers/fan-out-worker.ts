@@ -5,6 +5,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { enqueue, fanOutMessageSchema, processRangePage, processSweepPage } from "../adapters/fan-out.ts";
+import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
 async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
@@ -21,6 +22,7 @@ async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
     message.type === "RANGE"
       ? await processRangePage(rt, message, rt.maxAccountsPerInvocation, now)
       : await processSweepPage(rt, message, rt.maxAccountsPerInvocation, now);
+  logOutcomes(rt, page.outcomes);
   if (page.continuation) await enqueue(rt, [page.continuation]);
   rt.logger.info("fan-out page", {
     type: message.type,

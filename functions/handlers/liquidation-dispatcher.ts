@@ -43,8 +43,7 @@ async function putWithRetries(rt: Runtime, entry: PutEventsRequestEntry): Promis
  * on the hard-floor path both are written in one step. Wait (bounded) for the notifier to mark the call
  * notice delivered; past the bound, liquidate anyway (the loss risk outweighs the ordering) and say so.
  */
-async function awaitCallNotice(rt: Runtime, callNotificationId: string): Promise<boolean> {
-  const deadline = Date.now() + NOTICE_WAIT_MS;
+async function awaitCallNotice(rt: Runtime, callNotificationId: string, deadline: number): Promise<boolean> {
   for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
     const result = await rt.dynamo.send(
       new GetItemCommand({
@@ -61,14 +60,19 @@ async function awaitCallNotice(rt: Runtime, callNotificationId: string): Promise
   }
 }
 
-async function handleRecord(rt: Runtime, record: DynamoDBRecord, context?: Context): Promise<void> {
+async function handleRecord(
+  rt: Runtime,
+  record: DynamoDBRecord,
+  waitUntil: number,
+  context?: Context,
+): Promise<void> {
   const image = record.dynamodb?.NewImage;
   if (record.eventName !== "INSERT" || !image) return;
   const item = fromImage(image);
   if (item.kind !== "REQUEST_LIQUIDATION" && item.kind !== "RECORD_LOSS") return;
   const payload = JSON.parse(String(item.payload)) as Record<string, unknown>;
   if (item.kind === "REQUEST_LIQUIDATION" && typeof payload.callNotificationId === "string") {
-    const delivered = await awaitCallNotice(rt, payload.callNotificationId);
+    const delivered = await awaitCallNotice(rt, payload.callNotificationId, waitUntil);
     if (!delivered) {
       rt.logger.warn("liquidating before the call notice was confirmed delivered", {
         reference: String(item.outboxId),
@@ -99,9 +103,12 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, context?: Conte
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   const rt = runtime();
+  // One waiting budget for the whole batch, within the function's remaining time.
+  const remaining = context?.getRemainingTimeInMillis() ?? NOTICE_WAIT_MS * 2;
+  const waitUntil = Date.now() + Math.min(NOTICE_WAIT_MS, Math.max(0, remaining - 30_000));
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(rt, record, context),
+    (record: DynamoDBRecord) => handleRecord(rt, record, waitUntil, context),
     new BatchProcessor(EventType.DynamoDBStreams),
     { ...(context ? { context } : {}), processInParallel: false },
   );

@@ -19,6 +19,12 @@ export const SMS_TYPE = "Transactional";
 
 const string = (value: string): MessageAttributeValue => ({ DataType: "String", StringValue: value });
 
+/** An SNS subject: under 100 characters, ASCII printable, no line breaks. */
+export function subjectOf(text: string): string {
+  const clean = text.replace(/[^\x20-\x7E]/g, " ").trim();
+  return clean.length < 100 ? clean : `${clean.slice(0, 96)}...`;
+}
+
 async function profileOf(rt: Runtime, accountId: string): Promise<ProfileItem> {
   const result = await rt.dynamo.send(
     new GetItemCommand({
@@ -81,9 +87,16 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, context?: Conte
         const result = await rt.sns.send(
           new PublishCommand({
             TopicArn: topicArn,
-            Subject: rendered.emailSubject,
+            // SNS refuses subjects of 100 characters or more; raw delivery drops the subject, so the mail
+            // gateway gets it as an attribute too.
+            Subject: subjectOf(rendered.emailSubject),
             Message: rendered.emailText,
-            MessageAttributes: { ...common, channel: string("email"), recipient: string(email) },
+            MessageAttributes: {
+              ...common,
+              channel: string("email"),
+              recipient: string(email),
+              subject: string(rendered.emailSubject),
+            },
           }),
         );
         return { messageId: result.MessageId ?? "" };

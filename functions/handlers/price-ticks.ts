@@ -19,6 +19,7 @@ import { enqueue, type FanOutMessage, processRangePage } from "../adapters/fan-o
 import { lineOf } from "../adapters/trigger-index.ts";
 import { parsePriceItem } from "../domain/contract.ts";
 import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
+import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 import { parseOrQuarantine } from "./stream-records.ts";
 
@@ -66,6 +67,7 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, budget: Budget)
     };
     while (message?.type === "RANGE" && budget.remaining > 0) {
       const page = await processRangePage(rt, message, budget.remaining, now, budget.seen);
+      logOutcomes(rt, page.outcomes);
       budget.remaining -= page.outcomes.length;
       message = page.continuation;
     }

@@ -9,6 +9,7 @@
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { revalueAccount } from "../adapters/engine.ts";
 import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
+import { logOutcome } from "./outcomes.ts";
 import { runtime } from "./runtime.ts";
 
 export interface SweepResult {
@@ -26,6 +27,7 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
   let transitions = 0;
   for (const accountId of new Set(due.accountIds)) {
     const outcome = await revalueAccount(rt, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, now);
+    logOutcome(rt, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }
   const segments: FanOutMessage[] = Array.from({ length: rt.sweepSegments }, (_, segment) => ({

@@ -228,3 +228,22 @@ export function readDeployment(template: CfnTemplate, names: LocalNames): LocalD
     buses,
   };
 }
+
+/** A Lambda context for a local invocation: the function's name and its remaining time, from its timeout. */
+export function lambdaContext(fn: LocalFunction, requestId: string): import("aws-lambda").Context {
+  const deadline = Date.now() + fn.timeoutSeconds * 1000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: fn.logicalId,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${fn.logicalId}`,
+    memoryLimitInMB: "512",
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/${fn.logicalId}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}

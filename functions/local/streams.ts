@@ -112,6 +112,17 @@ export class StreamReader {
    * @returns the number of records fetched
    */
   async fetch(limitPerShard = 1000): Promise<number> {
+    // One fetch at a time: two in flight on one iterator would read the same records twice.
+    const run = this.fetching.then(() => this.fetchNow(limitPerShard));
+    this.fetching = run.catch(() => undefined);
+    return run;
+  }
+
+  private fetching: Promise<unknown> = Promise.resolve();
+  /** Records fetched by the last fetch: zero means the stream was quiet. */
+  lastFetched = 0;
+
+  private async fetchNow(limitPerShard: number): Promise<number> {
     const firstFetch = this.shards.size === 0;
     for (const shard of await this.describeShards()) {
       if (!shard.ShardId || this.shards.has(shard.ShardId)) continue;
@@ -160,6 +171,7 @@ export class StreamReader {
         if (records.length === 0 || state.buffer.length >= limitPerShard) break;
       }
     }
+    this.lastFetched = fetched;
     return fetched;
   }
 

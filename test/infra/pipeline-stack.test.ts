@@ -102,6 +102,11 @@ describe("event source mappings", () => {
     ]);
   });
 
+  it("keeps one writer per asset on the price stream: the trigger index's range cursor depends on it", () => {
+    const prices = streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === "PriceTicks");
+    expect(prices?.ParallelizationFactor).toBe(1);
+  });
+
   it("feeds the fan-out worker one message at a time with partial failures, behind a redrive queue", () => {
     const worker = mappings.find((m) => handlerName(logicalIdOf(m.FunctionName)) === "FanOutWorker");
     expect(worker).toMatchObject({ BatchSize: 1, FunctionResponseTypes: ["ReportBatchItemFailures"] });
@@ -317,6 +322,18 @@ describe("alarms", () => {
       .map(([id]) => id);
     expect(deadLetters.length).toBeGreaterThanOrEqual(7);
     for (const id of deadLetters) expect(watched.has(id), id).toBe(true);
+  });
+
+  it("watch quarantined records, accounts that cannot be valued and exhausted liquidations, from every log group", () => {
+    for (const name of ["Quarantined", "NotRevalued", "LiquidationExhausted"]) {
+      expect(
+        alarms.filter((alarm) => alarm.MetricName === name && alarm.Namespace === "MarginCallEngine"),
+      ).toHaveLength(1);
+      const filters = ofType("AWS::Logs::MetricFilter").filter(
+        ([, filter]) => filter.Properties.MetricTransformations[0].MetricName === name,
+      );
+      expect(filters).toHaveLength(6);
+    }
   });
 
   it("watch SMS delivery failures and spend, and email delivery failures", () => {

@@ -12,7 +12,12 @@ import { fromImage, toItem } from "../../functions/adapters/codec.ts";
 import type { CallState } from "../../functions/domain/machine.ts";
 import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
 import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub.ts";
-import { LOCAL_ACCOUNT, type LocalDeployment, readDeployment } from "../../functions/local/deployment.ts";
+import {
+  LOCAL_ACCOUNT,
+  type LocalDeployment,
+  lambdaContext,
+  readDeployment,
+} from "../../functions/local/deployment.ts";
 import { configureQueues, QueueMapping } from "../../functions/local/queue-mapping.ts";
 import { type StreamFailureRecord, StreamMapping } from "../../functions/local/stream-mapping.ts";
 import { StreamReader, streamArnOf } from "../../functions/local/streams.ts";
@@ -93,11 +98,16 @@ export async function startPipeline(
     const id = functionId(deployment, prefix);
     let loaded = handlers.get(id);
     if (!loaded) {
-      const entry = deployment.functions.get(id)?.entry ?? "";
-      const module = (await import(pathToFileURL(join(ROOT, entry)).href)) as {
-        handler: (event: unknown) => Promise<unknown>;
+      const fn = deployment.functions.get(id);
+      if (!fn) throw new Error(`no function ${id}`);
+      const module = (await import(pathToFileURL(join(ROOT, fn.entry)).href)) as {
+        handler: (event: unknown, context: unknown) => Promise<unknown>;
       };
-      loaded = module.handler;
+      let invocation = 0;
+      loaded = (event: unknown) => {
+        invocation += 1;
+        return module.handler(event, lambdaContext(fn, `${id}-${invocation}`));
+      };
       handlers.set(id, loaded);
     }
     return loaded as (event: T) => Promise<unknown>;

@@ -1,0 +1,29 @@
+/** What an operator must see of each revaluation, in the logs that the stack's metric filters watch. */
+import type { RevalueOutcome } from "../adapters/engine.ts";
+import type { Runtime } from "./runtime.ts";
+
+export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
+  if (outcome.kind === "SKIPPED") {
+    rt.logger.warn("account not revalued", { accountId: outcome.accountId, reason: outcome.reason });
+    return;
+  }
+  if (outcome.kind !== "TRANSITIONED") return;
+  rt.logger.info("transition", {
+    accountId: outcome.accountId,
+    status: outcome.state.status,
+    version: outcome.state.version,
+    effects: outcome.effects.map((effect) => effect.kind),
+  });
+  for (const effect of outcome.effects) {
+    if (effect.kind === "AUDIT" && effect.reason.startsWith("liquidation exhausted")) {
+      rt.logger.error("liquidation exhausted: operator action needed", {
+        accountId: outcome.accountId,
+        reason: effect.reason,
+      });
+    }
+  }
+}
+
+export function logOutcomes(rt: Runtime, outcomes: readonly RevalueOutcome[]): void {
+  for (const outcome of outcomes) logOutcome(rt, outcome);
+}
