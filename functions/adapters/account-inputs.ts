@@ -79,8 +79,6 @@ export async function loadAccountInputs(
   policies: ReadonlyMap<string, PolicyEntry>,
   accountId: string,
   nowMs: number,
-  /** Sources per asset, shared by the accounts of one page of a sweep or a tick: read once per page. */
-  sourceCache?: Map<string, Promise<SourceMark[]>>,
 ): Promise<LoadResult> {
   const raw = await queryAll(client, {
     TableName: tables.accounts,
@@ -142,12 +140,7 @@ export async function loadAccountInputs(
     if (!policy.policy.assets.has(asset)) {
       return { ok: false, reason: `asset ${asset} is not in policy ${profile.policyId}` };
     }
-    let pending = sourceCache?.get(asset);
-    if (!pending) {
-      pending = loadSources(client, tables, asset);
-      sourceCache?.set(asset, pending);
-    }
-    const assetSources = await pending;
+    const assetSources = await loadSources(client, tables, asset);
     const mark = resolveMark(asset, assetSources, policy.policy, nowMs);
     if (!mark) return { ok: false, reason: `no price for ${asset}` };
     sources.set(asset, assetSources);

@@ -21,7 +21,6 @@ import {
   transition,
 } from "../domain/machine.ts";
 import { toPlainString } from "../domain/money.ts";
-import type { SourceMark } from "../domain/prices.ts";
 import { plain } from "../domain/snapshot.ts";
 import { ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs } from "./account-inputs.ts";
@@ -256,15 +255,16 @@ export async function revalueAccount(
   deps: EngineDeps,
   accountId: string,
   event: EngineEvent,
-  now: string,
-  sourceCache?: Map<string, Promise<SourceMark[]>>,
+  /** The time of the decision, or a clock read at each attempt: a page of a long sweep must not decide on its start time. */
+  clock: string | (() => string),
 ): Promise<RevalueOutcome> {
-  const nowMs = Date.parse(now);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    const now = typeof clock === "function" ? clock() : clock;
+    const nowMs = Date.parse(now);
     const state = (await readCallState(deps, accountId)) ?? initialState(accountId, now);
-    // A retry after a conflict reads everything again, prices included.
-    const cache = attempt === 0 ? sourceCache : undefined;
-    const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs, cache);
+    // Prices are read after the state they are applied to, never from a cache: a decision on prices older
+    // than the state it changes could undo a newer one (a false cure after a call).
+    const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs);
     if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
     const inputs = loaded.inputs;
     let assessment: ReturnType<typeof assess>;

@@ -8,7 +8,6 @@ import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import type { EngineEvent } from "../domain/machine.ts";
 import { dec } from "../domain/money.ts";
-import type { SourceMark } from "../domain/prices.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
 import { crossedAccounts } from "./trigger-index.ts";
@@ -72,15 +71,14 @@ async function revalueAll(
   deps: FanOutDeps,
   accountIds: readonly string[],
   event: EngineEvent,
-  now: string,
+  clock: () => string,
   seen: Set<string>,
 ): Promise<RevalueOutcome[]> {
   const outcomes: RevalueOutcome[] = [];
-  const sources = new Map<string, Promise<SourceMark[]>>();
   for (const accountId of accountIds) {
     if (seen.has(accountId)) continue;
     seen.add(accountId);
-    outcomes.push(await revalueAccount(deps, accountId, event, now, sources));
+    outcomes.push(await revalueAccount(deps, accountId, event, clock));
   }
   return outcomes;
 }
@@ -90,7 +88,7 @@ export async function processRangePage(
   deps: FanOutDeps,
   message: Extract<FanOutMessage, { type: "RANGE" }>,
   limit: number,
-  now: string,
+  clock: () => string,
   seen: Set<string> = new Set(),
 ): Promise<PageResult> {
   const page = await crossedAccounts(
@@ -102,7 +100,7 @@ export async function processRangePage(
     message.startKey,
   );
   const event: EngineEvent = { type: "REVALUE", cause: "PRICE_TICK", eventId: message.eventId };
-  const outcomes = await revalueAll(deps, page.accountIds, event, now, seen);
+  const outcomes = await revalueAll(deps, page.accountIds, event, clock, seen);
   return {
     outcomes,
     read: page.scanned,
@@ -115,7 +113,7 @@ export async function processSweepPage(
   deps: FanOutDeps & { readonly tables: { readonly accounts: string } },
   message: Extract<FanOutMessage, { type: "SWEEP_SEGMENT" }>,
   limit: number,
-  now: string,
+  clock: () => string,
 ): Promise<PageResult> {
   const page = await deps.dynamo.send(
     new ScanCommand({
@@ -131,7 +129,7 @@ export async function processSweepPage(
   );
   const accountIds = (page.Items ?? []).map((item) => String(fromImage(item).accountId));
   const event: EngineEvent = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId };
-  const outcomes = await revalueAll(deps, accountIds, event, now, new Set());
+  const outcomes = await revalueAll(deps, accountIds, event, clock, new Set());
   return {
     outcomes,
     read: page.ScannedCount ?? 0,
@@ -144,9 +142,10 @@ export async function processSweepPage(
 /** Calls whose next reminder, deadline or liquidation retry is due, from the sparse byDeadline index. */
 export async function dueCalls(
   deps: EngineDeps,
-  now: string,
+  clock: () => string,
   limit: number,
 ): Promise<{ accountIds: string[]; complete: boolean }> {
+  const now = clock();
   const accountIds: string[] = [];
   let complete = true;
   for (let shard = 0; shard < deps.openCallShards; shard += 1) {

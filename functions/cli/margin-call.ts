@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { Rounding, toFixedString, toPlainString } from "../domain/money.ts";
 import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
 import { marginRatio } from "../domain/valuation.ts";
+import { LOCAL_USAGE, LocalCommandError, runLocal } from "./local-commands.ts";
 
 const USAGE = `usage: margin-call evaluate [FILE | -] [--explain]
 
@@ -22,7 +23,9 @@ the valuation, breach and warning prices, call amount, cure options and the tran
   --explain   a readable breakdown per holding instead of JSON
   -h, --help  this text
 
-Exit status: 0 evaluated, 2 bad input (each problem as "JSON path: reason"), 1 anything else.`;
+Exit status: 0 evaluated, 2 bad input (each problem as "JSON path: reason"), 1 anything else.
+
+${LOCAL_USAGE}`;
 
 function explain(evaluation: Evaluation): string {
   const { policy, valuation, sizing, step } = evaluation;
@@ -157,13 +160,25 @@ function main(argv: string[]): number {
   }
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (error) {
-  if (error instanceof TypeError && /parseArgs|Unknown option|unexpected argument/i.test(String(error))) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    process.exitCode = 2;
-  } else {
-    throw error;
+const argv = process.argv.slice(2);
+if (argv[0] === "local") {
+  runLocal(argv.slice(1)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      console.error(error instanceof LocalCommandError ? error.message : error);
+      process.exitCode = error instanceof LocalCommandError ? 2 : 1;
+    },
+  );
+} else
+  try {
+    process.exitCode = main(argv);
+  } catch (error) {
+    if (error instanceof TypeError && /parseArgs|Unknown option|unexpected argument/i.test(String(error))) {
+      console.error(`${(error as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      throw error;
+    }
   }
-}

@@ -38,7 +38,7 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<s
     cause: "ACCOUNT_CHANGE",
     eventId: record.eventID ?? `account:${item.accountId}:${item.sk}:${item.seq}`,
   };
-  const outcome = await revalueAccount(rt, item.accountId, event, rt.now());
+  const outcome = await revalueAccount(rt, item.accountId, event, rt.now);
   revalued.add(item.accountId);
   logOutcome(rt, outcome);
 }

@@ -17,11 +17,10 @@ async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
     throw new Error(`fan-out message ${record.messageId} is not JSON`);
   }
   const message = fanOutMessageSchema.parse(body);
-  const now = rt.now();
   const page =
     message.type === "RANGE"
-      ? await processRangePage(rt, message, rt.maxAccountsPerInvocation, now)
-      : await processSweepPage(rt, message, rt.maxAccountsPerInvocation, now);
+      ? await processRangePage(rt, message, rt.maxAccountsPerInvocation, rt.now)
+      : await processSweepPage(rt, message, rt.maxAccountsPerInvocation, rt.now);
   logOutcomes(rt, page.outcomes);
   if (page.continuation) await enqueue(rt, [page.continuation]);
   rt.logger.info("fan-out page", {

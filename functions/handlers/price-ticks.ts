@@ -66,7 +66,7 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, budget: Budget)
       eventId: `tick:${tick.asset}:${tick.source}:${tick.seq}`,
     };
     while (message?.type === "RANGE" && budget.remaining > 0) {
-      const page = await processRangePage(rt, message, budget.remaining, now, budget.seen);
+      const page = await processRangePage(rt, message, budget.remaining, rt.now, budget.seen);
       logOutcomes(rt, page.outcomes);
       budget.remaining -= page.outcomes.length;
       message = page.continuation;

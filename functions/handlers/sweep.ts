@@ -23,10 +23,10 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
   const rt = runtime();
   const now = rt.now();
   const eventId = `sweep:${event.time ?? now}:${event.id ?? ""}`;
-  const due = await dueCalls(rt, now, rt.maxAccountsPerInvocation);
+  const due = await dueCalls(rt, rt.now, rt.maxAccountsPerInvocation);
   let transitions = 0;
   for (const accountId of new Set(due.accountIds)) {
-    const outcome = await revalueAccount(rt, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, now);
+    const outcome = await revalueAccount(rt, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, rt.now);
     logOutcome(rt, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }

@@ -1,36 +1,87 @@
 /**
- * `npm start`: DynamoDB Local with the engine's tables, created from the synthesized template.
- *
- * The local runtime that drives the stream handlers and schedules, and the market-crash demo, are not
- * built yet: this command says so, and does no more than it says.
+ * `npm start`: the engine on this machine, with no AWS account. By default, the market-crash demo; with
+ * --engine-only, the engine alone, reacting to whatever upstream writes (for example with
+ * `npx margin-call local ...` from a second terminal).
  */
-
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ListTablesCommand } from "@aws-sdk/client-dynamodb";
-import { localClients } from "./aws-clients.ts";
-import { DynamoDbLocalSetupError, startDynamoDbLocal } from "./dynamodb-local.ts";
-import { createLocalTables } from "./local-tables.ts";
-import { synthesizeTemplate } from "./template.ts";
+import { runDemo } from "./demo/run.ts";
+import { DynamoDbLocalSetupError } from "./dynamodb-local.ts";
+import { LocalRuntime } from "./runtime.ts";
 
 const HELP = `npm start [-- options]
 
-Starts DynamoDB Local with the engine's tables, created from the synthesized CDK template,
-and keeps it running until Ctrl-C.
+Runs the margin-call engine locally: DynamoDB Local with the tables of the synthesized CDK template,
+and the deployed handlers driven by its streams, queues and schedules, with the template's settings.
+
+By default it plays the market-crash demo: it seeds a generated book, replays a 30-40% crash over a
+compressed hour (with a stale-feed episode, recoveries, deposits and fills), shows progress live, and
+ends with a summary and an HTML report in .local/report.html.
 
 Options:
-  --data-dir DIR      keep the data in DIR across runs (default: in memory)
-  --access-key-id ID  the local database to use (DynamoDB Local keeps one per key; default: local)
-  --exit              create the tables, print them, and exit instead of waiting
+  --scenario NAME     the demo scenario (default: crash; the only one for now)
+  --accounts N        borrowers in the generated book (default: 2000)
+  --speed X           simulated seconds per real second during the scenario (default: 45)
+  --minutes N         simulated minutes of the scenario (default: 60)
+  --seed N            seed of the generated book (default: 7)
+  --data-dir DIR      keep DynamoDB Local's data in DIR instead of in memory
+  --engine-only       no demo: run the engine against what upstream writes, until Ctrl-C
   -h, --help          this text
 
-Set DYNAMODB_ENDPOINT to use a DynamoDB Local that is already running.`;
+Set DYNAMODB_ENDPOINT to use a DynamoDB Local that is already running.
+Ctrl-C stops everything cleanly at any time.`;
+
+function positive(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) {
+    throw new UsageError(`--${name} must be a positive number, not ${value}`);
+  }
+  return Number(value);
+}
+
+class UsageError extends Error {}
+
+async function engineOnly(dataDir: string | undefined, log: (line: string) => void, signal: AbortSignal) {
+  const runtime = await LocalRuntime.start({ ...(dataDir ? { dataDir } : {}), log });
+  try {
+    runtime.run();
+    const session = {
+      endpoint: runtime.dynamodbLocal.endpoint,
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+      region: "us-east-1",
+    };
+    writeFileSync(join(runtime.outputDir, "session.json"), `${JSON.stringify(session, null, 2)}\n`);
+    log(
+      `The engine is running on DynamoDB Local at ${session.endpoint}${dataDir ? `, data in ${dataDir}` : ""}.`,
+    );
+    log("From a second terminal, write upstream records, for example:");
+    log("  npx margin-call local profile ACC-1 --phone +12125550142 --email you@example.com");
+    log("  npx margin-call local holding ACC-1 USD -58000.00");
+    log("  npx margin-call local holding ACC-1 BTC 1.25");
+    log("  npx margin-call local price BTC 52000.00");
+    log("  npx margin-call local deposit ACC-1 2000.00 --settled");
+    log("  npx margin-call local state ACC-1");
+    log(
+      `Notices are rendered to ${join(runtime.outputDir, "outbox")}, events to ${join(runtime.outputDir, "events.jsonl")}.`,
+    );
+    log("Ctrl-C stops it.");
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  } finally {
+    await runtime.stop();
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      scenario: { type: "string", default: "crash" },
+      accounts: { type: "string" },
+      speed: { type: "string" },
+      minutes: { type: "string" },
+      seed: { type: "string" },
       "data-dir": { type: "string" },
-      "access-key-id": { type: "string", default: "local" },
-      exit: { type: "boolean", default: false },
+      "engine-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -38,31 +89,66 @@ async function main(): Promise<void> {
     console.log(HELP);
     return;
   }
+  if (values.scenario !== "crash") throw new UsageError(`unknown scenario ${values.scenario}; try: crash`);
+  const controller = new AbortController();
+  let interrupts = 0;
+  const stop = () => {
+    interrupts += 1;
+    if (interrupts > 1) process.exit(130);
+    console.log("\nStopping...");
+    controller.abort();
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  const log = (line: string) => console.log(line);
   const dataDir = values["data-dir"];
-  const log = (line: string): void => console.log(line);
-  const local = await startDynamoDbLocal({ log, ...(dataDir ? { dbPath: dataDir } : {}) });
-  const clients = localClients(local.endpoint, values["access-key-id"]);
-  try {
-    log(`DynamoDB Local answers on ${local.endpoint}${dataDir ? `, data in ${dataDir}` : ", in memory"}.`);
-    const template = synthesizeTemplate();
-    await createLocalTables(clients.dynamodb, template);
-    const { TableNames = [] } = await clients.dynamodb.send(new ListTablesCommand({}));
-    log(`Tables from the synthesized template: ${TableNames.join(", ")}`);
-    log(`Access key id: ${values["access-key-id"]} (region us-east-1).`);
-    log("Not built yet: the local runtime (stream consumers, schedules) and the market-crash demo.");
-    if (values.exit) return;
-    log("Ctrl-C stops DynamoDB Local.");
-    await new Promise<void>((resolveStop) => {
-      process.once("SIGINT", resolveStop);
-      process.once("SIGTERM", resolveStop);
-    });
-  } finally {
-    clients.destroy();
-    await local.stop();
+  if (values["engine-only"]) {
+    await engineOnly(dataDir, log, controller.signal);
+    return;
   }
+  const interactive = process.stdout.isTTY === true;
+  let lastPrinted = 0;
+  const started = Date.now();
+  const result = await runDemo({
+    accounts: Math.floor(positive("accounts", values.accounts, 2000)),
+    speed: positive("speed", values.speed, 45),
+    minutes: positive("minutes", values.minutes, 60),
+    seed: Math.floor(positive("seed", values.seed, 7)),
+    ...(dataDir ? { dataDir } : {}),
+    log,
+    progress: (line) => {
+      if (interactive) process.stdout.write(`\r\x1b[2K${line.slice(0, (process.stdout.columns ?? 200) - 1)}`);
+      else if (Date.now() - lastPrinted > 5000) {
+        lastPrinted = Date.now();
+        console.log(line);
+      }
+    },
+    signal: controller.signal,
+  });
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  console.log(`
+Demo finished in ${seconds} s.
+
+Accounts at the end:   ${Object.entries(result.counts)
+    .map(([status, n]) => `${status} ${n}`)
+    .join(", ")}
+Calls issued:          ${result.notices.CALL ?? 0}   cured: ${result.notices.CURED ?? 0}   liquidation requests: ${result.liquidationRequests}
+Notices sent:          ${Object.entries(result.notices)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(", ")} (each by SMS and email)
+Loss taken:            ${result.loss} USD
+Tick -> call recorded: p50 ${result.tickToCallMs.p50.toFixed(0)} ms, p99 ${result.tickToCallMs.p99.toFixed(0)} ms (${result.tickToCallMs.n} calls)
+Call -> notice sent:   p50 ${result.callToNoticeMs.p50.toFixed(0)} ms, p99 ${result.callToNoticeMs.p99.toFixed(0)} ms (${result.callToNoticeMs.n} notices)
+Liquidations on halted prices: ${result.haltedLiquidations}; every liquidation had its call first: ${result.accountsWithCallBeforeLiquidation ? "yes" : "NO"}
+
+Rendered notices:  ${join(result.outputDir, "outbox")}
+Events:            ${join(result.outputDir, "events.jsonl")}
+Report:            ${result.reportPath}`);
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof DynamoDbLocalSetupError ? error.message : error);
+  if (error instanceof DynamoDbLocalSetupError || error instanceof UsageError) console.error(error.message);
+  else if (error instanceof Error && error.message === "stopped") console.error("Stopped.");
+  else console.error(error);
   process.exitCode = 1;
 });

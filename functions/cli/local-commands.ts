@@ -1,0 +1,156 @@
+/**
+ * `margin-call local ...`: write upstream records into the engine that `npm start -- --engine-only` (or
+ * the demo) is running, from a second terminal, as the upstream systems would, and read an account's
+ * call state back. The session (endpoint and database) is read from `.local/session.json`.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { fromImage, toItem } from "../adapters/codec.ts";
+import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contract.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export const LOCAL_USAGE = `usage: margin-call local COMMAND ...   (talks to the engine \`npm start\` runs)
+
+  profile ACCOUNT [--phone +E164] [--email ADDRESS] [--policy ID] [--time-zone ZONE]
+  holding ACCOUNT ASSET QUANTITY        e.g. holding ACC-1 USD -58000.00 (negative: borrowed)
+  price ASSET PRICE [--source NAME] [--volatility 0.72]
+  deposit ACCOUNT AMOUNT [--settled | --failed] [--id DEPOSIT_ID]
+  state ACCOUNT                         the account's margin-call state`;
+
+function session(): { endpoint: string; accessKeyId: string } {
+  const path = join(ROOT, ".local", "session.json");
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as { endpoint: string; accessKeyId: string };
+  } catch {
+    throw new LocalCommandError(
+      `no running engine found (${path}); start one with: npm start -- --engine-only`,
+    );
+  }
+}
+
+export class LocalCommandError extends Error {}
+
+let sequence = Date.now();
+
+export async function runLocal(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      phone: { type: "string" },
+      email: { type: "string" },
+      policy: { type: "string", default: "crypto-lending" },
+      "time-zone": { type: "string", default: "America/New_York" },
+      source: { type: "string", default: "manual" },
+      volatility: { type: "string" },
+      settled: { type: "boolean", default: false },
+      failed: { type: "boolean", default: false },
+      id: { type: "string" },
+    },
+  });
+  const [command, ...rest] = positionals;
+  const { endpoint, accessKeyId } = session();
+  const dynamo = new DynamoDBClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId, secretAccessKey: "local" },
+  });
+  const now = new Date().toISOString();
+  sequence += 1;
+  const write = async (table: "Accounts" | "Prices", item: Record<string, unknown>) => {
+    const parsed = table === "Accounts" ? parseAccountItem(item) : parsePriceItem(item);
+    if (!parsed.ok) throw new LocalCommandError(formatIssues(parsed.issues));
+    await dynamo.send(new PutItemCommand({ TableName: table, Item: toItem(item) }));
+    console.log(`wrote ${table} ${JSON.stringify(item)}`);
+  };
+  try {
+    switch (command) {
+      case "profile": {
+        const [accountId = ""] = rest;
+        await write("Accounts", {
+          accountId,
+          sk: "PROFILE",
+          updatedAt: now,
+          seq: sequence,
+          currency: "USD",
+          policyId: values.policy,
+          timeZone: values["time-zone"],
+          contact: {
+            ...(values.phone ? { phoneE164: values.phone } : {}),
+            ...(values.email ? { email: values.email } : {}),
+          },
+        });
+        return 0;
+      }
+      case "holding": {
+        const [accountId = "", asset = "", quantity = ""] = rest;
+        await write("Accounts", {
+          accountId,
+          sk: `HOLDING#${asset}`,
+          updatedAt: now,
+          seq: sequence,
+          asset,
+          quantity,
+        });
+        return 0;
+      }
+      case "price": {
+        const [asset = "", price = ""] = rest;
+        await write("Prices", {
+          asset,
+          source: values.source,
+          price,
+          asOf: now,
+          seq: sequence,
+          ...(values.volatility ? { realizedVolatility: values.volatility } : {}),
+        });
+        return 0;
+      }
+      case "deposit": {
+        const [accountId = "", amount = ""] = rest;
+        const depositId = values.id ?? `MANUAL-${sequence}`;
+        const status = values.settled ? "SETTLED" : values.failed ? "FAILED" : "PENDING";
+        await write("Accounts", {
+          accountId,
+          sk: `DEPOSIT#${depositId}`,
+          updatedAt: now,
+          seq: sequence,
+          depositId,
+          amount,
+          currency: "USD",
+          status,
+          initiatedAt: now,
+          ...(status === "SETTLED" ? { settledAt: now } : {}),
+        });
+        if (status === "SETTLED")
+          console.log("remember: a settled deposit counts once the cash holding says so");
+        return 0;
+      }
+      case "state": {
+        const [accountId = ""] = rest;
+        const result = await dynamo.send(
+          new GetItemCommand({
+            TableName: "MarginCalls",
+            Key: { accountId: { S: accountId } },
+            ConsistentRead: true,
+          }),
+        );
+        console.log(
+          result.Item
+            ? JSON.stringify(JSON.parse(String(fromImage(result.Item).state)), null, 2)
+            : "HEALTHY (no call state recorded)",
+        );
+        return 0;
+      }
+      default:
+        console.error(LOCAL_USAGE);
+        return 2;
+    }
+  } finally {
+    dynamo.destroy();
+  }
+}

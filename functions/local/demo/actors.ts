@@ -1,0 +1,272 @@
+/**
+ * The other parties of the demo, acting as real systems would, through the upstream data contract only:
+ * borrowers who answer some calls with deposits (in flight, then settled or failed), and an execution
+ * system that works liquidation requests at the market within their limit prices and reports its fills.
+ */
+import { type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { fromImage, toItem } from "../../adapters/codec.ts";
+import { type Dec, dec, quantize, Rounding, ZERO } from "../../domain/money.ts";
+import type { Item } from "./book.ts";
+
+export interface Clock {
+  nowMs(): number;
+  now(): string;
+  /** Runs `task` when the simulated clock reaches `atMs`. */
+  at(atMs: number, task: () => Promise<void>): void;
+}
+
+async function itemsOf(dynamo: DynamoDBClient, accountId: string): Promise<Item[]> {
+  const result = await dynamo.send(
+    new QueryCommand({
+      TableName: "Accounts",
+      KeyConditionExpression: "accountId = :id",
+      ExpressionAttributeValues: { ":id": { S: accountId } },
+      ConsistentRead: true,
+    }),
+  );
+  return (result.Items ?? []).map(fromImage);
+}
+
+async function put(dynamo: DynamoDBClient, item: Item): Promise<void> {
+  await dynamo.send(new PutItemCommand({ TableName: "Accounts", Item: toItem(item) }));
+}
+
+async function markOf(dynamo: DynamoDBClient, asset: string): Promise<Dec | undefined> {
+  const result = await dynamo.send(
+    new QueryCommand({
+      TableName: "Prices",
+      KeyConditionExpression: "asset = :asset",
+      ExpressionAttributeValues: { ":asset": { S: asset } },
+      ConsistentRead: true,
+    }),
+  );
+  const prices = (result.Items ?? [])
+    .map((item) => dec(String(fromImage(item).price)))
+    .sort((a, b) => a.comparedTo(b));
+  return prices[Math.floor(prices.length / 2)];
+}
+
+export interface ActorStats {
+  depositsPending: number;
+  depositsSettled: number;
+  depositsFailed: number;
+  fills: number;
+  unfilled: number;
+}
+
+export class Borrowers {
+  readonly stats: Pick<ActorStats, "depositsPending" | "depositsSettled" | "depositsFailed"> = {
+    depositsPending: 0,
+    depositsSettled: 0,
+    depositsFailed: 0,
+  };
+  private readonly answered = new Set<string>();
+
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly clock: Clock,
+    private readonly random: () => number,
+  ) {}
+
+  /** Borrowers whose answer is fixed, for the named accounts the tests follow. */
+  static readonly SCRIPTED: Readonly<Record<string, "PAYS" | "NEVER">> = {
+    "ACC-CURES": "PAYS",
+    "ACC-DEFAULTS": "NEVER",
+    "ACC-ETH-HALT": "NEVER",
+  };
+
+  /** A call notice reached the borrower: some answer it with a deposit, a few of which fail. */
+  async onCall(accountId: string, callId: string): Promise<void> {
+    if (this.answered.has(callId)) return;
+    this.answered.add(callId);
+    const script = Borrowers.SCRIPTED[accountId];
+    if (script === "NEVER") return;
+    if (!script && this.random() > 0.6) return;
+    const state = await this.dynamo.send(
+      new GetItemCommand({
+        TableName: "MarginCalls",
+        Key: { accountId: { S: accountId } },
+        ConsistentRead: true,
+      }),
+    );
+    const amountDue = state.Item
+      ? JSON.parse(String(fromImage(state.Item).state)).call?.amountDue
+      : undefined;
+    if (!amountDue) return;
+    const depositId = `WIRE-${callId.replace(/[^A-Za-z0-9]/g, "")}`;
+    // 100% to 160% of the amount due, in cents; a well-funded scripted payer sends ten times the call, so
+    // the cure holds while prices keep falling.
+    const percent = script === "PAYS" ? 1000 : 100 + Math.floor(this.random() * 60);
+    const amount = quantize(dec(amountDue).times(dec(String(percent)).dividedBy(100)), 2, Rounding.UP);
+    const fails = script !== "PAYS" && this.random() < 0.12;
+    // Scripted payers wire at once; the others take a few minutes, and settlement a few more.
+    const sentAt = this.clock.nowMs() + (script === "PAYS" ? 10 : 30 + this.random() * 150) * 1000;
+    const settlesAt = sentAt + (script === "PAYS" ? 30 : 60 + this.random() * 240) * 1000;
+    const deposit = (status: string, seq: number): Item => ({
+      accountId,
+      sk: `DEPOSIT#${depositId}`,
+      updatedAt: this.clock.now(),
+      seq,
+      depositId,
+      amount: amount.toFixed(2),
+      currency: "USD",
+      status,
+      initiatedAt: new Date(sentAt).toISOString(),
+      ...(status === "SETTLED" ? { settledAt: this.clock.now() } : {}),
+    });
+    this.clock.at(sentAt, async () => {
+      await put(this.dynamo, deposit("PENDING", 1));
+      this.stats.depositsPending += 1;
+    });
+    this.clock.at(settlesAt, async () => {
+      if (fails) {
+        await put(this.dynamo, deposit("FAILED", 2));
+        this.stats.depositsFailed += 1;
+        return;
+      }
+      const items = await itemsOf(this.dynamo, accountId);
+      const cash = items.find((item) => item.sk === "HOLDING#USD");
+      const balance = dec(String(cash?.quantity ?? "0")).plus(amount);
+      await put(this.dynamo, deposit("SETTLED", 2));
+      await put(this.dynamo, {
+        accountId,
+        sk: "HOLDING#USD",
+        updatedAt: this.clock.now(),
+        seq: Number(cash?.seq ?? 0) + 1,
+        asset: "USD",
+        quantity: balance.toFixed(2),
+      });
+      this.stats.depositsSettled += 1;
+    });
+  }
+}
+
+interface PlanStep {
+  target: { kind: "HOLDING"; asset: string } | { kind: "POSITION"; instrument: string };
+  side: "SELL" | "BUY";
+  quantity: string;
+  limitPrice: string;
+}
+
+export class ExecutionSystem {
+  readonly stats: Pick<ActorStats, "fills" | "unfilled"> = { fills: 0, unfilled: 0 };
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly dynamo: DynamoDBClient,
+    private readonly clock: Clock,
+    private readonly random: () => number,
+  ) {}
+
+  onLiquidationRequested(detail: {
+    requestId: string;
+    accountId: string;
+    plan: { steps: PlanStep[] };
+  }): void {
+    if (this.seen.has(detail.requestId)) return;
+    this.seen.add(detail.requestId);
+    const at = this.clock.nowMs() + (20 + this.random() * 60) * 1000;
+    this.clock.at(at, () => this.work(detail));
+  }
+
+  /** Works each step at the market if the limit allows; fills move holdings and cash, then one final report. */
+  private async work(detail: {
+    requestId: string;
+    accountId: string;
+    plan: { steps: PlanStep[] };
+  }): Promise<void> {
+    const items = await itemsOf(this.dynamo, detail.accountId);
+    const bySk = new Map(items.map((item) => [String(item.sk), item]));
+    const cashItem = bySk.get("HOLDING#USD");
+    let cash = dec(String(cashItem?.quantity ?? "0"));
+    let filledFirst = ZERO;
+    let priceFirst: Dec | undefined;
+    let anyFill = false;
+    const now = this.clock.now();
+    for (const [index, step] of detail.plan.steps.entries()) {
+      const sk =
+        step.target.kind === "HOLDING"
+          ? `HOLDING#${step.target.asset}`
+          : `POSITION#${step.target.instrument}`;
+      const item = bySk.get(sk);
+      if (!item) continue;
+      const asset = step.target.kind === "HOLDING" ? step.target.asset : String(item.underlying);
+      const mark = await markOf(this.dynamo, asset);
+      if (!mark) continue;
+      const limit = dec(step.limitPrice);
+      const fillable =
+        step.side === "SELL" ? mark.greaterThanOrEqualTo(limit) : mark.lessThanOrEqualTo(limit);
+      if (!fillable) continue;
+      // A fill a little worse than the mark, never past the limit.
+      const slip = dec("0.001");
+      const price = quantize(
+        step.side === "SELL" ? mark.times(dec("1").minus(slip)) : mark.times(dec("1").plus(slip)),
+        step.target.kind === "HOLDING" && asset === "SOL" ? 3 : 2,
+        Rounding.HALF_EVEN,
+      );
+      const available = dec(String(step.target.kind === "HOLDING" ? item.quantity : item.size)).abs();
+      // Never more than is there: an earlier attempt may have filled part of it already.
+      const wanted = dec(step.quantity);
+      const quantity = wanted.greaterThan(available) ? available : wanted;
+      if (quantity.isZero()) continue;
+      if (step.target.kind === "HOLDING") {
+        const held = dec(String(item.quantity));
+        const next = step.side === "SELL" ? held.minus(quantity) : held.plus(quantity);
+        cash = step.side === "SELL" ? cash.plus(quantity.times(price)) : cash.minus(quantity.times(price));
+        await put(this.dynamo, {
+          ...item,
+          quantity: next.toFixed(),
+          seq: Number(item.seq) + 1,
+          updatedAt: now,
+        });
+      } else {
+        const size = dec(String(item.size));
+        const closed = size.isNegative() ? quantity.negated() : quantity;
+        cash = cash.plus(closed.times(price.minus(dec(String(item.entryPrice)))));
+        await put(this.dynamo, {
+          ...item,
+          size: size.minus(closed).toFixed(),
+          seq: Number(item.seq) + 1,
+          updatedAt: now,
+        });
+      }
+      cash = cash.minus(quantize(quantity.times(price).times(dec("0.0005")), 2, Rounding.UP));
+      anyFill = true;
+      if (index === 0) {
+        filledFirst = quantity;
+        priceFirst = price;
+      }
+    }
+    if (!anyFill) {
+      // Nothing within the limits: the engine retries with a fresh plan after its retry period.
+      this.stats.unfilled += 1;
+      return;
+    }
+    await put(this.dynamo, {
+      accountId: detail.accountId,
+      sk: "HOLDING#USD",
+      updatedAt: now,
+      seq: Number(cashItem?.seq ?? 0) + 1,
+      asset: "USD",
+      quantity: quantize(cash, 2, Rounding.FLOOR).toFixed(2),
+    });
+    const [first] = detail.plan.steps;
+    const reportId = `FILL-${detail.requestId.replace(/[^A-Za-z0-9]/g, "")}`;
+    await put(this.dynamo, {
+      accountId: detail.accountId,
+      sk: `EXEC#${reportId}`,
+      updatedAt: now,
+      seq: 1,
+      reportId,
+      requestId: detail.requestId,
+      target: first?.target ?? { kind: "HOLDING", asset: "USD" },
+      side: first?.side ?? "SELL",
+      filledQuantity: filledFirst.toFixed(),
+      ...(priceFirst ? { averagePrice: priceFirst.toFixed() } : {}),
+      fee: "0",
+      final: true,
+      executedAt: now,
+    });
+    this.stats.fills += 1;
+  }
+}
