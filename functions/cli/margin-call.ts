@@ -13,6 +13,7 @@ import { Rounding, toFixedString, toPlainString } from "../domain/money.ts";
 import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
 import { marginRatio } from "../domain/valuation.ts";
 import { LOCAL_USAGE, LocalCommandError, runLocal } from "./local-commands.ts";
+import { QUARANTINE_USAGE, QuarantineCommandError, runQuarantine } from "./quarantine-commands.ts";
 
 const USAGE = `usage: margin-call evaluate [FILE | -] [--explain]
 
@@ -25,7 +26,9 @@ the valuation, breach and warning prices, call amount, cure options and the tran
 
 Exit status: 0 evaluated, 2 bad input (each problem as "JSON path: reason"), 1 anything else.
 
-${LOCAL_USAGE}`;
+${LOCAL_USAGE}
+
+${QUARANTINE_USAGE}`;
 
 function explain(evaluation: Evaluation): string {
   const { policy, valuation, sizing, step } = evaluation;
@@ -161,14 +164,15 @@ function main(argv: string[]): number {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === "local") {
-  runLocal(argv.slice(1)).then(
+if (argv[0] === "local" || argv[0] === "quarantine") {
+  (argv[0] === "local" ? runLocal(argv.slice(1)) : runQuarantine(argv.slice(1))).then(
     (code) => {
       process.exitCode = code;
     },
     (error: unknown) => {
-      console.error(error instanceof LocalCommandError ? error.message : error);
-      process.exitCode = error instanceof LocalCommandError ? 2 : 1;
+      const known = error instanceof LocalCommandError || error instanceof QuarantineCommandError;
+      console.error(known ? error.message : error);
+      process.exitCode = known ? 2 : 1;
     },
   );
 } else

@@ -44,28 +44,6 @@ describe("the market-crash demo", () => {
     expect(result.finalStates.has("ACC-SAFE")).toBe(false);
 
     const cures = auditOf("ACC-CURES").map((entry) => `${entry.from}→${entry.to}`);
-    console.log(
-      JSON.stringify(
-        auditOf("ACC-CURES").map((e) => [
-          e.at,
-          e.from,
-          e.to,
-          e.reason,
-          (e.figures as Record<string, unknown>)?.marginRatio,
-        ]),
-      ),
-    );
-    console.log(
-      JSON.stringify(
-        auditOf("ACC-CURES").map((e) => [
-          e.at,
-          e.from,
-          e.to,
-          e.reason,
-          (e.figures as Record<string, unknown>)?.marginRatio,
-        ]),
-      ),
-    );
     expect(cures).toContain("CALLED→CURED");
 
     const defaults = auditOf("ACC-DEFAULTS").map((entry) => entry.to);

@@ -1,0 +1,197 @@
+/**
+ * `margin-call quarantine ...`: what an operator does with upstream records that broke the contract.
+ *
+ *   list [--status OPEN|REPLAYED|DISCARDED]   newest first, from the byStatus index
+ *   show ID                                   the reason, where it came from and the raw image
+ *   replay ID [--file FIXED.json]             writes the image (or the corrected item) back to its table,
+ *                                             after checking it against the contract, and marks it REPLAYED
+ *   discard ID --reason TEXT                  marks it DISCARDED, with the operator's reason
+ *
+ * It talks to the tables named by ACCOUNTS_TABLE, PRICES_TABLE and QUARANTINE_TABLE (the deployed
+ * stack's names) with the default AWS credentials, or to the local engine's session (.local/session.json).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  type AttributeValue,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { fromImage } from "../adapters/codec.ts";
+import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contract.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export const QUARANTINE_USAGE = `usage: margin-call quarantine list [--status OPEN|REPLAYED|DISCARDED]
+       margin-call quarantine show ID
+       margin-call quarantine replay ID [--file FIXED_ITEM.json]
+       margin-call quarantine discard ID --reason TEXT`;
+
+export class QuarantineCommandError extends Error {}
+
+interface Target {
+  readonly client: DynamoDBClient;
+  readonly tables: { accounts: string; prices: string; quarantine: string };
+}
+
+function target(): Target {
+  const env = process.env;
+  if (env.QUARANTINE_TABLE) {
+    return {
+      client: new DynamoDBClient({}),
+      tables: {
+        accounts: env.ACCOUNTS_TABLE ?? "Accounts",
+        prices: env.PRICES_TABLE ?? "Prices",
+        quarantine: env.QUARANTINE_TABLE,
+      },
+    };
+  }
+  let session: { endpoint: string; accessKeyId: string };
+  try {
+    session = JSON.parse(readFileSync(join(ROOT, ".local", "session.json"), "utf8"));
+  } catch {
+    throw new QuarantineCommandError(
+      "set QUARANTINE_TABLE (and ACCOUNTS_TABLE, PRICES_TABLE) for a deployed stack, or run npm start -- --engine-only",
+    );
+  }
+  return {
+    client: new DynamoDBClient({
+      endpoint: session.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: session.accessKeyId, secretAccessKey: "local" },
+    }),
+    tables: { accounts: "Accounts", prices: "Prices", quarantine: "Quarantine" },
+  };
+}
+
+async function load(t: Target, id: string): Promise<Record<string, unknown>> {
+  const result = await t.client.send(
+    new GetItemCommand({
+      TableName: t.tables.quarantine,
+      Key: { quarantineId: { S: id } },
+      ConsistentRead: true,
+    }),
+  );
+  if (!result.Item) throw new QuarantineCommandError(`no quarantined record ${id}`);
+  return fromImage(result.Item);
+}
+
+export async function runQuarantine(args: string[], now = () => new Date().toISOString()): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      status: { type: "string", default: "OPEN" },
+      file: { type: "string" },
+      reason: { type: "string" },
+    },
+  });
+  const [command, id = ""] = positionals;
+  const t = target();
+  try {
+    switch (command) {
+      case "list": {
+        const result = await t.client.send(
+          new QueryCommand({
+            TableName: t.tables.quarantine,
+            IndexName: "byStatus",
+            KeyConditionExpression: "#status = :status",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":status": { S: values.status ?? "OPEN" } },
+            ScanIndexForward: false,
+            Limit: 100,
+          }),
+        );
+        for (const item of (result.Items ?? []).map(fromImage)) {
+          console.log(`${item.quarantineId}  ${item.receivedAt}  ${String(item.reason).split("\n")[0]}`);
+        }
+        return 0;
+      }
+      case "show": {
+        const item = await load(t, id);
+        console.log(
+          JSON.stringify(
+            { ...item, image: JSON.parse(String(item.image)), keys: JSON.parse(String(item.keys)) },
+            null,
+            2,
+          ),
+        );
+        return 0;
+      }
+      case "replay": {
+        const item = await load(t, id);
+        if (item.status !== "OPEN") throw new QuarantineCommandError(`${id} is ${item.status}, not OPEN`);
+        const isPrices = item.sourceTable === "Prices";
+        const image = values.file
+          ? null
+          : (JSON.parse(String(item.image)) as Record<string, AttributeValue> | null);
+        const plainItem = values.file
+          ? (JSON.parse(readFileSync(values.file, "utf8")) as Record<string, unknown>)
+          : null;
+        const candidate = plainItem ?? (image ? fromImage(image) : null);
+        if (!candidate)
+          throw new QuarantineCommandError(`${id} has no image to replay; give the fixed item with --file`);
+        const parsed = isPrices ? parsePriceItem(candidate) : parseAccountItem(candidate);
+        if (!parsed.ok) {
+          throw new QuarantineCommandError(
+            `the item still breaks the contract:\n${formatIssues(parsed.issues)}`,
+          );
+        }
+        const { marshall } = await import("@aws-sdk/util-dynamodb");
+        await t.client.send(
+          new PutItemCommand({
+            TableName: isPrices ? t.tables.prices : t.tables.accounts,
+            Item: image ?? marshall(candidate, { removeUndefinedValues: true }),
+          }),
+        );
+        await t.client.send(
+          new UpdateItemCommand({
+            TableName: t.tables.quarantine,
+            Key: { quarantineId: { S: id } },
+            UpdateExpression: "SET #status = :replayed, receivedAtId = :sortKey, resolvedAt = :now",
+            ConditionExpression: "#status = :open",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: {
+              ":replayed": { S: "REPLAYED" },
+              ":open": { S: "OPEN" },
+              ":now": { S: now() },
+              ":sortKey": { S: String(item.receivedAtId) },
+            },
+          }),
+        );
+        console.log(`replayed ${id} into ${isPrices ? "Prices" : "Accounts"}`);
+        return 0;
+      }
+      case "discard": {
+        if (!values.reason) throw new QuarantineCommandError("discard needs --reason");
+        await t.client.send(
+          new UpdateItemCommand({
+            TableName: t.tables.quarantine,
+            Key: { quarantineId: { S: id } },
+            UpdateExpression: "SET #status = :discarded, resolvedAt = :now, resolution = :reason",
+            ConditionExpression: "#status = :open",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: {
+              ":discarded": { S: "DISCARDED" },
+              ":open": { S: "OPEN" },
+              ":now": { S: now() },
+              ":reason": { S: values.reason },
+            },
+          }),
+        );
+        console.log(`discarded ${id}`);
+        return 0;
+      }
+      default:
+        console.error(QUARANTINE_USAGE);
+        return 2;
+    }
+  } finally {
+    t.client.destroy();
+  }
+}
