@@ -3,7 +3,12 @@
  * through the Streams API and delivered with the template's mapping settings to the deployed handler
  * modules; SNS and EventBridge through the real SDK clients against the local AWS stub.
  */
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runQuarantine } from "../../functions/cli/quarantine-commands.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
 import { deposit, executionReport, holding, perpetual, price, profile } from "../support/upstream.ts";
@@ -244,7 +249,7 @@ describe("a malformed upstream record", () => {
     p.setNow("2026-11-24T17:00:00.000Z");
     await market("51800.00");
     await p.put("Accounts", profile("ACC-BAD"));
-    await p.put("Accounts", holding("ACC-BAD", "USD", "-58000.00"));
+    await p.put("Accounts", holding("ACC-BAD", "USD", "-53500.00"));
     // A number where the contract wants a decimal string: it would lose digits.
     await p.put("Accounts", { ...holding("ACC-BAD", "BTC", "0"), quantity: 1.25 });
     await leveredAccount("ACC-GOOD");
@@ -263,6 +268,31 @@ describe("a malformed upstream record", () => {
     expect(JSON.parse(String(quarantined[0]?.image)).quantity).toEqual({ N: "1.25" });
     // The account with the bad item is not valued on a guess: no state, no notice.
     expect(await p.callState("ACC-BAD")).toBeUndefined();
+  });
+
+  it("is listed for an operator and, once fixed, replayed into its table, after which the account is valued", async () => {
+    const [item] = (await p.scan("Quarantine")).filter((entry) => String(entry.keys).includes("ACC-BAD"));
+    const id = String(item?.quarantineId);
+    // Upstream's corrected record: the same holding, as a decimal string, with a higher seq.
+    const fixed = join(mkdtempSync(join(tmpdir(), "margin-call-replay-")), "fixed.json");
+    writeFileSync(fixed, JSON.stringify(holding("ACC-BAD", "BTC", "1.25000000", 2)));
+    const printed: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => printed.push(line);
+    try {
+      expect(await runQuarantine(["list"])).toBe(0);
+      expect(await runQuarantine(["replay", id, "--file", fixed])).toBe(0);
+    } finally {
+      console.log = log;
+      rmSync(dirname(fixed), { recursive: true, force: true });
+    }
+    expect(printed.some((line) => line.startsWith(id) && line.includes("numbers lose digits"))).toBe(true);
+    await p.drain();
+    expect((await p.callState("ACC-BAD"))?.status).toBe("CALLED");
+    const [after] = (await p.scan("Quarantine")).filter((entry) => entry.quarantineId === id);
+    expect(after).toMatchObject({ status: "REPLAYED" });
+    // Replaying twice is refused: the record is no longer OPEN.
+    await expect(runQuarantine(["replay", id, "--file", fixed])).rejects.toThrow(/REPLAYED, not OPEN/);
   });
 });
 
