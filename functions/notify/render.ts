@@ -24,15 +24,11 @@
  * - A CALL or REMINDER without an amount or a deadline, a malformed decimal string or an unparseable instant
  *   is refused with an error: a margin call must never be sent with a wrong or missing figure.
  */
+import type { NoticeKind } from "../domain/machine.ts";
 import { Dec, Rounding } from "../domain/money.ts";
 
-export type NoticeKind =
-  | "WARNING"
-  | "CALL"
-  | "REMINDER"
-  | "CURED"
-  | "LIQUIDATION_NOTICE"
-  | "LIQUIDATION_COMPLETE";
+/** The engine's notice kinds: the state machine's, so a new kind cannot go out without its text. */
+export type { NoticeKind } from "../domain/machine.ts";
 
 export type CureOptionPayload =
   | { kind: "DEPOSIT"; amount: string; currency: string }

@@ -6,6 +6,7 @@
  * Chromium comes from the Debian package (`chromium`, or CHROMIUM_BIN to point at another binary). Without
  * it the tests are skipped, unless REQUIRE_CHROMIUM=1, which turns the missing browser into a failure.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   accessSync,
@@ -20,6 +21,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { seededRandom } from "../../functions/local/demo/book.ts";
 import { MAX_TIMELINE_DOTS, type RunReportData, renderReport } from "../../functions/local/report.ts";
 
 const MISSING = "Chromium is required: apt-get install chromium";
@@ -65,17 +67,8 @@ function tempDir(prefix: string): string {
 
 const INJECTED_ACCOUNT = "ACC-</script><script>document.body.dataset.error='injected'</script><!--x";
 
-/** mulberry32: a small seeded generator, so the data is the same on every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so the data is the same on every run. */
+const random = seededRandom;
 
 const START = Date.parse("2026-03-02T14:00:00.000Z");
 const STEP_MS = 30_000;

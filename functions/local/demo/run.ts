@@ -6,9 +6,11 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PutItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { TABLE_LOGICAL_IDS } from "../../../lib/tables.ts";
 import { loadAccountInputs } from "../../adapters/account-inputs.ts";
 import { fromImage, toItem } from "../../adapters/codec.ts";
 import { parsePolicies } from "../../adapters/settings.ts";
+import { STATUSES as MACHINE_STATUSES } from "../../domain/machine.ts";
 import { Dec, dec, Rounding, toFixedString, ZERO } from "../../domain/money.ts";
 import { marginRatio, valueAccount } from "../../domain/valuation.ts";
 import { type ReportStatus, type RunReportData, renderReport } from "../report.ts";
@@ -99,15 +101,7 @@ export const DEMO_CONTEXT = {
   sweepRateMinutes: "5",
 };
 const TICK_SECONDS = 30;
-const STATUSES: ReportStatus[] = [
-  "HEALTHY",
-  "WARNING",
-  "CALLED",
-  "CURED",
-  "LIQUIDATING",
-  "LIQUIDATED",
-  "BAD_DEBT",
-];
+const STATUSES: readonly ReportStatus[] = MACHINE_STATUSES;
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
@@ -287,15 +281,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       await Promise.all(Array.from({ length: 6 }, worker));
       return ratios;
     };
-    const tables = {
-      accounts: "Accounts",
-      prices: "Prices",
-      marginCalls: "MarginCalls",
-      triggerIndex: "TriggerIndex",
-      outbox: "Outbox",
-      auditLog: "AuditLog",
-      quarantine: "Quarantine",
-    };
+    // Local tables are named after their logical ids.
+    const { idempotency: _idempotency, ...tables } = TABLE_LOGICAL_IDS;
     const ratiosBefore = await ratiosOf();
 
     // The crash.
