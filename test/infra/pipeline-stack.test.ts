@@ -2,13 +2,14 @@
  * CDK assertions on the pipeline: every event source mapping's failure settings, the schedule, the alarms,
  * the functions' runtime, and that each function's role grants exactly what its handler calls.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../lib/app.ts";
 
+const ROOT = new URL("../..", import.meta.url).pathname;
 const outdirs: string[] = [];
 function synth(context: Record<string, unknown> = {}) {
   const outdir = mkdtempSync(join(tmpdir(), "margin-call-pipeline-test-"));
@@ -254,6 +255,15 @@ describe("schedule", () => {
       MaximumEventAgeInSeconds: 120,
     });
     expect(rule.Properties.Targets[0].DeadLetterConfig).toBeDefined();
+  });
+
+  it("refuses a bad policy at synth, naming the policy and the field", () => {
+    const dir = mkdtempSync(join(tmpdir(), "margin-call-policy-"));
+    outdirs.push(dir);
+    const [policy] = JSON.parse(readFileSync(join(ROOT, "lib/config/policies.json"), "utf8"));
+    const file = join(dir, "policies.json");
+    writeFileSync(file, JSON.stringify([{ ...policy, call: { ...policy.call, exitBuffer: "0.5" } }]));
+    expect(() => synth({ policiesFile: file })).toThrow(/policy 0 in POLICY_DOCUMENTS: \$\.call\.exitBuffer/);
   });
 
   it("takes the rate, spend limit and alarm email from context", () => {
