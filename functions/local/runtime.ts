@@ -195,7 +195,8 @@ export class LocalRuntime {
       AWS_ENDPOINT_URL_EVENTBRIDGE: this.stub.endpoint,
       AWS_ENDPOINT_URL_SQS: this.stub.endpoint,
       AWS_LAMBDA_FUNCTION_NAME: "margin-call-local",
-      POWERTOOLS_LOG_LEVEL: process.env.MARGIN_CALL_LOG_LEVEL ?? "ERROR",
+      // The handlers' JSON logs would drown the progress line; MARGIN_CALL_LOG_LEVEL=INFO shows them.
+      POWERTOOLS_LOG_LEVEL: process.env.MARGIN_CALL_LOG_LEVEL ?? "SILENT",
     });
     resetRuntime();
     setClock(() => this.now());
@@ -351,6 +352,12 @@ export class LocalRuntime {
       await new Promise((resolve) => setTimeout(resolve, 4 * (this.options.idlePollMs ?? 50)));
     }
     return false;
+  }
+
+  /** Stops polling and the schedules now, without waiting: for Ctrl-C, before stop(). */
+  halt(): void {
+    this.running = false;
+    for (const timer of this.timers) clearInterval(timer);
   }
 
   async stop(): Promise<void> {

@@ -42,6 +42,8 @@ function positive(name: string, value: string | undefined, fallback: number): nu
 
 class UsageError extends Error {}
 
+let stopped: AbortSignal | undefined;
+
 async function engineOnly(dataDir: string | undefined, log: (line: string) => void, signal: AbortSignal) {
   const runtime = await LocalRuntime.start({ ...(dataDir ? { dataDir } : {}), log });
   try {
@@ -96,10 +98,21 @@ async function main(): Promise<void> {
     interrupts += 1;
     if (interrupts > 1) process.exit(130);
     console.log("\nStopping...");
+    process.exitCode = 130;
     controller.abort();
+    process.once("exit", () => console.error("Stopped."));
+    // Whatever is still in flight gets a few seconds; then the process ends regardless.
+    setTimeout(() => process.exit(130), 10_000).unref();
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  // Once stopping, the services go away under whatever is still in flight: say nothing of it.
+  process.on("unhandledRejection", (error) => {
+    if (controller.signal.aborted) return;
+    console.error(error);
+    process.exitCode = 1;
+  });
+  stopped = controller.signal;
   const log = (line: string) => console.log(line);
   const dataDir = values["data-dir"];
   if (values["engine-only"]) {
@@ -140,6 +153,7 @@ Loss taken:            ${result.loss} USD
 Tick -> call recorded: p50 ${result.tickToCallMs.p50.toFixed(0)} ms, p99 ${result.tickToCallMs.p99.toFixed(0)} ms (${result.tickToCallMs.n} calls)
 Call -> notice sent:   p50 ${result.callToNoticeMs.p50.toFixed(0)} ms, p99 ${result.callToNoticeMs.p99.toFixed(0)} ms (${result.callToNoticeMs.n} notices)
 Liquidations on halted prices: ${result.haltedLiquidations}; every liquidation had its call first: ${result.accountsWithCallBeforeLiquidation ? "yes" : "NO"}
+Liquidations out of attempts (no fill within the limit prices; operator action): ${result.exhaustedLiquidations}
 
 Rendered notices:  ${join(result.outputDir, "outbox")}
 Events:            ${join(result.outputDir, "events.jsonl")}
@@ -147,8 +161,8 @@ Report:            ${result.reportPath}`);
 }
 
 main().catch((error: unknown) => {
+  if (stopped?.aborted) return;
   if (error instanceof DynamoDbLocalSetupError || error instanceof UsageError) console.error(error.message);
-  else if (error instanceof Error && error.message === "stopped") console.error("Stopped.");
   else console.error(error);
   process.exitCode = 1;
 });

@@ -33,7 +33,7 @@ export interface Episode {
 
 /** ETH's feeds go quiet but one: fewer than the policy's two fresh sources halts escalation on ETH. */
 export const STALE_EPISODES: readonly Episode[] = [
-  { asset: "ETH", fromMinute: 11, toMinute: 16, live: ["index:coinbase"] },
+  { asset: "ETH", fromMinute: 14, toMinute: 19, live: ["index:coinbase"] },
 ];
 
 function level(minute: Dec): Dec {

@@ -45,6 +45,8 @@ export interface DemoResult {
   readonly outputDir: string;
   readonly haltedLiquidations: number;
   readonly accountsWithCallBeforeLiquidation: boolean;
+  /** Liquidations that ran out of attempts without a final fill: an operator must act. */
+  readonly exhaustedLiquidations: number;
   /** Every audit entry of the run, and every event put on the bus, for checks after the run. */
   readonly audit: Record<string, unknown>[];
   readonly events: Array<{ detailType: string; detail: Record<string, unknown> }>;
@@ -175,6 +177,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const stopTimers = () => {
     for (const timer of timers) clearInterval(timer);
   };
+  // Ctrl-C: stop feeding the market and polling at once; the finally below stops everything else.
+  let stopping = false;
+  options.signal?.addEventListener(
+    "abort",
+    () => {
+      stopping = true;
+      stopTimers();
+      runtime.halt();
+    },
+    { once: true },
+  );
   try {
     const entry = parsePolicies(
       JSON.stringify(
@@ -235,7 +248,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
             }
             const due = tasks.filter((task) => task.at <= runtime.nowMs());
             for (const task of due) tasks.splice(tasks.indexOf(task), 1);
-            for (const task of due) await task.task().catch((error) => log(`actor: ${String(error)}`));
+            for (const task of due) {
+              await task.task().catch((error) => {
+                if (!stopping) log(`actor: ${String(error)}`);
+              });
+            }
+          } catch (error) {
+            if (!stopping) log(`market: ${error instanceof Error ? error.message : String(error)}`);
           } finally {
             busy = false;
           }
@@ -482,6 +501,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       outputDir,
       haltedLiquidations,
       accountsWithCallBeforeLiquidation: callBeforeLiquidation,
+      exhaustedLiquidations: audit.filter((entry) => String(entry.reason).startsWith("liquidation exhausted"))
+        .length,
       audit,
       events,
       finalStates: new Map(calls.map((item) => [String(item.accountId), String(item.status)])),
