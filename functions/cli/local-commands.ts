@@ -13,6 +13,9 @@ import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contra
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
+// The CLI runs on the developer's Node (>= 20); the SDK's notice about Node 20 is not for its users.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 export const LOCAL_USAGE = `usage: margin-call local COMMAND ...   (talks to the engine \`npm start\` runs)
 
   profile ACCOUNT [--phone +E164] [--email ADDRESS] [--policy ID] [--time-zone ZONE]
@@ -36,8 +39,16 @@ export class LocalCommandError extends Error {}
 
 let sequence = Date.now();
 
-export async function runLocal(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+export async function runLocal(rawArgs: string[]): Promise<number> {
+  // A negative quantity ("-58000.00", a loan) is a value, not an option.
+  const negatives = new Map<string, string>();
+  const args = rawArgs.map((arg, index) => {
+    if (!/^-\d/.test(arg)) return arg;
+    const token = `__negative_${index}`;
+    negatives.set(token, arg);
+    return token;
+  });
+  const parsed = parseArgs({
     args,
     allowPositionals: true,
     options: {
@@ -52,7 +63,8 @@ export async function runLocal(args: string[]): Promise<number> {
       id: { type: "string" },
     },
   });
-  const [command, ...rest] = positionals;
+  const { values } = parsed;
+  const [command, ...rest] = parsed.positionals.map((value) => negatives.get(value) ?? value);
   const { endpoint, accessKeyId } = session();
   const dynamo = new DynamoDBClient({
     endpoint,

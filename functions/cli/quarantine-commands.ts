@@ -27,6 +27,9 @@ import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contra
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
+// The CLI runs on the developer's Node (>= 20); the SDK's notice about Node 20 is not for its users.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 export const QUARANTINE_USAGE = `usage: margin-call quarantine list [--status OPEN|REPLAYED|DISCARDED]
        margin-call quarantine show ID
        margin-call quarantine replay ID [--file FIXED_ITEM.json]

@@ -5,7 +5,7 @@
  * rendered to `.local/outbox/`, each event appended to `.local/events.jsonl`. The handlers' AWS adapters
  * are the same code as in Lambda; only the endpoints differ.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -106,6 +106,8 @@ export class LocalRuntime {
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     const log = options.log ?? (() => {});
     const outputDir = options.outputDir ?? join(ROOT, ".local");
+    // Each run renders its own notices: last run's are cleared.
+    rmSync(join(outputDir, "outbox"), { recursive: true, force: true });
     mkdirSync(join(outputDir, "outbox"), { recursive: true });
     writeFileSync(join(outputDir, "events.jsonl"), "");
     const dynamodbLocal = await startDynamoDbLocal({
@@ -153,7 +155,10 @@ export class LocalRuntime {
   }
 
   private renderNotice(message: SnsPublish, channel: "sms" | "email"): void {
-    const id = message.messageAttributes.notificationId?.stringValue ?? message.messageId;
+    // Emails carry the notification id; an SMS carries only its text, so it is named by time and number.
+    const id =
+      message.messageAttributes.notificationId?.stringValue ??
+      `${message.receivedAt}-${(message.phoneNumber ?? "").slice(-4)}-${message.messageId.slice(0, 8)}`;
     const safe = id.replace(/[^A-Za-z0-9._-]/g, "_");
     const lines =
       channel === "sms"
