@@ -12,12 +12,7 @@ import { EventBus, Rule, RuleTargetInput, Schedule } from "aws-cdk-lib/aws-event
 import { LambdaFunction, SqsQueue } from "aws-cdk-lib/aws-events-targets";
 import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Alias, Key } from "aws-cdk-lib/aws-kms";
-import {
-  type CfnEventSourceMapping,
-  FilterCriteria,
-  FilterRule,
-  StartingPosition,
-} from "aws-cdk-lib/aws-lambda";
+import { FilterCriteria, FilterRule, StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { FilterPattern } from "aws-cdk-lib/aws-logs";
 import { SubscriptionFilter, Topic } from "aws-cdk-lib/aws-sns";
@@ -509,5 +504,3 @@ function pattern(rule: Record<string, unknown>): Record<string, unknown> {
 function allow(actions: string[], ...tables: Table[]): PolicyStatement {
   return new PolicyStatement({ actions, resources: tables.map((table) => table.tableArn) });
 }
-
-export type { CfnEventSourceMapping };

@@ -13,7 +13,7 @@ import {
   type QueryCommandOutput,
   type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
-import { type Dec, dec, ONE } from "../domain/money.ts";
+import { type Dec, ONE } from "../domain/money.ts";
 import { triggerPrices } from "../domain/triggers.ts";
 import type { AccountInputs } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
@@ -206,5 +206,3 @@ export async function crossedAccounts(
     scanned: page.Items?.length ?? 0,
   };
 }
-
-export { dec as decimal };

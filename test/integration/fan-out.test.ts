@@ -61,9 +61,7 @@ describe("a price tick", () => {
     await p.drain();
 
     // Independently: which holders have a breach, warning, hard-floor or cure line in [55,000, 62,000]?
-    const policy = [
-      ...parsePolicies(JSON.stringify(JSON.parse(process.env.POLICY_DOCUMENTS ?? "[]"))).values(),
-    ][0]?.policy;
+    const policy = [...parsePolicies(process.env.POLICY_DOCUMENTS ?? "[]").values()][0]?.policy;
     if (!policy) throw new Error("no policy");
     const marks = new Map([["BTC", { price: dec("62000") }]]);
     const expected = new Set<string>();

@@ -11,7 +11,7 @@ import { loadAccountInputs } from "../../adapters/account-inputs.ts";
 import { fromImage, toItem } from "../../adapters/codec.ts";
 import { parsePolicies } from "../../adapters/settings.ts";
 import { STATUSES as MACHINE_STATUSES } from "../../domain/machine.ts";
-import { Dec, dec, Rounding, toFixedString, ZERO } from "../../domain/money.ts";
+import { type Dec, dec, Rounding, toFixedString, ZERO } from "../../domain/money.ts";
 import { marginRatio, valueAccount } from "../../domain/valuation.ts";
 import { type ReportStatus, type RunReportData, renderReport } from "../report.ts";
 import { LocalRuntime } from "../runtime.ts";
@@ -513,5 +513,3 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     await runtime.stop();
   }
 }
-
-export { Dec };
