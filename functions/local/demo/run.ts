@@ -190,9 +190,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   );
   try {
     const entry = parsePolicies(
-      JSON.stringify(
-        JSON.parse([...runtime.deployment.functions.values()][0]?.environment.POLICY_DOCUMENTS ?? "[]"),
-      ),
+      [...runtime.deployment.functions.values()][0]?.environment.POLICY_DOCUMENTS ?? "[]",
     );
     const policyEntry = [...entry.values()][0];
     if (!policyEntry) throw new Error("the demo template has no policy");
