@@ -4,6 +4,10 @@
  * (functions/local/deployment.ts). SNS and EventBridge are the local AWS stub: each SMS and email is
  * rendered to `.local/outbox/`, each event appended to `.local/events.jsonl`. The handlers' AWS adapters
  * are the same code as in Lambda; only the endpoints differ.
+ *
+ * What is not emulated: a mapping's ParallelizationFactor (each mapping delivers one batch at a time,
+ * one valid interleaving of what Lambda runs concurrently), and Lambda's scaling: one process and one
+ * DynamoDB Local do the work of many functions, so latencies include their backlog.
  */
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
