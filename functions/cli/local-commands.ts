@@ -25,7 +25,7 @@ export const LOCAL_USAGE = `usage: margin-call local COMMAND ...   (talks to the
   state ACCOUNT                         the account's margin-call state`;
 
 function session(): { endpoint: string; accessKeyId: string } {
-  const path = join(ROOT, ".local", "session.json");
+  const path = join(process.env.MARGIN_CALL_SESSION_DIR ?? join(ROOT, ".local"), "session.json");
   try {
     return JSON.parse(readFileSync(path, "utf8")) as { endpoint: string; accessKeyId: string };
   } catch {

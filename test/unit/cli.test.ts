@@ -129,3 +129,23 @@ describe("margin-call evaluate", () => {
     expect(stderr).toMatch(/^\$: not valid JSON/);
   });
 });
+
+describe("margin-call local", () => {
+  it("takes a negative quantity (a loan) as a value, and says how to start the engine when none runs", () => {
+    const { status, stdout, stderr } = spawnSync(
+      process.execPath,
+      [CLI, "local", "holding", "ACC-1", "USD", "-58000.00"],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, MARGIN_CALL_SESSION_DIR: "/nonexistent" },
+      },
+    );
+    // No session here: the arguments parse, and the error is the missing engine, not "-58000.00".
+    expect(stderr).not.toMatch(/Unknown option/);
+    expect(stdout).toBe("");
+    expect(status).toBe(2);
+    expect(stderr).toContain("start one with: npm start -- --engine-only");
+  });
+});
