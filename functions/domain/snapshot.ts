@@ -15,7 +15,7 @@ import {
   transition,
 } from "./machine.ts";
 import { Dec, dec, isCanonicalDecimal, Rounding, toFixedString, toPlainString } from "./money.ts";
-import { jsonPath, type Policy, PolicyError, parsePolicy } from "./policy.ts";
+import { jsonPath, type Policy, PolicyError, type PolicyIssue, parsePolicy } from "./policy.ts";
 import { type ResolvedMark, resolveMark, type SourceMark } from "./prices.ts";
 import { type TriggerPrices, triggerPrices } from "./triggers.ts";
 import { type Account, marginRatio, notionalLeverage, type Valuation, ValuationError } from "./valuation.ts";
@@ -110,10 +110,8 @@ export const snapshotSchema = z.strictObject({
     .default({ type: "REVALUE", cause: "SWEEP", eventId: "snapshot" }),
 });
 
-export interface InputIssue {
-  readonly path: string;
-  readonly message: string;
-}
+/** One problem with the input: its JSON path and the reason, as for a policy. */
+export type InputIssue = PolicyIssue;
 
 export class SnapshotError extends Error {
   override readonly name = "SnapshotError";

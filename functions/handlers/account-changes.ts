@@ -18,7 +18,6 @@ export const ACCOUNTS_TABLE = "Accounts";
 
 function eventFor(item: AccountItem, record: DynamoDBRecord): EngineEvent | undefined {
   if (!item.sk.startsWith("EXEC#") || !("reportId" in item)) return undefined;
-  if (record.eventName === "REMOVE") return undefined;
   return {
     type: "EXECUTION_REPORT",
     eventId: `exec:${item.accountId}:${item.reportId}:${item.seq}`,
@@ -29,17 +28,28 @@ function eventFor(item: AccountItem, record: DynamoDBRecord): EngineEvent | unde
 
 async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<string>): Promise<void> {
   if (isTtlDeletion(record)) return;
-  const item = await parseOrQuarantine(rt, ACCOUNTS_TABLE, record, parseAccountItem);
-  if (!item) return;
-  const execution = eventFor(item, record);
-  if (!execution && revalued.has(item.accountId)) return;
+  let accountId: string;
+  let execution: EngineEvent | undefined;
+  if (record.eventName === "REMOVE") {
+    // A deletion needs only the key: the item is gone, whatever it held (even a record that broke the
+    // contract, whose removal lets the account be valued again). Nothing to quarantine.
+    const key = record.dynamodb?.Keys?.accountId?.S;
+    if (!key) return;
+    accountId = key;
+  } else {
+    const item = await parseOrQuarantine(rt, ACCOUNTS_TABLE, record, parseAccountItem);
+    if (!item) return;
+    accountId = item.accountId;
+    execution = eventFor(item, record);
+  }
+  if (!execution && revalued.has(accountId)) return;
   const event: EngineEvent = execution ?? {
     type: "REVALUE",
     cause: "ACCOUNT_CHANGE",
-    eventId: record.eventID ?? `account:${item.accountId}:${item.sk}:${item.seq}`,
+    eventId: record.eventID ?? `account:${accountId}:${record.dynamodb?.SequenceNumber ?? ""}`,
   };
-  const outcome = await revalueAccount(rt, item.accountId, event, rt.now);
-  revalued.add(item.accountId);
+  const outcome = await revalueAccount(rt, accountId, event, rt.now);
+  revalued.add(accountId);
   logOutcome(rt, outcome);
 }
 

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runQuarantine } from "../../functions/cli/quarantine-commands.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
@@ -268,6 +269,26 @@ describe("a malformed upstream record", () => {
     expect(JSON.parse(String(quarantined[0]?.image)).quantity).toEqual({ N: "1.25" });
     // The account with the bad item is not valued on a guess: no state, no notice.
     expect(await p.callState("ACC-BAD")).toBeUndefined();
+  });
+
+  it("stops blocking its account once upstream deletes it, without a second quarantine entry", async () => {
+    await leveredAccount("ACC-BAD-DEL");
+    await p.put("Accounts", { ...holding("ACC-BAD-DEL", "SOLX", "0"), quantity: 3 });
+    await p.drain();
+    const entries = async () =>
+      (await p.scan("Quarantine")).filter((entry) => String(entry.keys).includes("ACC-BAD-DEL"));
+    expect(await entries()).toHaveLength(1);
+    expect(await p.callState("ACC-BAD-DEL")).toBeUndefined();
+
+    await p.db.dynamodb.send(
+      new DeleteItemCommand({
+        TableName: "Accounts",
+        Key: { accountId: { S: "ACC-BAD-DEL" }, sk: { S: "HOLDING#SOLX" } },
+      }),
+    );
+    await p.drain();
+    expect(await entries()).toHaveLength(1);
+    expect((await p.callState("ACC-BAD-DEL"))?.status).toBe("CALLED");
   });
 
   it("is listed for an operator and, once fixed, replayed into its table, after which the account is valued", async () => {
