@@ -16,7 +16,7 @@ import { isTtlDeletion, parseOrQuarantine } from "./stream-records.ts";
 
 export const ACCOUNTS_TABLE = "Accounts";
 
-function eventFor(item: AccountItem, record: DynamoDBRecord): EngineEvent | undefined {
+function eventFor(item: AccountItem): EngineEvent | undefined {
   if (!item.sk.startsWith("EXEC#") || !("reportId" in item)) return undefined;
   return {
     type: "EXECUTION_REPORT",
@@ -40,7 +40,7 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<s
     const item = await parseOrQuarantine(rt, ACCOUNTS_TABLE, record, parseAccountItem);
     if (!item) return;
     accountId = item.accountId;
-    execution = eventFor(item, record);
+    execution = eventFor(item);
   }
   if (!execution && revalued.has(accountId)) return;
   const event: EngineEvent = execution ?? {
