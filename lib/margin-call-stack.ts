@@ -21,6 +21,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from "aws-cdk-lib/custom-resources";
 import type { Construct, IConstruct } from "constructs";
 import { ENV, parsePolicies } from "../functions/adapters/settings.ts";
+import { OPERATOR_ALARMS } from "../functions/domain/alarms.ts";
 import { EngineFunction } from "./engine-function.ts";
 import { EngineTables } from "./tables.ts";
 
@@ -406,11 +407,11 @@ export class MarginCallStack extends Stack {
     const signals: Array<[string, string, string]> = [
       ["Quarantined", "record quarantined", "an upstream record broke the data contract and was quarantined"],
       ["NotRevalued", "account not revalued", "an account could not be valued; its call state is frozen"],
-      [
-        "LiquidationExhausted",
-        "liquidation exhausted",
-        "a liquidation ran out of attempts: operator action needed",
-      ],
+      ...Object.values(OPERATOR_ALARMS).map((alarm): [string, string, string] => [
+        alarm.metric,
+        alarm.message,
+        alarm.description,
+      ]),
     ];
     for (const [name, message, description] of signals) {
       const metric = new Metric({

@@ -120,6 +120,14 @@ export async function loadAccountInputs(
         ? [{ depositId: item.depositId, amount: dec(item.amount) }]
         : [],
     ),
+    settledDeposits: items.flatMap((item) =>
+      "depositId" in item &&
+      item.status === "SETTLED" &&
+      item.settledAt !== undefined &&
+      item.currency === policy.policy.currency
+        ? [{ depositId: item.depositId, amount: dec(item.amount), settledAt: item.settledAt }]
+        : [],
+    ),
   };
   const executionReports = items.filter((item): item is ExecutionReportItem => item.sk.startsWith("EXEC#"));
 

@@ -16,6 +16,7 @@ import {
   type CallState,
   type Effect,
   type EngineEvent,
+  type ExecutionFill,
   initialState,
   type Step,
   transition,
@@ -96,7 +97,9 @@ function nextDueAt(state: CallState, inputs: AccountInputs): string | null {
     const reminders = policy.reminderOffsetsSeconds
       .slice(call.remindersSent)
       .map((offset) => plus(call.issuedAt, offset));
-    return [...reminders, call.deadlineAt].sort()[0] ?? call.deadlineAt;
+    // A breach of the hard floor is confirmed by a revaluation this long after it was first seen.
+    const confirm = call.hardFloorSince ? [plus(call.hardFloorSince, policy.hardFloorConfirmSeconds)] : [];
+    return [...reminders, ...confirm, call.deadlineAt].sort()[0] ?? call.deadlineAt;
   }
   // An exhausted liquidation waits for an operator (or a late fill), not for the sweep.
   if (state.status === "LIQUIDATING" && call.liquidationRequestedAt && !call.liquidationExhaustedAt) {
@@ -123,6 +126,11 @@ export function replaySnapshot(inputs: AccountInputs, state: CallState, event: E
       pendingDeposits: account.pendingDeposits.map((d) => ({
         depositId: d.depositId,
         amount: toPlainString(d.amount),
+      })),
+      settledDeposits: (account.settledDeposits ?? []).map((d) => ({
+        depositId: d.depositId,
+        amount: toPlainString(d.amount),
+        settledAt: d.settledAt,
       })),
     },
     prices: [...inputs.sources].flatMap(([asset, sources]) =>
@@ -219,6 +227,8 @@ function transactItems(
           at: effect.at,
           eventId: effect.eventId,
           figures: effect.figures,
+          ...(effect.closure ? { closure: effect.closure } : {}),
+          ...(effect.alarm ? { alarm: effect.alarm } : {}),
           dayShard: `${now.slice(0, 10)}#${shardOf(effect.auditId, DAY_SHARDS)}`,
           recordedAtAccount: `${now}#${effect.accountId}`,
           ...(first
@@ -234,6 +244,31 @@ function transactItems(
     index += 1;
   }
   return items;
+}
+
+/**
+ * An execution report is decided on every report the account holds for the same call: what filled over
+ * all its attempts, not the one report alone. A final report with nothing filled does not settle.
+ */
+function withFills(event: EngineEvent, inputs: AccountInputs): EngineEvent {
+  if (event.type !== "EXECUTION_REPORT") return event;
+  const marker = event.requestId.lastIndexOf(":liquidation:");
+  const callPrefix =
+    marker >= 0 ? event.requestId.slice(0, marker + ":liquidation:".length) : event.requestId;
+  const fills: ExecutionFill[] = inputs.executionReports
+    .filter((report) => report.requestId.startsWith(callPrefix))
+    .map((report) => ({
+      reportId: report.reportId,
+      requestId: report.requestId,
+      target: report.target,
+      side: report.side,
+      filledQuantity: report.filledQuantity,
+      averagePrice: report.averagePrice ?? null,
+      fee: report.fee,
+      final: report.final,
+    }))
+    .sort((a, b) => (a.reportId < b.reportId ? -1 : a.reportId > b.reportId ? 1 : 0));
+  return { ...event, fills };
 }
 
 function isConflict(error: unknown): boolean {
@@ -267,6 +302,7 @@ export async function revalueAccount(
     const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs);
     if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
     const inputs = loaded.inputs;
+    const decided = withFills(event, inputs);
     let assessment: ReturnType<typeof assess>;
     try {
       assessment = assess(inputs.account, inputs.marks, inputs.policy.policy);
@@ -276,7 +312,7 @@ export async function revalueAccount(
       if (error instanceof ValuationError) return { kind: "SKIPPED", accountId, reason: error.message };
       throw error;
     }
-    const step = transition(state, assessment, inputs.policy.policy, event, now);
+    const step = transition(state, assessment, inputs.policy.policy, decided, now);
     if (step.effects.length === 0 && step.next === state) {
       await syncTriggerIndex(deps, inputs, now);
       return { kind: "UNCHANGED", accountId, state, effects: [], conflicts: attempt };
@@ -284,7 +320,7 @@ export async function revalueAccount(
     try {
       await deps.dynamo.send(
         new TransactWriteItemsCommand({
-          TransactItems: transactItems(deps, state, step, inputs, event, now),
+          TransactItems: transactItems(deps, state, step, inputs, decided, now),
           ClientRequestToken: clientRequestToken(accountId, step.next.version),
         }),
       );

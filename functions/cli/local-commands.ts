@@ -7,9 +7,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
 import { fromImage, toItem } from "../adapters/codec.ts";
 import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contract.ts";
+import { dec } from "../domain/money.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -19,9 +25,12 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 export const LOCAL_USAGE = `usage: margin-call local COMMAND ...   (talks to the engine \`npm start\` runs)
 
   profile ACCOUNT [--phone +E164] [--email ADDRESS] [--policy ID] [--time-zone ZONE]
-  holding ACCOUNT ASSET QUANTITY        e.g. holding ACC-1 USD -58000.00 (negative: borrowed)
+  holding ACCOUNT ASSET QUANTITY [ASSET QUANTITY ...]
+                                        e.g. holding ACC-1 USD -55600.00 BTC 1.25 (negative: borrowed);
+                                        several holdings are written in one transaction
   price ASSET PRICE [--source NAME] [--volatility 0.72]
   deposit ACCOUNT AMOUNT [--settled | --failed] [--id DEPOSIT_ID]
+                                        --settled also credits the cash holding, in the same transaction
   state ACCOUNT                         the account's margin-call state`;
 
 function session(): { endpoint: string; accessKeyId: string } {
@@ -79,6 +88,31 @@ export async function runLocal(rawArgs: string[]): Promise<number> {
     await dynamo.send(new PutItemCommand({ TableName: table, Item: toItem(item) }));
     console.log(`wrote ${table} ${JSON.stringify(item)}`);
   };
+  /** One change of an account as one transaction, as the data contract asks of upstream systems. */
+  const writeAccountChange = async (items: readonly Record<string, unknown>[]) => {
+    for (const item of items) {
+      const parsed = parseAccountItem(item);
+      if (!parsed.ok) throw new LocalCommandError(`${String(item.sk)}: ${formatIssues(parsed.issues)}`);
+    }
+    if (items.length === 1 && items[0]) return write("Accounts", items[0]);
+    await dynamo.send(
+      new TransactWriteItemsCommand({
+        TransactItems: items.map((item) => ({ Put: { TableName: "Accounts", Item: toItem(item) } })),
+      }),
+    );
+    for (const item of items) console.log(`wrote Accounts ${JSON.stringify(item)}`);
+    console.log(`(${items.length} items in one transaction)`);
+  };
+  const cashHolding = async (accountId: string) => {
+    const result = await dynamo.send(
+      new GetItemCommand({
+        TableName: "Accounts",
+        Key: { accountId: { S: accountId }, sk: { S: "HOLDING#USD" } },
+        ConsistentRead: true,
+      }),
+    );
+    return result.Item ? fromImage(result.Item) : undefined;
+  };
   try {
     switch (command) {
       case "profile": {
@@ -99,15 +133,23 @@ export async function runLocal(rawArgs: string[]): Promise<number> {
         return 0;
       }
       case "holding": {
-        const [accountId = "", asset = "", quantity = ""] = rest;
-        await write("Accounts", {
-          accountId,
-          sk: `HOLDING#${asset}`,
-          updatedAt: now,
-          seq: sequence,
-          asset,
-          quantity,
-        });
+        const [accountId = "", ...pairs] = rest;
+        if (pairs.length === 0 || pairs.length % 2 !== 0) {
+          throw new LocalCommandError("holding needs ACCOUNT and one or more ASSET QUANTITY pairs");
+        }
+        const items: Record<string, unknown>[] = [];
+        for (let index = 0; index < pairs.length; index += 2) {
+          const asset = pairs[index] ?? "";
+          items.push({
+            accountId,
+            sk: `HOLDING#${asset}`,
+            updatedAt: now,
+            seq: sequence,
+            asset,
+            quantity: pairs[index + 1] ?? "",
+          });
+        }
+        await writeAccountChange(items);
         return 0;
       }
       case "price": {
@@ -126,7 +168,7 @@ export async function runLocal(rawArgs: string[]): Promise<number> {
         const [accountId = "", amount = ""] = rest;
         const depositId = values.id ?? `MANUAL-${sequence}`;
         const status = values.settled ? "SETTLED" : values.failed ? "FAILED" : "PENDING";
-        await write("Accounts", {
+        const deposit = {
           accountId,
           sk: `DEPOSIT#${depositId}`,
           updatedAt: now,
@@ -137,9 +179,27 @@ export async function runLocal(rawArgs: string[]): Promise<number> {
           status,
           initiatedAt: now,
           ...(status === "SETTLED" ? { settledAt: now } : {}),
-        });
-        if (status === "SETTLED")
-          console.log("remember: a settled deposit counts once the cash holding says so");
+        };
+        if (status !== "SETTLED") {
+          await write("Accounts", deposit);
+          return 0;
+        }
+        // Settling moves the money into the cash holding: the deposit and the new balance, one transaction.
+        const cash = await cashHolding(accountId);
+        const parsedAmount = parseAccountItem(deposit);
+        if (!parsedAmount.ok) throw new LocalCommandError(formatIssues(parsedAmount.issues));
+        const balance = dec(String(cash?.quantity ?? "0")).plus(dec(amount));
+        await writeAccountChange([
+          deposit,
+          {
+            accountId,
+            sk: "HOLDING#USD",
+            updatedAt: now,
+            seq: Math.max(sequence, Number(cash?.seq ?? 0) + 1),
+            asset: "USD",
+            quantity: balance.toFixed(),
+          },
+        ]);
         return 0;
       }
       case "state": {

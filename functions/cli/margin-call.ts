@@ -100,13 +100,46 @@ function explain(evaluation: Evaluation): string {
         : `  cure: ${option.side.toLowerCase()} ${toPlainString(option.quantity)} ${option.target.kind === "HOLDING" ? option.target.asset : option.target.instrument} (about ${money(option.notional)} ${policy.currency})`,
     );
   }
+  const standing = evaluation.standing;
+  const open = evaluation.state.call;
+  if (standing && open) {
+    const amount = (value: typeof standing.dueNow) =>
+      `${toFixedString(value, policy.currencyScale, Rounding.UP)} ${policy.currency}`;
+    out.push("");
+    out.push(
+      `Open call ${open.callId}: ${amount(standing.amountCalled)} called at ${open.issuedAt}` +
+        (open.amountDue === toFixedString(standing.amountCalled, policy.currencyScale, Rounding.UP)
+          ? ""
+          : `, raised to ${open.amountDue} ${policy.currency}`) +
+        `; deadline ${open.deadlineAt}.`,
+    );
+    out.push(
+      `  paid since the call ${toPlainString(standing.paid)} ${policy.currency}; still due now ${amount(standing.dueNow)} ` +
+        `(met by ${policy.callMetBy}: the rest of the amount called is ${amount(standing.remaining)}, ` +
+        `the deposit that restores the target is ${amount(standing.toRestore)})`,
+    );
+  }
   out.push("");
   out.push(`Transition: ${evaluation.state.status} → ${step.next.status}`);
   for (const effect of step.effects) {
-    if (effect.kind === "AUDIT") out.push(`  audit   ${effect.from} → ${effect.to}: ${effect.reason}`);
-    else if (effect.kind === "NOTIFY")
+    if (effect.kind === "AUDIT") {
+      out.push(`  audit   ${effect.from} → ${effect.to}: ${effect.reason}`);
+      const closure = effect.closure;
+      if (closure) {
+        out.push(
+          `          call met by ${closure.how}: called ${closure.amountCalled}, due ${closure.amountDue}, paid ${closure.paid}` +
+            (closure.waived ? `, waived ${closure.waived}` : "") +
+            (closure.sold.length
+              ? `, sold ${closure.sold.map((line) => `${line.quantity} ${line.target.kind === "HOLDING" ? line.target.asset : line.target.instrument} at ${line.averagePrice}`).join(", ")}`
+              : "") +
+            (closure.loss ? `, loss ${closure.loss}` : "") +
+            ` ${policy.currency}`,
+        );
+      }
+      if (effect.alarm) out.push(`          operator alarm: ${effect.alarm}`);
+    } else if (effect.kind === "NOTIFY")
       out.push(
-        `  notify  ${effect.notice}${effect.amountDue ? ` ${effect.amountDue} due ${effect.deadlineAt}` : ""}`,
+        `  notify  ${effect.notice}${effect.amountDue ? ` ${effect.amountDue} ${policy.currency} due${effect.deadlineAt ? ` by ${effect.deadlineAt}` : " now"}` : ""}${effect.met ? ` (met by ${effect.met})` : ""}`,
       );
     else if (effect.kind === "REQUEST_LIQUIDATION")
       out.push(

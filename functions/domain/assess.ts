@@ -36,5 +36,6 @@ export function assess(
     liquidationPlan: sizing.shortfall.greaterThan(ZERO)
       ? planLiquidation(account, valuation, marks, policy)
       : null,
+    settledDeposits: account.settledDeposits ?? [],
   };
 }

@@ -11,8 +11,16 @@
  *    REQUEST_LIQUIDATION names the call notice's notificationId.
  * 2. No flapping: leaving WARNING needs the ratio at 1 + cushion + exitBuffer, and curing a call needs
  *    adjusted equity at the cure line (calls.ts `cureLine`), which is never below the call line.
- * 3. A deposit in flight pauses escalation at the deadline only when it is at least minimumCureAmount,
- *    and only for maxPauseSeconds. It never pauses the hard floor.
+ * 3. A deposit in flight pauses escalation at the deadline only when it is at least the smaller of
+ *    minimumCureAmount and the amount still due, and only for maxPauseSeconds. It never pauses the hard floor.
+ * 6. Paying what you were told meets the call (`call.metBy`, docs/state-machine.md "How a call is met"): an
+ *    account whose settled deposits since the call reach the amount first called is never liquidated on
+ *    that call's deadline; if it is in breach again it gets a new call with its own deadline. Every closed
+ *    call records how it was met (DEPOSIT, MARKET, LIQUIDATION, WAIVED), with the amounts.
+ * 7. Every CALL, CALL_INCREASED, REMINDER and LIQUIDATION_NOTICE quotes what is due at that revaluation.
+ * 8. The hard floor liquidates only when a revaluation hardFloorConfirmSeconds after the first one below it
+ *    still finds the account there; a liquidation request never has an empty plan (nothing to sell is a
+ *    bad-debt case for the operator); only a final report with something filled completes a liquidation.
  * 4. Every change of status is recorded: each one appends exactly one AUDIT effect.
  * 5. Stale or diverging prices halt all escalation; after they recover, no liquidation request (first or
  *    retry) for haltGraceSeconds. Settling a liquidation on a final execution report is not escalation and
@@ -21,11 +29,18 @@
  * transition() does not throw on a state that the snapshot's call-state schema accepts and an assessment
  * made by `assess`.
  */
-import { type CallSizing, type CureOption, cureLine, type LiquidationPlan } from "./calls.ts";
-import { ONE, quantize, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
+import type { OperatorAlarm } from "./alarms.ts";
+import {
+  type CallSizing,
+  type CureOption,
+  cureLine,
+  type ExposureRef,
+  type LiquidationPlan,
+} from "./calls.ts";
+import { Dec, dec, ONE, quantize, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
 import type { PriceStatus } from "./prices.ts";
-import { marginRatio, ratioBelow, type Valuation } from "./valuation.ts";
+import { marginRatio, ratioBelow, type SettledDeposit, type Valuation } from "./valuation.ts";
 
 export const STATUSES = [
   "HEALTHY",
@@ -38,14 +53,58 @@ export const STATUSES = [
 ] as const;
 export type Status = (typeof STATUSES)[number];
 
+/** How a call was closed: paid, recovered by the market, liquidated, or waived below the MTA. */
+export const CALL_MET = ["DEPOSIT", "MARKET", "LIQUIDATION", "WAIVED"] as const;
+export type CallMet = (typeof CALL_MET)[number];
+
+/** What one exposure sold (or bought back) over the call's liquidation, from the execution reports. */
+export interface SoldLine {
+  readonly target: ExposureRef;
+  readonly side: "SELL" | "BUY";
+  readonly quantity: string;
+  /** Volume-weighted average fill price, at the asset's price scale (HALF_EVEN). */
+  readonly averagePrice: string;
+  readonly fee: string;
+}
+
+/** The record of a closed call: what the daily record of calls reports (FINRA Rule 4220 style). */
+export interface CallClosure {
+  readonly callId: string;
+  readonly how: CallMet;
+  readonly at: string;
+  /** The amount of the CALL notice. */
+  readonly amountCalled: string;
+  /** The amount called when it closed (after any increase). */
+  readonly amountDue: string;
+  /** Settled deposits credited since the call was issued. */
+  readonly paid: string;
+  /** WAIVED: the remainder forgiven, below the minimum transfer amount. */
+  readonly waived: string | null;
+  /** LIQUIDATION: what was sold. */
+  readonly sold: readonly SoldLine[];
+  /** LIQUIDATION into BAD_DEBT: the loss. */
+  readonly loss: string | null;
+}
+
 export interface OpenCall {
   readonly callId: string;
   /** The notificationId of this call's NOTIFY CALL: every REQUEST_LIQUIDATION of the call carries it. */
   readonly callNotificationId: string;
   readonly issuedAt: string;
   readonly deadlineAt: string;
-  /** The amount called, at the currency scale. */
+  /** The amount called, at the currency scale: the CALL notice's amount, raised by any CALL_INCREASED. */
   readonly amountDue: string;
+  /** The CALL notice's amount, never changed. Absent in states written before it existed: amountDue. */
+  readonly amountCalled?: string | undefined;
+  /** When a revaluation first found the account below the hard floor; null when it is not. */
+  readonly hardFloorSince?: string | null | undefined;
+  /**
+   * Settled deposits already in the equity this call was sized on, though stamped at or after its issue:
+   * they do not pay it (the deposit that met the previous call in the same step, say). Absent: none.
+   */
+  readonly priorDepositIds?: readonly string[] | undefined;
+  /** How the call was closed; null or absent while it is open. */
+  readonly closure?: CallClosure | null | undefined;
   readonly remindersSent: number;
   readonly liquidationAttempts: number;
   /** The latest request, `${callId}:liquidation:${liquidationAttempts}`. */
@@ -68,7 +127,12 @@ export interface CallState {
   /** The open call, or the last one while CURED, LIQUIDATING, LIQUIDATED or BAD_DEBT. */
   readonly call: OpenCall | null;
   readonly callsIssued: number;
-  readonly halt: { readonly since: string; readonly reason: string } | null;
+  readonly halt: {
+    readonly since: string;
+    readonly reason: string;
+    /** When the halt outlasted prices.haltAlarmSeconds and the operator was alarmed. */
+    readonly alarmedAt?: string | undefined;
+  } | null;
   /** When prices last recovered from a halt. */
   readonly resumedAt: string | null;
   /** The loss taken when the account ended in BAD_DEBT, at the currency scale. */
@@ -99,6 +163,20 @@ export interface Assessment {
   readonly cureOptions: readonly CureOption[];
   /** Computed when adjusted equity is below the restore target (a shortfall); null otherwise. */
   readonly liquidationPlan: LiquidationPlan | null;
+  /** Settled deposits of the account (in its currency): what pays a call. Omitted: none. */
+  readonly settledDeposits?: readonly SettledDeposit[] | undefined;
+}
+
+/** One execution report of a liquidation request, as the execution system wrote it. */
+export interface ExecutionFill {
+  readonly reportId: string;
+  readonly requestId: string;
+  readonly target: ExposureRef;
+  readonly side: "SELL" | "BUY";
+  readonly filledQuantity: string;
+  readonly averagePrice: string | null;
+  readonly fee: string;
+  readonly final: boolean;
 }
 
 export type EngineEvent =
@@ -114,11 +192,18 @@ export type EngineEvent =
       readonly requestId: string;
       /** The execution system has finished with this request. */
       readonly final: boolean;
+      /**
+       * Every report the account holds for the requests of this call, this one included: a final report
+       * settles the liquidation only if something filled. Absent in events recorded before fills were
+       * counted: such a final report settles, as it did then.
+       */
+      readonly fills?: readonly ExecutionFill[] | undefined;
     };
 
 export type NoticeKind =
   | "WARNING"
   | "CALL"
+  | "CALL_INCREASED"
   | "REMINDER"
   | "CURED"
   | "LIQUIDATION_NOTICE"
@@ -137,6 +222,14 @@ export type Effect =
       readonly cureOptions: readonly CureOption[];
       /** LIQUIDATION_COMPLETE into BAD_DEBT: the loss, at the currency scale. Null otherwise. */
       readonly loss: string | null;
+      /** LIQUIDATION_NOTICE: why, the deadline passed or the hard floor. */
+      readonly reason?: "DEADLINE" | "HARD_FLOOR";
+      /** CURED: how the call was met. */
+      readonly met?: CallMet;
+      /** CALL_INCREASED: what was due before the increase. */
+      readonly previousAmountDue?: string;
+      /** LIQUIDATION_COMPLETE: what was sold. */
+      readonly sold?: readonly SoldLine[];
     }
   | {
       readonly kind: "REQUEST_LIQUIDATION";
@@ -165,6 +258,10 @@ export type Effect =
       readonly at: string;
       readonly eventId: string;
       readonly figures: AuditFigures;
+      /** A call closed in this step: how it was met, with the amounts. */
+      readonly closure?: CallClosure;
+      /** A condition that needs an operator, raised as an alarm by the handlers. */
+      readonly alarm?: OperatorAlarm;
     };
 
 export interface AuditFigures {
@@ -219,14 +316,14 @@ class StepBuilder {
   }
 
   /** Changes status and records it: one AUDIT effect per change (invariant 4). */
-  move(to: Status, reason: string, changes: Partial<CallState> = {}): void {
+  move(to: Status, reason: string, changes: Partial<CallState> = {}, extra: AuditExtra = {}): void {
     const from = this.state.status;
     this.state = { ...this.state, ...changes, status: to, since: this.now };
-    this.audit(from, to, reason);
+    this.audit(from, to, reason, extra);
   }
 
   /** Records an event that changes no status (a reminder, a halt, a retry). */
-  audit(from: Status, to: Status, reason: string): void {
+  audit(from: Status, to: Status, reason: string, extra: AuditExtra = {}): void {
     this.effects.push({
       kind: "AUDIT",
       auditId: this.id("audit"),
@@ -237,24 +334,30 @@ class StepBuilder {
       at: this.now,
       eventId: this.event.eventId,
       figures: this.figures(),
+      ...extra,
     });
   }
 
-  notify(notice: NoticeKind): void {
+  notify(notice: NoticeKind, extra: NoticeExtra = {}): void {
     const call = this.state.call;
     const ratio = marginRatio(this.assessment.valuation);
-    const open = notice === "CALL" || notice === "REMINDER";
+    const open = notice === "CALL" || notice === "REMINDER" || notice === "CALL_INCREASED";
+    const quotesDue = open || notice === "LIQUIDATION_NOTICE";
     this.effects.push({
       kind: "NOTIFY",
       notificationId: this.id(notice.toLowerCase()),
       notice,
       accountId: this.initial.accountId,
       callId: notice === "WARNING" ? null : (call?.callId ?? null),
-      amountDue: open || notice === "LIQUIDATION_NOTICE" ? (call?.amountDue ?? null) : null,
+      amountDue: quotesDue && call ? (extra.amountDue ?? call.amountDue) : null,
       deadlineAt: open ? (call?.deadlineAt ?? null) : null,
       marginRatio: ratio ? toPlainString(ratio) : null,
       cureOptions: open || notice === "WARNING" ? this.assessment.cureOptions : [],
       loss: notice === "LIQUIDATION_COMPLETE" ? this.state.loss : null,
+      ...(extra.reason ? { reason: extra.reason } : {}),
+      ...(extra.met ? { met: extra.met } : {}),
+      ...(extra.previousAmountDue ? { previousAmountDue: extra.previousAmountDue } : {}),
+      ...(extra.sold ? { sold: extra.sold } : {}),
     });
   }
 
@@ -264,34 +367,139 @@ class StepBuilder {
   }
 }
 
+interface AuditExtra {
+  readonly closure?: CallClosure;
+  readonly alarm?: OperatorAlarm;
+}
+
+interface NoticeExtra {
+  /** The amount quoted, when it is not the call's amountDue: what is due now. */
+  readonly amountDue?: string;
+  readonly reason?: "DEADLINE" | "HARD_FLOOR";
+  readonly met?: CallMet;
+  readonly previousAmountDue?: string;
+  readonly sold?: readonly SoldLine[];
+}
+
 const addSeconds = (iso: string, seconds: number): string =>
   new Date(Date.parse(iso) + seconds * 1000).toISOString();
 const atOrAfter = (now: string, instant: string): boolean => Date.parse(now) >= Date.parse(instant);
 
 const requestIdOf = (callId: string, attempt: number): string => `${callId}:liquidation:${attempt}`;
 
+/** What an open call stands at, at one revaluation: the figures every notice and decision uses. */
+export interface CallStanding {
+  /** Settled deposits credited since the call was issued. */
+  readonly paid: Dec;
+  /** The CALL notice's amount. */
+  readonly amountCalled: Dec;
+  /** amountDue − paid, at the currency scale, rounded up; zero when paid in full. */
+  readonly remaining: Dec;
+  /** The deposit that restores the target now, at the currency scale, rounded up; zero at the target. */
+  readonly toRestore: Dec;
+  /** What the notices quote: the deposit that, at unchanged prices, meets the call under the policy's mode. */
+  readonly dueNow: Dec;
+  readonly paidInFull: boolean;
+  readonly atCureLine: boolean;
+}
+
+/**
+ * Where an open call stands now. The amount due now depends on how the policy meets calls:
+ * PAYMENT, the rest of the amount called; EQUITY, the deposit that restores the target; EITHER, the smaller.
+ * Under EQUITY, a call already paid in full waits for its deadline and quotes nothing more.
+ */
+export function callStanding(call: OpenCall, assessment: Assessment, policy: Policy): CallStanding {
+  const scale = policy.currencyScale;
+  let paid = ZERO;
+  const prior = new Set(call.priorDepositIds ?? []);
+  for (const deposit of assessment.settledDeposits ?? []) {
+    if (atOrAfter(deposit.settledAt, call.issuedAt) && !prior.has(deposit.depositId)) {
+      paid = paid.plus(deposit.amount);
+    }
+  }
+  const amountDue = dec(call.amountDue);
+  const owed = amountDue.minus(paid);
+  const remaining = owed.greaterThan(ZERO) ? quantize(owed, scale, Rounding.UP) : ZERO;
+  const shortfall = assessment.sizing.shortfall;
+  const toRestore = shortfall.greaterThan(ZERO) ? quantize(shortfall, scale, Rounding.UP) : ZERO;
+  const paidInFull = remaining.isZero();
+  const dueNow =
+    policy.callMetBy === "PAYMENT"
+      ? remaining
+      : policy.callMetBy === "EQUITY"
+        ? paidInFull
+          ? ZERO
+          : toRestore
+        : Dec.min(remaining, toRestore);
+  return {
+    paid,
+    amountCalled: dec(call.amountCalled ?? call.amountDue),
+    remaining,
+    toRestore,
+    dueNow,
+    paidInFull,
+    atCureLine: assessment.valuation.adjustedEquity.greaterThanOrEqualTo(
+      cureLine(assessment.valuation, policy),
+    ),
+  };
+}
+
+const money = (step: StepBuilder, value: Dec): string =>
+  toFixedString(value, step.policy.currencyScale, Rounding.UP);
+
 function issueCall(step: StepBuilder, reason: string): void {
   const { policy, now } = step;
   const callsIssued = step.state.callsIssued + 1;
   step.move("CALLED", reason, { callsIssued, loss: null });
+  const amount = money(step, step.assessment.sizing.amount);
+  // The call is sized on equity that already holds every deposit settled so far: none of them pays it.
+  const prior = (step.assessment.settledDeposits ?? [])
+    .filter((deposit) => atOrAfter(deposit.settledAt, now))
+    .map((deposit) => deposit.depositId)
+    .sort();
   const call: OpenCall = {
     callId: `${step.initial.accountId}:call:${callsIssued}`,
     // The NOTIFY CALL is the next effect, so this is its notificationId.
     callNotificationId: step.id("call"),
     issuedAt: now,
     deadlineAt: addSeconds(now, policy.curePeriodSeconds),
-    amountDue: toFixedString(step.assessment.sizing.amount, policy.currencyScale, Rounding.UP),
+    amountDue: amount,
+    amountCalled: amount,
     remindersSent: 0,
     liquidationAttempts: 0,
     liquidationRequestId: null,
     liquidationRequestedAt: null,
     liquidationExhaustedAt: null,
+    hardFloorSince: null,
+    closure: null,
+    ...(prior.length ? { priorDepositIds: prior } : {}),
   };
   step.state = { ...step.state, call };
   step.notify("CALL");
 }
 
-/** Escalates a CALLED account. Invariant 1: a call notice was issued before, always. */
+/** Closes an open call that was met (or waived) and tells the borrower; CALLED → CURED. */
+function closeCall(step: StepBuilder, call: OpenCall, how: CallMet, reason: string): void {
+  const standing = callStanding(call, step.assessment, step.policy);
+  const closure: CallClosure = {
+    callId: call.callId,
+    how,
+    at: step.now,
+    amountCalled: money(step, standing.amountCalled),
+    amountDue: call.amountDue,
+    paid: toPlainString(standing.paid),
+    waived: how === "WAIVED" ? money(step, standing.remaining) : null,
+    sold: [],
+    loss: null,
+  };
+  step.move("CURED", reason, { call: { ...call, closure, hardFloorSince: null } }, { closure });
+  step.notify("CURED", { met: how });
+}
+
+/**
+ * Escalates a CALLED account. Invariant 1: a call notice was issued before, always. A plan with nothing to
+ * sell is not sent: the account is a bad-debt case for the operator.
+ */
 function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
   const call = step.state.call;
   if (step.state.status !== "CALLED" || !call) {
@@ -299,9 +507,12 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
       `invariant: liquidation of ${step.initial.accountId} without a call (status ${step.state.status})`,
     );
   }
-  // `assess` plans whenever there is a shortfall, and an uncured call always has one (cureLine ≤ target).
-  // A hand-made assessment without a plan still liquidates, with an empty plan that restores nothing.
-  const plan = step.assessment.liquidationPlan ?? { steps: [], restoresTarget: false };
+  const plan = step.assessment.liquidationPlan;
+  if (!plan || plan.steps.length === 0) {
+    nothingToSell(step, call);
+    return;
+  }
+  const dueNow = callStanding(call, step.assessment, step.policy).dueNow;
   const requestId = requestIdOf(call.callId, 1);
   step.move(
     "LIQUIDATING",
@@ -316,7 +527,7 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
       },
     },
   );
-  step.notify("LIQUIDATION_NOTICE");
+  step.notify("LIQUIDATION_NOTICE", { amountDue: money(step, dueNow), reason });
   step.effects.push({
     kind: "REQUEST_LIQUIDATION",
     requestId,
@@ -329,9 +540,69 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
   });
 }
 
+/** The loss on negative equity, rounded up to the currency scale; null when equity is not negative. */
+function lossOf(step: StepBuilder): string | null {
+  const equity = step.assessment.valuation.equity;
+  if (!equity.isNegative()) return null;
+  return money(step, quantize(equity.negated(), step.policy.currencyScale, Rounding.UP));
+}
+
+function nothingToSell(step: StepBuilder, call: OpenCall): void {
+  const loss = lossOf(step);
+  const standing = callStanding(call, step.assessment, step.policy);
+  const closure: CallClosure = {
+    callId: call.callId,
+    how: "LIQUIDATION",
+    at: step.now,
+    amountCalled: money(step, standing.amountCalled),
+    amountDue: call.amountDue,
+    paid: toPlainString(standing.paid),
+    waived: null,
+    sold: [],
+    loss,
+  };
+  step.move(
+    "BAD_DEBT",
+    "nothing to sell: the shortfall is a bad-debt case for the operator",
+    { call: { ...call, closure }, loss },
+    { closure, alarm: "NOTHING_TO_SELL" },
+  );
+  if (loss) {
+    step.effects.push({
+      kind: "RECORD_LOSS",
+      accountId: step.initial.accountId,
+      callId: call.callId,
+      amount: loss,
+    });
+  }
+}
+
 function inGracePeriod(step: StepBuilder): boolean {
   const resumedAt = step.state.resumedAt;
   return resumedAt !== null && !atOrAfter(step.now, addSeconds(resumedAt, step.policy.haltGraceSeconds));
+}
+
+/** Below the hard floor: liquidate once a revaluation hardFloorConfirmSeconds after the first confirms it. */
+function hardFloor(step: StepBuilder): void {
+  const call = step.state.call;
+  if (!call || inGracePeriod(step)) return;
+  const since = call.hardFloorSince ?? null;
+  if (since !== null && atOrAfter(step.now, addSeconds(since, step.policy.hardFloorConfirmSeconds))) {
+    liquidate(step, "HARD_FLOOR");
+    return;
+  }
+  if (step.policy.hardFloorConfirmSeconds === 0) {
+    liquidate(step, "HARD_FLOOR");
+    return;
+  }
+  if (since === null) {
+    step.state = { ...step.state, call: { ...call, hardFloorSince: step.now } };
+    step.audit(
+      "CALLED",
+      "CALLED",
+      `margin ratio below the hard floor: liquidation if still below at ${addSeconds(step.now, step.policy.hardFloorConfirmSeconds)}`,
+    );
+  }
 }
 
 /** From a settled status (HEALTHY, WARNING, CURED, LIQUIDATED): call, warn, or clear. */
@@ -341,7 +612,7 @@ function classify(step: StepBuilder): void {
   const status = step.state.status;
   if (sizing.inBreach && sizing.amount.greaterThan(ZERO)) {
     issueCall(step, "margin ratio below 1");
-    if (ratioBelow(valuation, policy.hardFloorRatio) && !inGracePeriod(step)) liquidate(step, "HARD_FLOOR");
+    if (ratioBelow(valuation, policy.hardFloorRatio)) hardFloor(step);
     return;
   }
   const inWarningZone = ratioBelow(valuation, ONE.plus(policy.warningCushion));
@@ -366,77 +637,204 @@ function classify(step: StepBuilder): void {
   }
 }
 
+/** Closes the call if it is met now; true when it did. A met call in breach again gets a new call. */
+function meetCall(step: StepBuilder, call: OpenCall, atDeadline: boolean): boolean {
+  const { policy } = step;
+  const { sizing } = step.assessment;
+  const standing = callStanding(call, step.assessment, policy);
+  const mode = policy.callMetBy;
+  const paidCalled = standing.paid.greaterThanOrEqualTo(standing.amountCalled);
+  let how: CallMet | null = null;
+  let reason = "";
+  if (standing.paidInFull && mode !== "EQUITY") {
+    how = "DEPOSIT";
+    reason = "settled deposits since the call reach the amount due";
+  } else if (paidCalled && (sizing.inBreach || atDeadline)) {
+    // Paid what the call notice asked: met. In breach again, a new call (its own notice and deadline)
+    // follows in this step; out of breach, at the deadline, nothing more is asked.
+    how = "DEPOSIT";
+    reason = "settled deposits since the call reach the amount called";
+  } else if (standing.atCureLine && (mode !== "PAYMENT" || atDeadline)) {
+    how = standing.paidInFull ? "DEPOSIT" : "MARKET";
+    reason = "adjusted equity at or above the cure line";
+  } else if (atDeadline && !sizing.inBreach && standing.remaining.lessThan(policy.minimumTransferAmount)) {
+    how = "WAIVED";
+    reason = "out of breach with less than the minimum transfer amount still due: waived";
+  }
+  if (how === null) return false;
+  closeCall(step, call, how, reason);
+  if (sizing.inBreach && sizing.amount.greaterThan(ZERO)) classify(step);
+  return true;
+}
+
 function whileCalled(step: StepBuilder, call: OpenCall): void {
-  const { valuation } = step.assessment;
+  const { valuation, sizing } = step.assessment;
   const { policy, now } = step;
-  if (valuation.adjustedEquity.greaterThanOrEqualTo(cureLine(valuation, policy))) {
-    step.move("CURED", "adjusted equity at or above the cure line");
-    step.notify("CURED");
-    return;
+  const atDeadline = atOrAfter(now, call.deadlineAt);
+  if (meetCall(step, call, atDeadline)) return;
+  if (ratioBelow(valuation, policy.hardFloorRatio)) {
+    hardFloor(step);
+    if (step.state.status !== "CALLED") return;
+  } else if (call.hardFloorSince) {
+    step.state = { ...step.state, call: { ...call, hardFloorSince: null } };
   }
-  if (ratioBelow(valuation, policy.hardFloorRatio) && !inGracePeriod(step)) {
-    liquidate(step, "HARD_FLOOR");
-    return;
-  }
-  if (atOrAfter(now, call.deadlineAt)) {
+  const current = step.state.call ?? call;
+  const standing = callStanding(current, step.assessment, policy);
+  if (atDeadline) {
+    const pauseFloor = Dec.min(policy.minimumCureAmount, standing.dueNow);
     const pauses =
-      valuation.pendingDeposits.greaterThanOrEqualTo(policy.minimumCureAmount) &&
+      valuation.pendingDeposits.greaterThanOrEqualTo(pauseFloor) &&
       valuation.pendingDeposits.greaterThan(ZERO) &&
-      !atOrAfter(now, addSeconds(call.deadlineAt, policy.maxPauseSeconds));
+      !atOrAfter(now, addSeconds(current.deadlineAt, policy.maxPauseSeconds));
     if (!pauses && !inGracePeriod(step)) liquidate(step, "DEADLINE");
     return;
   }
+  // The deficit outgrew the call by more than the minimum transfer amount: the call is raised to what
+  // restores the target now. The deadline does not move (Reg T: a market move does not extend it); a
+  // borrower who pays the amount first called is still never liquidated on it (meetCall).
+  if (sizing.amount.greaterThan(standing.remaining.plus(policy.minimumTransferAmount))) {
+    const previous = money(step, standing.remaining);
+    const raised = standing.paid.plus(sizing.amount);
+    step.state = { ...step.state, call: { ...current, amountDue: money(step, raised) } };
+    step.audit(
+      "CALLED",
+      "CALLED",
+      `call increased: the deficit grew past the amount due by more than the minimum transfer amount`,
+    );
+    step.notify("CALL_INCREASED", {
+      amountDue: money(step, callStanding(step.state.call ?? current, step.assessment, policy).dueNow),
+      previousAmountDue: previous,
+    });
+    return;
+  }
+  if (standing.dueNow.isZero()) return;
   const due = policy.reminderOffsetsSeconds.filter((offset) =>
-    atOrAfter(now, addSeconds(call.issuedAt, offset)),
+    atOrAfter(now, addSeconds(current.issuedAt, offset)),
   ).length;
-  if (due > call.remindersSent) {
-    step.state = { ...step.state, call: { ...call, remindersSent: due } };
+  if (due > current.remindersSent) {
+    step.state = { ...step.state, call: { ...current, remindersSent: due } };
     step.audit("CALLED", "CALLED", `reminder ${due} of ${policy.reminderOffsetsSeconds.length}`);
-    step.notify("REMINDER");
+    step.notify("REMINDER", { amountDue: money(step, standing.dueNow) });
   }
 }
 
-/** A final report on any request this call made (attempts 1 to liquidationAttempts) settles it. */
-function settlesLiquidation(event: EngineEvent, call: OpenCall): boolean {
-  if (event.type !== "EXECUTION_REPORT" || !event.final) return false;
-  const prefix = `${call.callId}:liquidation:`;
-  if (!event.requestId.startsWith(prefix)) return false;
-  const attempt = event.requestId.slice(prefix.length);
-  return /^[1-9]\d{0,5}$/.test(attempt) && Number(attempt) <= call.liquidationAttempts;
+const callPrefix = (call: OpenCall): string => `${call.callId}:liquidation:`;
+
+function attemptOf(requestId: string, call: OpenCall): number | null {
+  const prefix = callPrefix(call);
+  if (!requestId.startsWith(prefix)) return null;
+  const attempt = requestId.slice(prefix.length);
+  if (!/^[1-9]\d{0,5}$/.test(attempt)) return null;
+  const number = Number(attempt);
+  return number <= call.liquidationAttempts ? number : null;
+}
+
+/** What the call's reports say was sold, per exposure and side: quantities, average price and fees. */
+export function soldLines(fills: readonly ExecutionFill[], call: OpenCall, policy: Policy): SoldLine[] {
+  const lines = new Map<string, { line: SoldLine; quantity: Dec; notional: Dec; fee: Dec }>();
+  for (const fill of fills) {
+    if (attemptOf(fill.requestId, call) === null) continue;
+    const name = fill.target.kind === "HOLDING" ? fill.target.asset : fill.target.instrument;
+    const key = `${fill.target.kind}#${name}#${fill.side}`;
+    const quantity = dec(fill.filledQuantity);
+    const entry = lines.get(key) ?? {
+      line: { target: fill.target, side: fill.side, quantity: "0", averagePrice: "0", fee: "0" },
+      quantity: ZERO,
+      notional: ZERO,
+      fee: ZERO,
+    };
+    entry.quantity = entry.quantity.plus(quantity);
+    if (fill.averagePrice !== null)
+      entry.notional = entry.notional.plus(quantity.times(dec(fill.averagePrice)));
+    entry.fee = entry.fee.plus(dec(fill.fee));
+    lines.set(key, entry);
+  }
+  return [...lines.values()]
+    .filter((entry) => entry.quantity.greaterThan(ZERO))
+    .map(({ line, quantity, notional, fee }) => {
+      const asset =
+        line.target.kind === "HOLDING"
+          ? line.target.asset
+          : (policy.instruments.get(line.target.instrument)?.underlying ?? "");
+      const priceScale = policy.assets.get(asset)?.priceScale ?? 8;
+      return {
+        ...line,
+        quantity: toPlainString(quantity),
+        averagePrice: toFixedString(notional.dividedBy(quantity), priceScale, Rounding.HALF_EVEN),
+        fee: toPlainString(fee),
+      };
+    });
+}
+
+/** A final report on a request of this call: `settles` when anything filled (or fills were not counted). */
+function finalReport(event: EngineEvent, call: OpenCall): { attempt: number; settles: boolean } | null {
+  if (event.type !== "EXECUTION_REPORT" || !event.final) return null;
+  const attempt = attemptOf(event.requestId, call);
+  if (attempt === null) return null;
+  if (event.fills === undefined) return { attempt, settles: true };
+  const filled = event.fills.some(
+    (fill) => attemptOf(fill.requestId, call) !== null && dec(fill.filledQuantity).greaterThan(ZERO),
+  );
+  return { attempt, settles: filled };
+}
+
+function settle(step: StepBuilder, call: OpenCall): void {
+  const { event, policy } = step;
+  const sold = event.type === "EXECUTION_REPORT" ? soldLines(event.fills ?? [], call, policy) : [];
+  const loss = lossOf(step);
+  const standing = callStanding(call, step.assessment, policy);
+  const closure: CallClosure = {
+    callId: call.callId,
+    how: "LIQUIDATION",
+    at: step.now,
+    amountCalled: money(step, standing.amountCalled),
+    amountDue: call.amountDue,
+    paid: toPlainString(standing.paid),
+    waived: null,
+    sold,
+    loss,
+  };
+  const closed = { ...call, closure };
+  if (loss) {
+    step.move("BAD_DEBT", "liquidation complete with negative equity", { loss, call: closed }, { closure });
+    step.effects.push({
+      kind: "RECORD_LOSS",
+      accountId: step.initial.accountId,
+      callId: call.callId,
+      amount: loss,
+    });
+  } else {
+    step.move("LIQUIDATED", "liquidation complete", { loss: null, call: closed }, { closure });
+  }
+  step.notify("LIQUIDATION_COMPLETE", { sold });
 }
 
 /**
- * While LIQUIDATING: settle on a final report, else retry, else flag the liquidation as exhausted. During a
- * price halt (`halted`) only settling and flagging happen: neither is escalation.
+ * While LIQUIDATING: settle on a final report that filled something, else retry, else flag the liquidation
+ * as exhausted. A final report with nothing filled ends its attempt: the next one goes out at once when it
+ * may. During a price halt (`halted`) only settling and flagging happen: neither is escalation.
  */
 function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): void {
-  const { event, policy, now } = step;
-  if (settlesLiquidation(event, call)) {
-    const equity = step.assessment.valuation.equity;
-    if (equity.isNegative()) {
-      const loss = toFixedString(
-        quantize(equity.negated(), policy.currencyScale, Rounding.UP),
-        policy.currencyScale,
-        Rounding.UP,
-      );
-      step.move("BAD_DEBT", "liquidation complete with negative equity", { loss });
-      step.effects.push({
-        kind: "RECORD_LOSS",
-        accountId: step.initial.accountId,
-        callId: call.callId,
-        amount: loss,
-      });
-    } else {
-      step.move("LIQUIDATED", "liquidation complete", { loss: null });
-    }
-    step.notify("LIQUIDATION_COMPLETE");
+  const { policy, now } = step;
+  const report = finalReport(step.event, call);
+  if (report?.settles) {
+    settle(step, call);
     return;
   }
+  const endedEmpty = report !== null && report.attempt === call.liquidationAttempts;
   const requestedAt = call.liquidationRequestedAt;
-  if (!requestedAt || !atOrAfter(now, addSeconds(requestedAt, policy.liquidationRetrySeconds))) return;
+  const retryDue =
+    endedEmpty ||
+    (requestedAt !== null && atOrAfter(now, addSeconds(requestedAt, policy.liquidationRetrySeconds)));
+  if (!retryDue) return;
   if (call.liquidationAttempts < policy.liquidationMaxAttempts) {
     const plan = step.assessment.liquidationPlan;
-    if (halted || !plan || inGracePeriod(step)) return;
+    if (halted || !plan || plan.steps.length === 0 || inGracePeriod(step)) {
+      if (endedEmpty) {
+        step.audit("LIQUIDATING", "LIQUIDATING", `attempt ${report.attempt} ended with nothing filled`);
+      }
+      return;
+    }
     const attempt = call.liquidationAttempts + 1;
     const requestId = requestIdOf(call.callId, attempt);
     step.state = {
@@ -451,7 +849,9 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
     step.audit(
       "LIQUIDATING",
       "LIQUIDATING",
-      `no final fill after ${policy.liquidationRetrySeconds} s: attempt ${attempt}`,
+      endedEmpty
+        ? `attempt ${report.attempt} ended with nothing filled: attempt ${attempt}`
+        : `no final fill after ${policy.liquidationRetrySeconds} s: attempt ${attempt}`,
     );
     step.effects.push({
       kind: "REQUEST_LIQUIDATION",
@@ -470,10 +870,37 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
     step.audit(
       "LIQUIDATING",
       "LIQUIDATING",
-      `liquidation exhausted: no final fill ${policy.liquidationRetrySeconds} s after attempt ` +
-        `${call.liquidationAttempts} of ${policy.liquidationMaxAttempts}; operator action needed`,
+      `liquidation exhausted: no fill after attempt ${call.liquidationAttempts} of ` +
+        `${policy.liquidationMaxAttempts}; operator action needed`,
+      { alarm: "LIQUIDATION_EXHAUSTED" },
     );
   }
+}
+
+/** While prices are stale or diverging: record the halt once, and alarm the operator once it lasts too long. */
+function whileHalted(step: StepBuilder): void {
+  const { state, assessment, policy, now } = step;
+  const status = state.status;
+  if (!state.halt) {
+    step.state = {
+      ...state,
+      halt: { since: now, reason: `${assessment.priceStatus}: ${assessment.priceDetail}` },
+    };
+    step.audit(
+      status,
+      status,
+      `escalation halted: prices ${assessment.priceStatus.toLowerCase()} (${assessment.priceDetail})`,
+    );
+  } else if (!state.halt.alarmedAt && atOrAfter(now, addSeconds(state.halt.since, policy.haltAlarmSeconds))) {
+    step.state = { ...state, halt: { ...state.halt, alarmedAt: now } };
+    step.audit(
+      status,
+      status,
+      `escalation halted for more than ${policy.haltAlarmSeconds} s: operator action needed`,
+      { alarm: "PRICE_HALT_TOO_LONG" },
+    );
+  }
+  if (status === "LIQUIDATING" && state.call) whileLiquidating(step, state.call, true);
 }
 
 /** The transition function. Pure and deterministic: the same inputs always give the same step. */
@@ -488,18 +915,7 @@ export function transition(
   const status = state.status;
 
   if (assessment.priceStatus !== "OK") {
-    if (!state.halt) {
-      step.state = {
-        ...state,
-        halt: { since: now, reason: `${assessment.priceStatus}: ${assessment.priceDetail}` },
-      };
-      step.audit(
-        status,
-        status,
-        `escalation halted: prices ${assessment.priceStatus.toLowerCase()} (${assessment.priceDetail})`,
-      );
-    }
-    if (status === "LIQUIDATING" && state.call) whileLiquidating(step, state.call, true);
+    whileHalted(step);
     return step.build();
   }
   if (state.halt) {

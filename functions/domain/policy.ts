@@ -59,7 +59,17 @@ const assetSchema = z.strictObject({
   volatility: volatilitySchema.optional(),
   /** Liquidated after everything else (IBKR's "liquidate last"). */
   liquidateLast: z.boolean().default(false),
+  /** The price sources whose marks count for this asset; marks from any other source are ignored. Omitted: all. */
+  sources: z
+    .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, { error: "must be a price source id" }))
+    .min(1)
+    .max(20)
+    .optional(),
 });
+
+/** How an open call is met: see docs/state-machine.md, "How a call is met". */
+export const CALL_MET_BY = ["PAYMENT", "EQUITY", "EITHER"] as const;
+export type CallMetBy = (typeof CALL_MET_BY)[number];
 
 const instrumentSchema = z.strictObject({
   /** The asset whose mark prices this perpetual or future. */
@@ -96,6 +106,17 @@ export const policySchema = z
       reminderOffsetsSeconds: z.array(seconds.min(1)).max(10).default([]),
       /** Below this margin ratio liquidation is immediate (after the call notice). */
       hardFloorRatio: rate,
+      /**
+       * PAYMENT: settled deposits of the amount due meet the call (FINRA/Reg T); EQUITY: adjusted equity at the
+       * cure line does; EITHER: whichever comes first. Default EITHER.
+       */
+      metBy: z.enum(CALL_MET_BY).default("EITHER"),
+      /**
+       * The hard floor liquidates only when a revaluation at least this long after the first one below it
+       * still finds the account there: no torn write, transient state or single bad mark liquidates in the
+       * same second. Default 30; 0 liquidates at once.
+       */
+      hardFloorConfirmSeconds: seconds.default(30),
     }),
     deposits: z.strictObject({
       /** A deposit in flight pauses escalation only if it is at least this amount (Mango). */
@@ -120,6 +141,10 @@ export const policySchema = z
       minimumSources: z.int().min(1).max(20),
       /** After prices recover, no liquidation for this long (Aave's PriceOracleSentinel grace period). */
       haltGraceSeconds: seconds,
+      /** A mark stamped more than this far in the future is refused, never fresh. Default 5. */
+      maxFutureSkewSeconds: seconds.default(5),
+      /** A halt that lasts longer than this raises an operator alarm (escalation stays halted). Default 900. */
+      haltAlarmSeconds: seconds.min(1).default(900),
     }),
   })
   .superRefine((policy, context) => {
@@ -261,6 +286,8 @@ export interface AssetPolicy {
   readonly shortTiers: readonly Tier[] | undefined;
   readonly volatility: Volatility | undefined;
   readonly liquidateLast: boolean;
+  /** The accepted price sources, or undefined for any. */
+  readonly sources: ReadonlySet<string> | undefined;
 }
 
 export interface InstrumentPolicy {
@@ -286,6 +313,8 @@ export interface Policy {
   readonly curePeriodSeconds: number;
   readonly reminderOffsetsSeconds: readonly number[];
   readonly hardFloorRatio: Dec;
+  readonly callMetBy: CallMetBy;
+  readonly hardFloorConfirmSeconds: number;
   readonly minimumCureAmount: Dec;
   readonly maxPauseSeconds: number;
   readonly limitPriceSlippage: Dec;
@@ -296,6 +325,8 @@ export interface Policy {
   readonly priceMaxDivergence: Dec;
   readonly priceMinimumSources: number;
   readonly haltGraceSeconds: number;
+  readonly priceMaxFutureSkewSeconds: number;
+  readonly haltAlarmSeconds: number;
   /** The document as given, for the audit record. */
   readonly document: ParsedPolicy;
 }
@@ -370,6 +401,7 @@ export function parsePolicy(document: unknown): Policy {
           shortTiers: a.shortTiers ? compileTiers(a.shortTiers) : undefined,
           volatility: compileVolatility(a.volatility),
           liquidateLast: a.liquidateLast,
+          sources: a.sources ? new Set(a.sources) : undefined,
         },
       ]),
     ),
@@ -392,6 +424,8 @@ export function parsePolicy(document: unknown): Policy {
     curePeriodSeconds: p.call.curePeriodSeconds,
     reminderOffsetsSeconds: [...p.call.reminderOffsetsSeconds].sort((a, b) => a - b),
     hardFloorRatio: dec(p.call.hardFloorRatio),
+    callMetBy: p.call.metBy,
+    hardFloorConfirmSeconds: p.call.hardFloorConfirmSeconds,
     minimumCureAmount: dec(p.deposits.minimumCureAmount),
     maxPauseSeconds: p.deposits.maxPauseSeconds,
     limitPriceSlippage: dec(p.liquidation.limitPriceSlippage),
@@ -402,6 +436,8 @@ export function parsePolicy(document: unknown): Policy {
     priceMaxDivergence: dec(p.prices.maxDivergence),
     priceMinimumSources: p.prices.minimumSources,
     haltGraceSeconds: p.prices.haltGraceSeconds,
+    priceMaxFutureSkewSeconds: p.prices.maxFutureSkewSeconds,
+    haltAlarmSeconds: p.prices.haltAlarmSeconds,
     document: p,
   };
 }

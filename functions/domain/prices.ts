@@ -1,6 +1,9 @@
 /**
  * From the marks each source published to one mark per asset, and a verdict on whether it can be trusted.
  *
+ * - Only the sources the asset's policy accepts count (`assets.X.sources`; all when omitted).
+ * - A mark stamped more than `prices.maxFutureSkewSeconds` ahead of the clock is refused: it is never
+ *   fresh and never the newest, whatever its time (a feed with a wrong clock must not pin a price forever).
  * - A source older than `prices.maxAgeSeconds` is stale and is not used (Drift: ~60 s).
  * - The mark is the median of the fresh sources; sources further than `prices.maxDivergence` from that
  *   median are dropped and the median is taken again (Binance drops index sources more than 5% away).
@@ -40,13 +43,44 @@ function median(values: readonly Dec[]): Dec {
   return sorted.length % 2 === 1 || !lower ? upper : lower.plus(upper).dividedBy(2);
 }
 
+/** Why a source's mark is not used at `nowMs`, or null when it may be. */
+export function refusedSource(
+  asset: string,
+  source: Pick<SourceMark, "source" | "asOf">,
+  policy: Policy,
+  nowMs: number,
+): string | null {
+  const accepted = policy.assets.get(asset)?.sources;
+  if (accepted && !accepted.has(source.source)) return `source ${source.source} is not accepted for ${asset}`;
+  const aheadMs = Date.parse(source.asOf) - nowMs;
+  if (aheadMs > policy.priceMaxFutureSkewSeconds * 1000) {
+    return `stamped ${Math.ceil(aheadMs / 1000)} s in the future (tolerance ${policy.priceMaxFutureSkewSeconds} s)`;
+  }
+  return null;
+}
+
 export function resolveMark(
   asset: string,
-  sources: readonly SourceMark[],
+  allSources: readonly SourceMark[],
   policy: Policy,
   nowMs: number,
 ): ResolvedMark | null {
-  if (sources.length === 0) return null;
+  const accepted = policy.assets.get(asset)?.sources;
+  const known = accepted ? allSources.filter((source) => accepted.has(source.source)) : allSources;
+  const sources = known.filter((source) => refusedSource(asset, source, policy, nowMs) === null);
+  const firstKnown = known[0];
+  if (!firstKnown) return null;
+  if (sources.length === 0) {
+    // Every accepted source is stamped in the future: its price values the account, but never as fresh.
+    return {
+      asset,
+      price: firstKnown.price,
+      asOf: firstKnown.asOf,
+      status: "STALE",
+      sourcesUsed: [],
+      detail: `all ${known.length} sources stamped more than ${policy.priceMaxFutureSkewSeconds} s in the future`,
+    };
+  }
   const priceScale = policy.assets.get(asset)?.priceScale ?? 8;
   const fresh = sources.filter(
     (source) => nowMs - Date.parse(source.asOf) <= policy.priceMaxAgeSeconds * 1000,

@@ -7,7 +7,10 @@ import { z } from "zod";
 import { assess } from "./assess.ts";
 import type { CureOption, LiquidationPlan } from "./calls.ts";
 import {
+  CALL_MET,
+  type CallStanding,
   type CallState,
+  callStanding,
   type EngineEvent,
   initialState,
   STATUSES,
@@ -31,6 +34,31 @@ const assetCode = z
   .string()
   .regex(/^[A-Z0-9][A-Z0-9._-]{0,31}$/, { error: "must be an asset code like BTC" });
 
+const exposureRefSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("HOLDING"), asset: assetCode }),
+  z.strictObject({ kind: z.literal("POSITION"), instrument: z.string().min(1) }),
+]);
+
+const closureSchema = z.strictObject({
+  callId: z.string(),
+  how: z.enum(CALL_MET),
+  at: timestamp,
+  amountCalled: decimalString,
+  amountDue: decimalString,
+  paid: decimalString,
+  waived: decimalString.nullable(),
+  sold: z.array(
+    z.strictObject({
+      target: exposureRefSchema,
+      side: z.enum(["SELL", "BUY"]),
+      quantity: decimalString,
+      averagePrice: decimalString,
+      fee: decimalString,
+    }),
+  ),
+  loss: decimalString.nullable(),
+});
+
 const openCallSchema = z.strictObject({
   callId: z.string(),
   callNotificationId: z.string(),
@@ -42,6 +70,10 @@ const openCallSchema = z.strictObject({
   liquidationRequestId: z.string().nullable(),
   liquidationRequestedAt: timestamp.nullable(),
   liquidationExhaustedAt: timestamp.nullable(),
+  amountCalled: decimalString.optional(),
+  hardFloorSince: timestamp.nullable().optional(),
+  priorDepositIds: z.array(z.string()).max(1_000).optional(),
+  closure: closureSchema.nullable().optional(),
 });
 
 /** A CallState that transition() accepts: it never throws on one of these with an assessment from `assess`. */
@@ -53,7 +85,9 @@ export const callStateSchema = z
     since: timestamp,
     call: openCallSchema.nullable(),
     callsIssued: z.int().min(0),
-    halt: z.strictObject({ since: timestamp, reason: z.string() }).nullable(),
+    halt: z
+      .strictObject({ since: timestamp, reason: z.string(), alarmedAt: timestamp.optional() })
+      .nullable(),
     resumedAt: timestamp.nullable(),
     loss: decimalString.nullable(),
   })
@@ -80,6 +114,11 @@ export const snapshotSchema = z.strictObject({
       .array(z.strictObject({ depositId: z.string().min(1), amount: positive }))
       .max(100)
       .default([]),
+    /** Settled deposits: what pays a call (their money is already in the cash holding). */
+    settledDeposits: z
+      .array(z.strictObject({ depositId: z.string().min(1), amount: positive, settledAt: timestamp }))
+      .max(1_000)
+      .default([]),
   }),
   prices: z
     .array(
@@ -105,6 +144,21 @@ export const snapshotSchema = z.strictObject({
         eventId: z.string().min(1),
         requestId: z.string().min(1),
         final: z.boolean(),
+        fills: z
+          .array(
+            z.strictObject({
+              reportId: z.string().min(1),
+              requestId: z.string().min(1),
+              target: exposureRefSchema,
+              side: z.enum(["SELL", "BUY"]),
+              filledQuantity: decimalString,
+              averagePrice: decimalString.nullable(),
+              fee: decimalString,
+              final: z.boolean(),
+            }),
+          )
+          .max(1_000)
+          .optional(),
       }),
     ])
     .default({ type: "REVALUE", cause: "SWEEP", eventId: "snapshot" }),
@@ -133,6 +187,8 @@ export interface Evaluation {
   readonly liquidationPlan: LiquidationPlan | null;
   readonly sizing: ReturnType<typeof assess>["sizing"];
   readonly priceStatus: ReturnType<typeof assess>["priceStatus"];
+  /** Where the open call stands before the step (CALLED only): paid, still due now. */
+  readonly standing: CallStanding | null;
   readonly step: Step;
 }
 
@@ -171,6 +227,11 @@ export function evaluateSnapshot(input: unknown): Evaluation {
     pendingDeposits: snapshot.account.pendingDeposits.map((deposit) => ({
       depositId: deposit.depositId,
       amount: dec(deposit.amount),
+    })),
+    settledDeposits: snapshot.account.settledDeposits.map((deposit) => ({
+      depositId: deposit.depositId,
+      amount: dec(deposit.amount),
+      settledAt: deposit.settledAt,
     })),
   };
   const nowMs = Date.parse(snapshot.now);
@@ -211,6 +272,7 @@ export function evaluateSnapshot(input: unknown): Evaluation {
       liquidationPlan: assessment.liquidationPlan,
       sizing: assessment.sizing,
       priceStatus: assessment.priceStatus,
+      standing: state.status === "CALLED" && state.call ? callStanding(state.call, assessment, policy) : null,
       step: transition(state, assessment, policy, snapshot.event, snapshot.now),
     };
   } catch (error) {
@@ -228,6 +290,12 @@ export function plain(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, plain(inner)]));
   }
   return value;
+}
+
+/** The closure of a call closed by this step, or null. */
+export function closedIn(evaluation: Evaluation) {
+  const closure = evaluation.step.effects.find((effect) => effect.kind === "AUDIT" && effect.closure);
+  return closure?.kind === "AUDIT" && closure.closure ? closure.closure : null;
 }
 
 /** The JSON the CLI prints: amounts at the currency scale, every figure a string. */
@@ -268,7 +336,19 @@ export function evaluationReport(evaluation: Evaluation): unknown {
       amount: toFixedString(sizing.amount, policy.currencyScale, Rounding.UP),
       restoreTarget: money(sizing.target),
       belowMinimumTransfer: sizing.belowMinimumTransfer,
+      metBy: policy.callMetBy,
     },
+    openCall: evaluation.standing
+      ? {
+          callId: evaluation.state.call?.callId ?? null,
+          amountCalled: toFixedString(evaluation.standing.amountCalled, policy.currencyScale, Rounding.UP),
+          amountDue: evaluation.state.call?.amountDue ?? null,
+          paid: toPlainString(evaluation.standing.paid),
+          dueNow: toFixedString(evaluation.standing.dueNow, policy.currencyScale, Rounding.UP),
+          deadlineAt: evaluation.state.call?.deadlineAt ?? null,
+        }
+      : null,
+    closedCall: closedIn(evaluation),
     cureOptions: plain(evaluation.cureOptions),
     liquidationPlan: plain(evaluation.liquidationPlan),
     transition: {

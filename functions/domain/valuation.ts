@@ -36,6 +36,17 @@ export interface PendingDeposit {
   readonly amount: Dec;
 }
 
+/**
+ * A deposit the cash ledger settled. Its money counts in equity through the cash holding, never from here;
+ * this record is what meets a call by payment (`call.metBy`).
+ */
+export interface SettledDeposit {
+  readonly depositId: string;
+  readonly amount: Dec;
+  /** ISO-8601 UTC. */
+  readonly settledAt: string;
+}
+
 /** One account as the engine sees it: balances in the account currency, holdings, positions, deposits in flight. */
 export interface Account {
   readonly accountId: string;
@@ -44,6 +55,8 @@ export interface Account {
   readonly holdings: readonly Holding[];
   readonly positions: readonly Position[];
   readonly pendingDeposits: readonly PendingDeposit[];
+  /** Settled deposits in the policy currency; omitted: none known. */
+  readonly settledDeposits?: readonly SettledDeposit[] | undefined;
 }
 
 export interface Mark {

@@ -1,5 +1,6 @@
 /** What an operator must see of each revaluation, in the logs that the stack's metric filters watch. */
 import type { RevalueOutcome } from "../adapters/engine.ts";
+import { OPERATOR_ALARMS } from "../domain/alarms.ts";
 import type { Runtime } from "./runtime.ts";
 
 export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
@@ -15,9 +16,10 @@ export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
     effects: outcome.effects.map((effect) => effect.kind),
   });
   for (const effect of outcome.effects) {
-    if (effect.kind === "AUDIT" && effect.reason.startsWith("liquidation exhausted")) {
-      rt.logger.error("liquidation exhausted: operator action needed", {
+    if (effect.kind === "AUDIT" && effect.alarm) {
+      rt.logger.error(OPERATOR_ALARMS[effect.alarm].message, {
         accountId: outcome.accountId,
+        alarm: effect.alarm,
         reason: effect.reason,
       });
     }

@@ -17,7 +17,7 @@ import { loadSources } from "../adapters/account-inputs.ts";
 import { fromImage, toItem } from "../adapters/codec.ts";
 import { enqueue, type FanOutMessage, processRangePage } from "../adapters/fan-out.ts";
 import { lineOf } from "../adapters/trigger-index.ts";
-import { parsePriceItem } from "../domain/contract.ts";
+import { type ParseResult, type PriceItem, parsePriceItem } from "../domain/contract.ts";
 import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
@@ -41,9 +41,23 @@ async function readCursor(rt: Runtime, asset: string): Promise<{ low: Dec; high:
   return { low: dec(String(item.low)), high: dec(String(item.high)) };
 }
 
+/**
+ * The contract, and a clock check: a tick stamped further in the future than every deployed policy
+ * tolerates is refused with its reason (each policy also ignores such a mark when it values an account).
+ */
+export function parseTick(item: unknown, rt: Pick<Runtime, "policies" | "now">): ParseResult<PriceItem> {
+  const parsed = parsePriceItem(item);
+  if (!parsed.ok) return parsed;
+  const tolerance = Math.max(0, ...[...rt.policies.values()].map((p) => p.policy.priceMaxFutureSkewSeconds));
+  const aheadMs = Date.parse(parsed.value.asOf) - Date.parse(rt.now());
+  if (aheadMs <= tolerance * 1000) return parsed;
+  const message = `must not be in the future: stamped ${Math.ceil(aheadMs / 1000)} s ahead of the engine's clock (tolerance ${tolerance} s)`;
+  return { ok: false, issues: [{ path: "$.asOf", message }] };
+}
+
 async function handleRecord(rt: Runtime, record: DynamoDBRecord, budget: Budget): Promise<void> {
   if (record.eventName === "REMOVE") return;
-  const tick = await parseOrQuarantine(rt, PRICES_TABLE, record, parsePriceItem);
+  const tick = await parseOrQuarantine(rt, PRICES_TABLE, record, (item) => parseTick(item, rt));
   if (!tick) return;
   const now = rt.now();
   const sources = await loadSources(rt.dynamo, rt.tables, tick.asset);

@@ -59,6 +59,20 @@ export interface NoticePayload {
    * otherwise; absent from payloads written before the field existed.
    */
   loss?: string | null;
+  /** LIQUIDATION_NOTICE: why the account is being liquidated. Absent in older payloads: the deadline. */
+  reason?: "DEADLINE" | "HARD_FLOOR";
+  /** CURED: how the call was met. */
+  met?: "DEPOSIT" | "MARKET" | "LIQUIDATION" | "WAIVED";
+  /** CALL_INCREASED: the amount that was due before the increase. */
+  previousAmountDue?: string;
+  /** LIQUIDATION_COMPLETE: what was sold (or bought back), with the average price and fees. */
+  sold?: ReadonlyArray<{
+    target: { kind: "HOLDING"; asset: string } | { kind: "POSITION"; instrument: string };
+    side: "SELL" | "BUY";
+    quantity: string;
+    averagePrice: string;
+    fee: string;
+  }>;
 }
 
 export interface Recipient {
@@ -329,6 +343,34 @@ function optionLines(options: readonly string[], lead: string): string[] {
   return options.length === 0 ? [] : [[lead, ...options.map((o) => `  - ${capitalise(o)}`)].join("\n")];
 }
 
+function increasedTexts(ctx: Context): Texts {
+  const { payload, recipient, account, options } = ctx;
+  const amount = formatMoney(required(payload.amountDue, "amountDue", payload.notice), recipient.currency);
+  const deadlineAt = required(payload.deadlineAt, "deadlineAt", payload.notice);
+  const deadline = formatInstant(deadlineAt, recipient.timeZone);
+  const before =
+    payload.previousAmountDue === undefined
+      ? ""
+      : ` (was ${formatMoney(payload.previousAmountDue, recipient.currency)})`;
+  return {
+    smsHead: `MARGIN CALL INCREASED on acct ${account}: prices fell further; ${amount} now due${before}, same deadline ${deadline}. If not met, positions may be liquidated.`,
+    smsOptionsLead: "To cure:",
+    subject: `Margin call increased on account ${account}: ${amount} due by ${deadline}`,
+    body: [
+      `Prices moved against your account ${account} after the margin call was issued, and the amount needed to meet it has grown${before}. The deadline does not change.`,
+      [`Amount due now: ${amount}`, ...deadlineLines(deadlineAt, recipient)].join("\n"),
+      ...optionLines(options, "Any one of the following meets the call:"),
+      "If you have already paid the amount of the original call by the deadline, your positions will not be liquidated for this call; a new call would be issued if the account is still below its requirement.",
+    ],
+  };
+}
+
+function soldText(sold: NonNullable<NoticePayload["sold"]>[number], currency: string): string {
+  const name = sold.target.kind === "HOLDING" ? sold.target.asset : sold.target.instrument;
+  const verb = sold.side === "SELL" ? "Sold" : "Bought back";
+  return `${verb} ${formatDecimal(sold.quantity)} ${name} at ${formatMoney(sold.averagePrice, currency)} on average (fees ${formatMoney(sold.fee, currency)})`;
+}
+
 function callTexts(ctx: Context, reminder: boolean): Texts {
   const { payload, recipient, account, options } = ctx;
   const amount = formatMoney(required(payload.amountDue, "amountDue", payload.notice), recipient.currency);
@@ -379,13 +421,23 @@ function texts(ctx: Context): Texts {
       return callTexts(ctx, false);
     case "REMINDER":
       return callTexts(ctx, true);
+    case "CALL_INCREASED":
+      return increasedTexts(ctx);
     case "CURED": {
       const call = callReference === null ? "The margin call" : `Margin call ${callReference}`;
+      const how =
+        payload.met === "DEPOSIT"
+          ? " by your deposit"
+          : payload.met === "MARKET"
+            ? ": the account is back above its requirement"
+            : payload.met === "WAIVED"
+              ? ": the small remainder is waived"
+              : "";
       return {
-        smsHead: `${call} on acct ${account} is met. No further action is needed.`,
+        smsHead: `${call} on acct ${account} is met${how}. No further action is needed.`,
         smsOptionsLead: null,
         subject: `Margin call met on account ${account}`,
-        body: [`${call} on your account ${account} is met. No further action is needed.`],
+        body: [`${call} on your account ${account} is met${how}. No further action is needed.`],
       };
     }
     case "LIQUIDATION_NOTICE": {
@@ -396,6 +448,17 @@ function texts(ctx: Context): Texts {
         payload.amountDue === null
           ? []
           : [`The amount due was ${formatMoney(payload.amountDue, recipient.currency)}.`];
+      if (payload.reason === "HARD_FLOOR") {
+        return {
+          smsHead: `LIQUIDATION on acct ${account}: its equity fell below the hard floor of its margin requirement, so positions are being liquidated now under ${call}${due}.`,
+          smsOptionsLead: null,
+          subject: `Positions are being liquidated on account ${account}: below the hard floor`,
+          body: [
+            `The equity of your account ${account} fell below the hard floor of its margin requirement. Below that level the account is liquidated at once, before the deadline of ${call}, and positions are being liquidated now.`,
+            ...amountLine,
+          ],
+        };
+      }
       return {
         smsHead: `LIQUIDATION on acct ${account}: ${call}${due} has not been met. Positions are being liquidated to meet it.`,
         smsOptionsLead: null,
@@ -420,6 +483,9 @@ function texts(ctx: Context): Texts {
         subject: `Liquidation complete on account ${account}${loss === null ? "" : `: deficit of ${loss}`}`,
         body: [
           `The liquidation of positions in your account ${account} to meet ${call} is complete.`,
+          ...(payload.sold?.length
+            ? [`${payload.sold.map((line) => soldText(line, recipient.currency)).join(".\n")}.`]
+            : []),
           ...(loss === null
             ? []
             : [

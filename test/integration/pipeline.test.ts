@@ -318,11 +318,25 @@ describe("a malformed upstream record", () => {
 });
 
 describe("the hard floor", () => {
-  it("calls and liquidates at once, retrying PutEvents entries that fail inside a 200 reply", async () => {
+  it("calls at once and liquidates when the sweep confirms the breach 30 s later, retrying PutEvents entries that fail inside a 200 reply", async () => {
     p.setNow("2026-11-24T18:00:00.000Z");
     await market("49000.00");
     p.stub.failNextPutEvents(2);
     await leveredAccount("ACC-FLOOR");
+    await p.drain();
+    // The call goes out at once; the liquidation waits for a revaluation hardFloorConfirmSeconds later.
+    const called = await p.callState("ACC-FLOOR");
+    expect(called?.status).toBe("CALLED");
+    expect(called?.call?.hardFloorSince).toBe("2026-11-24T18:00:00.000Z");
+    expect(p.stub.events.filter((event) => JSON.parse(event.detail).accountId === "ACC-FLOOR")).toEqual([]);
+
+    const sweep = await p.handler<Record<string, unknown>>("Sweep");
+    p.advance(29);
+    await sweep({ id: "sweep-floor-early", time: p.now() });
+    await p.drain();
+    expect((await p.callState("ACC-FLOOR"))?.status).toBe("CALLED");
+    p.advance(1);
+    await sweep({ id: "sweep-floor", time: p.now() });
     await p.drain();
 
     expect((await p.callState("ACC-FLOOR"))?.status).toBe("LIQUIDATING");
@@ -338,6 +352,7 @@ describe("the hard floor", () => {
     const audit = await p.query("AuditLog", "accountId", "ACC-FLOOR");
     expect(audit.map((entry) => `${entry.from}→${entry.to}`)).toEqual([
       "HEALTHY→CALLED",
+      "CALLED→CALLED",
       "CALLED→LIQUIDATING",
     ]);
   });

@@ -33,6 +33,8 @@ function regTPolicy(
       exitBuffer: "0.05",
       curePeriodSeconds: 3_600,
       hardFloorRatio: "0.5",
+      // These examples liquidate at the hard floor at once; the confirmation delay has its own tests.
+      hardFloorConfirmSeconds: 0,
       ...call,
     },
     liquidation: {

@@ -637,3 +637,215 @@ describe("state machine properties over any valid state", () => {
     );
   });
 });
+
+describe("fair calls: properties over price paths, deposits and execution reports", () => {
+  // The stock on margin again: A = 200·P + C, M = 50·P; the hard floor at ratio 0.5 is confirmed after 60 s.
+  const rules = (metBy: "PAYMENT" | "EQUITY" | "EITHER", minimumTransferAmount: string) =>
+    policy({
+      assets: { XYZ: { quantityScale: 0, priceScale: 2, haircut: "0", longTiers: flatTier("0.25", "0.5") } },
+      warning: { cushion: "0.10" },
+      call: {
+        restoreBuffer: "0.05",
+        exitBuffer: "0.02",
+        minimumTransferAmount,
+        threshold: "0",
+        curePeriodSeconds: 3_600,
+        reminderOffsetsSeconds: [900, 1_800, 2_700],
+        hardFloorRatio: "0.5",
+        metBy,
+        hardFloorConfirmSeconds: 60,
+      },
+      deposits: { minimumCureAmount: "500", maxPauseSeconds: 900 },
+      liquidation: { limitPriceSlippage: "0.02", dustNotional: "0", retrySeconds: 300, maxAttempts: 3 },
+    });
+  const at = (seconds: number) => new Date(Date.parse(NOW) + seconds * 1000).toISOString();
+
+  /** What happens between two revaluations: nothing, a payment (a share of what the last notice asked), or a report. */
+  type Action =
+    | { kind: "NONE" }
+    | { kind: "PAY"; percentOfDue: number }
+    | { kind: "PENDING"; percentOfDue: number }
+    | { kind: "REPORT"; filled: boolean };
+  const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
+    fc.constant({ kind: "NONE" } as const),
+    fc.constantFrom(50, 100, 150).map((percentOfDue) => ({ kind: "PAY", percentOfDue }) as const),
+    fc.constantFrom(100).map((percentOfDue) => ({ kind: "PENDING", percentOfDue }) as const),
+    fc.boolean().map((filled) => ({ kind: "REPORT", filled }) as const),
+  );
+  const pathArbitrary = fc.array(
+    fc.tuple(fc.integer({ min: 4_000, max: 9_000 }), fc.integer({ min: 1, max: 1_500 }), actionArbitrary),
+    { minLength: 1, maxLength: 30 },
+  );
+  const modeArbitrary = fc.constantFrom("PAYMENT", "EQUITY", "EITHER" as const);
+  const mtaArbitrary = fc.constantFrom("0", "50");
+
+  interface Recorded {
+    readonly at: string;
+    readonly before: CallState;
+    readonly after: CallState;
+    readonly acct: Account;
+    readonly price: string;
+    readonly effects: readonly Effect[];
+  }
+
+  /** Drives the path; a payment settles into cash and is recorded as a settled deposit at that moment. */
+  function drive(pol: Policy, path: ReadonlyArray<readonly [number, number, Action]>): Recorded[] {
+    let state: CallState = initialState("acct-1", NOW);
+    let cash = dec("-10000");
+    let shares = dec("200");
+    const settled: Array<{ depositId: string; amount: Dec; settledAt: string }> = [];
+    let pending: Dec | null = null;
+    let lastDue = dec("0");
+    let clock = 0;
+    const recorded: Recorded[] = [];
+    path.forEach(([cents, secondsLater, action], index) => {
+      clock += secondsLater;
+      const now = at(clock);
+      const price = decimal(cents, 2);
+      let event: EngineEvent = { type: "REVALUE", cause: "PRICE_TICK", eventId: `e${index}` };
+      if (action.kind === "PAY" && lastDue.greaterThan(0)) {
+        const amount = lastDue.times(action.percentOfDue).dividedBy(100).toDecimalPlaces(2);
+        cash = cash.plus(amount);
+        settled.push({ depositId: `w${index}`, amount, settledAt: now });
+        pending = null;
+      }
+      if (action.kind === "PENDING" && lastDue.greaterThan(0)) pending = lastDue;
+      const request = state.call?.liquidationRequestId;
+      if (action.kind === "REPORT" && request && state.status === "LIQUIDATING") {
+        const sold = action.filled ? Dec.min(shares, dec("50")) : dec("0");
+        shares = shares.minus(sold);
+        cash = cash.plus(sold.times(price));
+        event = {
+          type: "EXECUTION_REPORT",
+          eventId: `e${index}`,
+          requestId: request,
+          final: true,
+          fills: [
+            {
+              reportId: `r${index}`,
+              requestId: request,
+              target: { kind: "HOLDING", asset: "XYZ" },
+              side: "SELL",
+              filledQuantity: sold.toFixed(),
+              averagePrice: sold.isZero() ? null : price,
+              fee: "0",
+              final: true,
+            },
+          ],
+        };
+      }
+      const acct: Account = {
+        accountId: "acct-1",
+        cash,
+        holdings: [{ asset: "XYZ", quantity: shares }],
+        positions: [],
+        pendingDeposits: pending ? [{ depositId: "p", amount: pending }] : [],
+        settledDeposits: [...settled],
+      };
+      const step = transition(state, assess(acct, marks({ XYZ: price }, now), pol), pol, event, now);
+      for (const effect of step.effects) {
+        if (effect.kind === "NOTIFY" && effect.amountDue !== null && effect.notice !== "LIQUIDATION_NOTICE") {
+          lastDue = dec(effect.amountDue);
+        }
+      }
+      recorded.push({ at: now, before: state, after: step.next, acct, price, effects: step.effects });
+      state = step.next;
+    });
+    return recorded;
+  }
+
+  /** Deposits settled from the call's issue to its deadline, but for those already in the equity it was sized on. */
+  const paidFor = (acct: Account, call: OpenCall) =>
+    (acct.settledDeposits ?? [])
+      .filter(
+        (deposit) =>
+          deposit.settledAt >= call.issuedAt &&
+          deposit.settledAt <= call.deadlineAt &&
+          !(call.priorDepositIds ?? []).includes(deposit.depositId),
+      )
+      .reduce((total, deposit) => total.plus(deposit.amount), dec("0"));
+
+  it("(a) never requests a liquidation for a call whose amount was paid in full before its deadline", () => {
+    fc.assert(
+      fc.property(modeArbitrary, mtaArbitrary, pathArbitrary, (mode, mta, path) => {
+        for (const step of drive(rules(mode, mta), path)) {
+          for (const effect of step.effects) {
+            if (effect.kind !== "REQUEST_LIQUIDATION" || effect.attempt !== 1) continue;
+            // The call as it stood when the request went out: the state before the step, or the one issued in it.
+            const call = step.before.call?.callId === effect.callId ? step.before.call : step.after.call;
+            if (!call) throw new Error("a request without its call");
+            const paid = paidFor(step.acct, call);
+            expect(paid.lessThan(dec(call.amountCalled ?? call.amountDue)), `${mode} ${effect.callId}`).toBe(
+              true,
+            );
+          }
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("(b) every CALL, CALL_INCREASED and REMINDER amount, deposited at unchanged prices, meets the call", () => {
+    fc.assert(
+      fc.property(modeArbitrary, mtaArbitrary, pathArbitrary, (mode, mta, path) => {
+        const pol = rules(mode, mta);
+        for (const step of drive(pol, path)) {
+          for (const effect of step.effects) {
+            if (effect.kind !== "NOTIFY" || !["CALL", "CALL_INCREASED", "REMINDER"].includes(effect.notice))
+              continue;
+            const amount = dec(effect.amountDue ?? "NaN");
+            const paidAccount: Account = {
+              ...step.acct,
+              cash: step.acct.cash.plus(amount),
+              settledDeposits: [
+                ...(step.acct.settledDeposits ?? []),
+                { depositId: "cure", amount, settledAt: step.at },
+              ],
+            };
+            const next = transition(
+              step.after,
+              assess(paidAccount, marks({ XYZ: step.price }, step.at), pol),
+              pol,
+              { type: "REVALUE", cause: "ACCOUNT_CHANGE", eventId: "cure" },
+              step.at,
+            );
+            const closed = next.effects.some(
+              (other) => other.kind === "AUDIT" && other.closure?.callId === effect.callId,
+            );
+            expect(closed, `${mode} ${effect.notice} ${effect.amountDue}`).toBe(true);
+          }
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("(c) records exactly one way each closed call was met, and none for a call still open", () => {
+    fc.assert(
+      fc.property(modeArbitrary, mtaArbitrary, pathArbitrary, (mode, mta, path) => {
+        const steps = drive(rules(mode, mta), path);
+        const ways = new Map<string, string[]>();
+        const issued = new Set<string>();
+        for (const step of steps) {
+          for (const effect of step.effects) {
+            if (effect.kind === "NOTIFY" && effect.notice === "CALL" && effect.callId)
+              issued.add(effect.callId);
+            if (effect.kind === "AUDIT" && effect.closure) {
+              ways.set(effect.closure.callId, [
+                ...(ways.get(effect.closure.callId) ?? []),
+                effect.closure.how,
+              ]);
+            }
+          }
+        }
+        const last = steps.at(-1)?.after;
+        const open =
+          last && (last.status === "CALLED" || last.status === "LIQUIDATING") ? last.call?.callId : undefined;
+        for (const callId of issued) {
+          expect(ways.get(callId)?.length ?? 0, `${mode} ${callId}`).toBe(callId === open ? 0 : 1);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});

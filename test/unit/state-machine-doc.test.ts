@@ -17,7 +17,10 @@ import {
   type Step,
   transition,
 } from "../../functions/domain/machine.ts";
+import { dec } from "../../functions/domain/money.ts";
+import type { Policy } from "../../functions/domain/policy.ts";
 import type { ResolvedMark } from "../../functions/domain/prices.ts";
+import type { Account } from "../../functions/domain/valuation.ts";
 import { account, flatTier, marks, NOW, policy } from "../support/domain-builders.ts";
 
 const DOC = fileURLToPath(new URL("../../docs/state-machine.md", import.meta.url));
@@ -54,12 +57,18 @@ const stockPolicy = policy({
     curePeriodSeconds: 3_600,
     reminderOffsetsSeconds: [1_200],
     hardFloorRatio: "0.5",
+    hardFloorConfirmSeconds: 0,
   },
   deposits: { minimumCureAmount: "500", maxPauseSeconds: 1_800 },
   liquidation: { limitPriceSlippage: "0.02", dustNotional: "0", retrySeconds: 300, maxAttempts: 3 },
   prices: { maxAgeSeconds: 60, maxDivergence: "0.05", minimumSources: 1, haltGraceSeconds: 600 },
 });
 const borrower = account({ cash: "-10000", holdings: { XYZ: "200" } });
+/** The same policy with the product's default hard-floor confirmation (30 s). */
+const confirmingPolicy = policy({
+  ...stockPolicy.document,
+  call: { ...stockPolicy.document.call, hardFloorConfirmSeconds: 30 },
+});
 
 /** Status edges ("FROM-->TO", self-loops included) and halt-overlay edges seen while driving the machine. */
 const observed = { status: new Set<string>(), overlay: new Set<string>() };
@@ -70,8 +79,24 @@ class Walk {
   private clock = 0;
   private events = 0;
 
-  constructor() {
+  constructor(
+    private readonly rules: Policy = stockPolicy,
+    /** The account as upstream holds it now: a walk may pay a call or hold nothing to sell. */
+    public holder: Account = borrower,
+  ) {
     observed.status.add(`[*]-->${this.state.status}`);
+  }
+
+  /** A settled deposit of `amount`: the cash holding and the deposit record, as one upstream change. */
+  pay(amount: string): void {
+    this.holder = {
+      ...this.holder,
+      cash: this.holder.cash.plus(amount),
+      settledDeposits: [
+        ...(this.holder.settledDeposits ?? []),
+        { depositId: `wire-${this.clock}`, amount: dec(amount), settledAt: this.at() },
+      ],
+    };
   }
 
   private at(): string {
@@ -87,7 +112,7 @@ class Walk {
         stale ? { ...mark, status: "STALE", detail: "feed silent" } : mark,
       ]),
     );
-    const step = transition(this.state, assess(borrower, resolved, stockPolicy), stockPolicy, event, now);
+    const step = transition(this.state, assess(this.holder, resolved, this.rules), this.rules, event, now);
     const audits = step.effects.filter((effect) => effect.kind === "AUDIT");
     const halts = this.state.halt === null && step.next.halt !== null;
     const resumes = this.state.halt !== null && step.next.halt === null;
@@ -194,6 +219,25 @@ function driveScenarios(): void {
   eighth.go("67.50", "LIQUIDATING", 3_600);
   eighth.fill("67.50", "LIQUIDATED", true);
   expect(eighth.state.halt).not.toBeNull();
+
+  // The hard floor is confirmed by a revaluation 30 s after it was first seen: CALLED first, then LIQUIDATING.
+  const ninth = new Walk(confirmingPolicy);
+  ninth.go("50", "CALLED");
+  expect(ninth.state.call?.hardFloorSince).not.toBeNull();
+  ninth.go("50", "CALLED", 29);
+  ninth.go("50", "LIQUIDATING", 1);
+
+  // Paid the call in full, then in breach again: the call is met by the deposit and a new call is issued.
+  // At $60: A = 2,000, M = 3,000, target 3,150, a call of 1,150. Paid; at $58, A = 2,750 < M = 2,900.
+  const tenth = new Walk();
+  tenth.go("60", "CALLED");
+  tenth.pay("1150");
+  tenth.go("58", "CALLED");
+  expect(tenth.state.call?.callId).toBe("acct-1:call:2");
+
+  // A loan with nothing to sell: called, and then a bad-debt case for the operator, with no request.
+  const eleventh = new Walk(stockPolicy, account({ cash: "-100" }));
+  eleventh.go("60", "BAD_DEBT");
 }
 
 describe("docs/state-machine.md", () => {

@@ -3,9 +3,15 @@
  * borrowers who answer some calls with deposits (in flight, then settled or failed), and an execution
  * system that works liquidation requests at the market within their limit prices and reports its fills.
  */
-import { type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
 import { fromImage, toItem } from "../../adapters/codec.ts";
-import { type Dec, dec, quantize, Rounding, ZERO } from "../../domain/money.ts";
+import { type Dec, dec, quantize, Rounding } from "../../domain/money.ts";
 import type { Item } from "./book.ts";
 
 export interface Clock {
@@ -29,6 +35,15 @@ async function itemsOf(dynamo: DynamoDBClient, accountId: string): Promise<Item[
 
 async function put(dynamo: DynamoDBClient, item: Item): Promise<void> {
   await dynamo.send(new PutItemCommand({ TableName: "Accounts", Item: toItem(item) }));
+}
+
+/** One change of an account as one transaction, as the data contract asks of upstream systems. */
+async function putAll(dynamo: DynamoDBClient, items: readonly Item[]): Promise<void> {
+  await dynamo.send(
+    new TransactWriteItemsCommand({
+      TransactItems: items.map((item) => ({ Put: { TableName: "Accounts", Item: toItem(item) } })),
+    }),
+  );
 }
 
 async function markOf(dynamo: DynamoDBClient, asset: string): Promise<Dec | undefined> {
@@ -127,15 +142,17 @@ export class Borrowers {
       const items = await itemsOf(this.dynamo, accountId);
       const cash = items.find((item) => item.sk === "HOLDING#USD");
       const balance = dec(String(cash?.quantity ?? "0")).plus(amount);
-      await put(this.dynamo, deposit("SETTLED", 2));
-      await put(this.dynamo, {
-        accountId,
-        sk: "HOLDING#USD",
-        updatedAt: this.clock.now(),
-        seq: Number(cash?.seq ?? 0) + 1,
-        asset: "USD",
-        quantity: balance.toFixed(2),
-      });
+      await putAll(this.dynamo, [
+        deposit("SETTLED", 2),
+        {
+          accountId,
+          sk: "HOLDING#USD",
+          updatedAt: this.clock.now(),
+          seq: Number(cash?.seq ?? 0) + 1,
+          asset: "USD",
+          quantity: balance.toFixed(2),
+        },
+      ]);
       this.stats.depositsSettled += 1;
     });
   }
@@ -179,9 +196,8 @@ export class ExecutionSystem {
     const bySk = new Map(items.map((item) => [String(item.sk), item]));
     const cashItem = bySk.get("HOLDING#USD");
     let cash = dec(String(cashItem?.quantity ?? "0"));
-    let filledFirst = ZERO;
-    let priceFirst: Dec | undefined;
-    let anyFill = false;
+    const writes: Item[] = [];
+    const reports: Item[] = [];
     const now = this.clock.now();
     for (const [index, step] of detail.plan.steps.entries()) {
       const sk =
@@ -213,60 +229,57 @@ export class ExecutionSystem {
         const held = dec(String(item.quantity));
         const next = step.side === "SELL" ? held.minus(quantity) : held.plus(quantity);
         cash = step.side === "SELL" ? cash.plus(quantity.times(price)) : cash.minus(quantity.times(price));
-        await put(this.dynamo, {
-          ...item,
-          quantity: next.toFixed(),
-          seq: Number(item.seq) + 1,
-          updatedAt: now,
-        });
+        writes.push({ ...item, quantity: next.toFixed(), seq: Number(item.seq) + 1, updatedAt: now });
       } else {
         const size = dec(String(item.size));
         const closed = size.isNegative() ? quantity.negated() : quantity;
         cash = cash.plus(closed.times(price.minus(dec(String(item.entryPrice)))));
-        await put(this.dynamo, {
+        writes.push({
           ...item,
           size: size.minus(closed).toFixed(),
           seq: Number(item.seq) + 1,
           updatedAt: now,
         });
       }
-      cash = cash.minus(quantize(quantity.times(price).times(dec("0.0005")), 2, Rounding.UP));
-      anyFill = true;
-      if (index === 0) {
-        filledFirst = quantity;
-        priceFirst = price;
-      }
+      const fee = quantize(quantity.times(price).times(dec("0.0005")), 2, Rounding.UP);
+      cash = cash.minus(fee);
+      const reportId = `FILL-${detail.requestId.replace(/[^A-Za-z0-9]/g, "")}-${index + 1}`;
+      reports.push({
+        accountId: detail.accountId,
+        sk: `EXEC#${reportId}`,
+        updatedAt: now,
+        seq: 1,
+        reportId,
+        requestId: detail.requestId,
+        target: step.target,
+        side: step.side,
+        filledQuantity: quantity.toFixed(),
+        averagePrice: price.toFixed(),
+        fee: fee.toFixed(2),
+        final: false,
+        executedAt: now,
+      });
     }
-    if (!anyFill) {
+    const last = reports[reports.length - 1];
+    if (!last) {
       // Nothing within the limits: the engine retries with a fresh plan after its retry period.
       this.stats.unfilled += 1;
       return;
     }
-    await put(this.dynamo, {
-      accountId: detail.accountId,
-      sk: "HOLDING#USD",
-      updatedAt: now,
-      seq: Number(cashItem?.seq ?? 0) + 1,
-      asset: "USD",
-      quantity: quantize(cash, 2, Rounding.FLOOR).toFixed(2),
-    });
-    const [first] = detail.plan.steps;
-    const reportId = `FILL-${detail.requestId.replace(/[^A-Za-z0-9]/g, "")}`;
-    await put(this.dynamo, {
-      accountId: detail.accountId,
-      sk: `EXEC#${reportId}`,
-      updatedAt: now,
-      seq: 1,
-      reportId,
-      requestId: detail.requestId,
-      target: first?.target ?? { kind: "HOLDING", asset: "USD" },
-      side: first?.side ?? "SELL",
-      filledQuantity: filledFirst.toFixed(),
-      ...(priceFirst ? { averagePrice: priceFirst.toFixed() } : {}),
-      fee: "0",
-      final: true,
-      executedAt: now,
-    });
+    reports[reports.length - 1] = { ...last, final: true };
+    // The fills, the new cash and the reports of one request: one transaction (the data contract's rule).
+    await putAll(this.dynamo, [
+      ...writes,
+      {
+        accountId: detail.accountId,
+        sk: "HOLDING#USD",
+        updatedAt: now,
+        seq: Number(cashItem?.seq ?? 0) + 1,
+        asset: "USD",
+        quantity: quantize(cash, 2, Rounding.FLOOR).toFixed(2),
+      },
+      ...reports,
+    ]);
     this.stats.fills += 1;
   }
 }

@@ -399,12 +399,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       reason: `${episode.asset} feeds stale: only ${episode.live.join(", ")} publishing`,
     }));
     // A liquidation request (first or retry) on prices that were not OK would break the halt.
-    const haltedLiquidations = audit.filter(
-      (entry) =>
-        entry.to === "LIQUIDATING" &&
-        (entry.from !== "LIQUIDATING" || String(entry.reason).includes("attempt")) &&
-        (entry.figures as { priceStatus?: string } | undefined)?.priceStatus !== "OK",
-    ).length;
+    // Counted from the effects each step recorded (on its first audit entry) and the price status of that
+    // step, never from audit prose.
+    const haltedLiquidations = audit
+      .filter((entry) => entry.effects !== undefined)
+      .reduce((count, entry) => {
+        const effects = JSON.parse(String(entry.effects)) as Array<{ kind?: string }>;
+        const requests = effects.filter((effect) => effect.kind === "REQUEST_LIQUIDATION").length;
+        const status = (entry.figures as { priceStatus?: string } | undefined)?.priceStatus;
+        return count + (status === "OK" ? 0 : requests);
+      }, 0);
 
     const timeline: RunReportData["timeline"] = audit.flatMap((entry) => {
       const reason = String(entry.reason);
@@ -499,8 +503,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       outputDir,
       haltedLiquidations,
       accountsWithCallBeforeLiquidation: callBeforeLiquidation,
-      exhaustedLiquidations: audit.filter((entry) => String(entry.reason).startsWith("liquidation exhausted"))
-        .length,
+      exhaustedLiquidations: audit.filter((entry) => entry.alarm === "LIQUIDATION_EXHAUSTED").length,
       audit,
       events,
       finalStates: new Map(calls.map((item) => [String(item.accountId), String(item.status)])),
