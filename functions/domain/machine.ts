@@ -447,6 +447,12 @@ export function callStanding(call: OpenCall, assessment: Assessment, policy: Pol
 const money = (step: StepBuilder, value: Dec): string =>
   toFixedString(value, step.policy.currencyScale, Rounding.UP);
 
+/** An exact amount at the currency scale, or with all its places when it has more: never rounded. */
+const exactMoney = (step: StepBuilder, value: Dec): string =>
+  value.decimalPlaces() <= step.policy.currencyScale
+    ? toFixedString(value, step.policy.currencyScale, Rounding.HALF_EVEN)
+    : toPlainString(value);
+
 function issueCall(step: StepBuilder, reason: string): void {
   const { policy, now } = step;
   const callsIssued = step.state.callsIssued + 1;
@@ -487,7 +493,7 @@ function closeCall(step: StepBuilder, call: OpenCall, how: CallMet, reason: stri
     at: step.now,
     amountCalled: money(step, standing.amountCalled),
     amountDue: call.amountDue,
-    paid: toPlainString(standing.paid),
+    paid: exactMoney(step, standing.paid),
     waived: how === "WAIVED" ? money(step, standing.remaining) : null,
     sold: [],
     loss: null,
@@ -556,7 +562,7 @@ function nothingToSell(step: StepBuilder, call: OpenCall): void {
     at: step.now,
     amountCalled: money(step, standing.amountCalled),
     amountDue: call.amountDue,
-    paid: toPlainString(standing.paid),
+    paid: exactMoney(step, standing.paid),
     waived: null,
     sold: [],
     loss,
@@ -789,7 +795,7 @@ function settle(step: StepBuilder, call: OpenCall): void {
     at: step.now,
     amountCalled: money(step, standing.amountCalled),
     amountDue: call.amountDue,
-    paid: toPlainString(standing.paid),
+    paid: exactMoney(step, standing.paid),
     waived: null,
     sold,
     loss,

@@ -20,6 +20,7 @@ const ACCOUNT = "ACC-7731-000234";
 const KINDS: readonly NoticeKind[] = [
   "WARNING",
   "CALL",
+  "CALL_INCREASED",
   "REMINDER",
   "CURED",
   "LIQUIDATION_NOTICE",
@@ -57,7 +58,7 @@ const OPTIONS: CureOptionPayload[] = [
 
 /** The engine's payload for each kind (see functions/domain/machine.ts notify()). */
 function payload(notice: NoticeKind, overrides: Partial<NoticePayload> = {}): NoticePayload {
-  const isCall = notice === "CALL" || notice === "REMINDER";
+  const isCall = notice === "CALL" || notice === "REMINDER" || notice === "CALL_INCREASED";
   return {
     notificationId: `${ACCOUNT}:v7:0:${notice.toLowerCase()}`,
     notice,
@@ -68,6 +69,7 @@ function payload(notice: NoticeKind, overrides: Partial<NoticePayload> = {}): No
     marginRatio: notice === "WARNING" ? "1.041234" : "0.964123",
     cureOptions: isCall || notice === "WARNING" ? OPTIONS : [],
     loss: null,
+    ...(notice === "CALL_INCREASED" ? { previousAmountDue: "1000000.00" } : {}),
     ...overrides,
   };
 }
@@ -217,6 +219,62 @@ describe("renderNotice", () => {
     expect(() => renderNotice(payload("LIQUIDATION_COMPLETE", { loss: "1e3" }), NEW_YORK)).toThrow(
       RangeError,
     );
+  });
+
+  it("CALL_INCREASED gives the new amount, the one it replaces and the unchanged deadline", () => {
+    const rendered = renderNotice(payload("CALL_INCREASED"), NEW_YORK);
+    expect(rendered.sms).toContain("MARGIN CALL INCREASED on acct ...0234");
+    expect(rendered.sms).toContain(
+      "1,234,567.89 USD now due (was 1,000,000.00 USD), same deadline Wed 25 Nov 2026, 07:00 EST",
+    );
+    expect(rendered.emailText).toContain("Amount due now: 1,234,567.89 USD");
+    expect(rendered.emailText).toContain("The deadline does not change.");
+    expect(() => renderNotice(payload("CALL_INCREASED", { amountDue: null }), NEW_YORK)).toThrow(/amountDue/);
+  });
+
+  it("LIQUIDATION_NOTICE on the hard floor says so, not that the call was not met", () => {
+    const rendered = renderNotice(
+      payload("LIQUIDATION_NOTICE", { amountDue: "500.00", reason: "HARD_FLOOR" }),
+      NEW_YORK,
+    );
+    expect(rendered.sms).toContain("fell below the hard floor");
+    expect(rendered.sms).not.toContain("has not been met");
+    expect(rendered.emailSubject).toContain("below the hard floor");
+    expect(rendered.emailText).toContain("The amount due was 500.00 USD.");
+  });
+
+  it("CURED says how the call was met", () => {
+    const by = (met: NonNullable<NoticePayload["met"]>) =>
+      renderNotice(payload("CURED", { met }), NEW_YORK).sms;
+    expect(by("DEPOSIT")).toContain("is met by your deposit.");
+    expect(by("MARKET")).toContain("is met: the account is back above its requirement.");
+    expect(by("WAIVED")).toContain("is met: the small remainder is waived.");
+  });
+
+  it("LIQUIDATION_COMPLETE lists what was sold, at what average price and fees, in the email", () => {
+    const rendered = renderNotice(
+      payload("LIQUIDATION_COMPLETE", {
+        sold: [
+          {
+            target: { kind: "HOLDING", asset: "BTC" },
+            side: "SELL",
+            quantity: "0.4",
+            averagePrice: "63880.10",
+            fee: "25.55",
+          },
+          {
+            target: { kind: "POSITION", instrument: "BTC-PERP" },
+            side: "BUY",
+            quantity: "1.5",
+            averagePrice: "64000",
+            fee: "0",
+          },
+        ],
+      }),
+      NEW_YORK,
+    );
+    expect(rendered.emailText).toContain("Sold 0.4 BTC at 63,880.10 USD on average (fees 25.55 USD).");
+    expect(rendered.emailText).toContain("Bought back 1.5 BTC-PERP at 64,000 USD on average (fees 0 USD).");
   });
 
   it("gives every kind a distinct SMS, subject and email", () => {
