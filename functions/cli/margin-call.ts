@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { Rounding, toFixedString, toPlainString } from "../domain/money.ts";
+import { Rounding, toExactString, toFixedString, toPlainString } from "../domain/money.ts";
 import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
 import { marginRatio } from "../domain/valuation.ts";
 import { LOCAL_USAGE, LocalCommandError, runLocal } from "./local-commands.ts";
@@ -114,7 +114,7 @@ function explain(evaluation: Evaluation): string {
         `; deadline ${open.deadlineAt}.`,
     );
     out.push(
-      `  paid since the call ${toPlainString(standing.paid)} ${policy.currency}; still due now ${amount(standing.dueNow)} ` +
+      `  paid since the call ${toExactString(standing.paid, policy.currencyScale)} ${policy.currency}; still due now ${amount(standing.dueNow)} ` +
         `(met by ${policy.callMetBy}: the rest of the amount called is ${amount(standing.remaining)}, ` +
         `the deposit that restores the target is ${amount(standing.toRestore)})`,
     );

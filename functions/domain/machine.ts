@@ -37,7 +37,17 @@ import {
   type ExposureRef,
   type LiquidationPlan,
 } from "./calls.ts";
-import { Dec, dec, ONE, quantize, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
+import {
+  Dec,
+  dec,
+  ONE,
+  quantize,
+  Rounding,
+  toExactString,
+  toFixedString,
+  toPlainString,
+  ZERO,
+} from "./money.ts";
 import type { Policy } from "./policy.ts";
 import type { PriceStatus } from "./prices.ts";
 import { marginRatio, ratioBelow, type SettledDeposit, type Valuation } from "./valuation.ts";
@@ -448,10 +458,7 @@ const money = (step: StepBuilder, value: Dec): string =>
   toFixedString(value, step.policy.currencyScale, Rounding.UP);
 
 /** An exact amount at the currency scale, or with all its places when it has more: never rounded. */
-const exactMoney = (step: StepBuilder, value: Dec): string =>
-  value.decimalPlaces() <= step.policy.currencyScale
-    ? toFixedString(value, step.policy.currencyScale, Rounding.HALF_EVEN)
-    : toPlainString(value);
+const exactMoney = (step: StepBuilder, value: Dec): string => toExactString(value, step.policy.currencyScale);
 
 function issueCall(step: StepBuilder, reason: string): void {
   const { policy, now } = step;

@@ -82,6 +82,13 @@ export function toPlainString(value: Dec): string {
   return text === "-0" ? "0" : text;
 }
 
+/** An exact amount with at least `scale` places, and all of its own when it has more: never rounded. */
+export function toExactString(value: Dec, scale: number): string {
+  return value.decimalPlaces() <= scale
+    ? toFixedString(value, scale, Rounding.HALF_EVEN)
+    : toPlainString(value);
+}
+
 export function sum(values: Iterable<Dec>): Dec {
   let total = ZERO;
   for (const value of values) total = total.plus(value);

@@ -17,7 +17,15 @@ import {
   type Step,
   transition,
 } from "./machine.ts";
-import { Dec, dec, isCanonicalDecimal, Rounding, toFixedString, toPlainString } from "./money.ts";
+import {
+  Dec,
+  dec,
+  isCanonicalDecimal,
+  Rounding,
+  toExactString,
+  toFixedString,
+  toPlainString,
+} from "./money.ts";
 import { jsonPath, type Policy, PolicyError, type PolicyIssue, parsePolicy } from "./policy.ts";
 import { type ResolvedMark, resolveMark, type SourceMark } from "./prices.ts";
 import { type TriggerPrices, triggerPrices } from "./triggers.ts";
@@ -343,7 +351,7 @@ export function evaluationReport(evaluation: Evaluation): unknown {
           callId: evaluation.state.call?.callId ?? null,
           amountCalled: toFixedString(evaluation.standing.amountCalled, policy.currencyScale, Rounding.UP),
           amountDue: evaluation.state.call?.amountDue ?? null,
-          paid: toPlainString(evaluation.standing.paid),
+          paid: toExactString(evaluation.standing.paid, policy.currencyScale),
           dueNow: toFixedString(evaluation.standing.dueNow, policy.currencyScale, Rounding.UP),
           deadlineAt: evaluation.state.call?.deadlineAt ?? null,
         }

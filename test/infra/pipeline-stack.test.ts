@@ -2,11 +2,13 @@
  * CDK assertions on the pipeline: every event source mapping's failure settings, the schedule, the alarms,
  * the functions' runtime, and that each function's role grants exactly what its handler calls.
  */
+
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, describe, expect, it } from "vitest";
+import { OPERATOR_ALARMS } from "../../functions/domain/alarms.ts";
 import { buildApp } from "../../lib/app.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -334,8 +336,14 @@ describe("alarms", () => {
     for (const id of deadLetters) expect(watched.has(id), id).toBe(true);
   });
 
-  it("watch quarantined records, accounts that cannot be valued and exhausted liquidations, from every log group", () => {
-    for (const name of ["Quarantined", "NotRevalued", "LiquidationExhausted"]) {
+  it("watch quarantined records, accounts that cannot be valued, exhausted liquidations, long price halts and nothing to sell, from every log group", () => {
+    for (const name of [
+      "Quarantined",
+      "NotRevalued",
+      "LiquidationExhausted",
+      "PriceHaltTooLong",
+      "NothingToSell",
+    ]) {
       expect(
         alarms.filter((alarm) => alarm.MetricName === name && alarm.Namespace === "MarginCallEngine"),
       ).toHaveLength(1);
@@ -343,6 +351,16 @@ describe("alarms", () => {
         ([, filter]) => filter.Properties.MetricTransformations[0].MetricName === name,
       );
       expect(filters).toHaveLength(6);
+    }
+    // The filters match the message the handlers log for each operator alarm, from one constant.
+    const patterns = ofType("AWS::Logs::MetricFilter").map(([, filter]) =>
+      String(filter.Properties.FilterPattern),
+    );
+    for (const alarm of Object.values(OPERATOR_ALARMS)) {
+      expect(
+        patterns.some((pattern) => pattern.includes(alarm.message)),
+        alarm.metric,
+      ).toBe(true);
     }
   });
 

@@ -149,3 +149,107 @@ describe("margin-call local", () => {
     expect(stderr).toContain("start one with: npm start -- --engine-only");
   });
 });
+
+describe("margin-call evaluate on an open call", () => {
+  // The stock on margin of test/unit/fair-calls.test.ts: called for 167.65 at $66.66, 1,000 paid, $60.40 at
+  // the deadline (out of breach, below the cure line): the call is met by the deposit.
+  const policyDocument = {
+    policyId: "reg-t",
+    version: 1,
+    currency: "USD",
+    currencyScale: 2,
+    assets: {
+      XYZ: {
+        quantityScale: 0,
+        priceScale: 2,
+        haircut: "0",
+        longTiers: [{ notionalFloor: "0", maintenanceRate: "0.25", initialRate: "0.5" }],
+      },
+    },
+    warning: { cushion: "0.10" },
+    call: {
+      restoreBuffer: "0.05",
+      exitBuffer: "0.05",
+      minimumTransferAmount: "0",
+      threshold: "0",
+      curePeriodSeconds: 3600,
+      hardFloorRatio: "0.5",
+      metBy: "EQUITY",
+    },
+    deposits: { minimumCureAmount: "0", maxPauseSeconds: 1800 },
+    liquidation: { limitPriceSlippage: "0.02", dustNotional: "0", retrySeconds: 300, maxAttempts: 3 },
+    prices: { maxAgeSeconds: 60, maxDivergence: "0.05", minimumSources: 1, haltGraceSeconds: 0 },
+  };
+  const state = {
+    accountId: "acct-1",
+    status: "CALLED",
+    version: 1,
+    since: "2026-11-24T12:00:00.000Z",
+    call: {
+      callId: "acct-1:call:1",
+      callNotificationId: "acct-1:v1:1:call",
+      issuedAt: "2026-11-24T12:00:00.000Z",
+      deadlineAt: "2026-11-24T13:00:00.000Z",
+      amountDue: "167.65",
+      amountCalled: "167.65",
+      remindersSent: 0,
+      liquidationAttempts: 0,
+      liquidationRequestId: null,
+      liquidationRequestedAt: null,
+      liquidationExhaustedAt: null,
+      hardFloorSince: null,
+      closure: null,
+    },
+    callsIssued: 1,
+    halt: null,
+    resumedAt: null,
+    loss: null,
+  };
+  const snapshot = (now: string, paid: boolean) => ({
+    now,
+    policy: policyDocument,
+    account: {
+      accountId: "acct-1",
+      cash: paid ? "-9000" : "-10000",
+      holdings: [{ asset: "XYZ", quantity: "200" }],
+      settledDeposits: paid
+        ? [{ depositId: "wire-1", amount: "1000.00", settledAt: "2026-11-24T12:10:00.000Z" }]
+        : [],
+    },
+    prices: [{ asset: "XYZ", price: paid ? "60.40" : "66", asOf: now }],
+    state,
+  });
+
+  it("shows how calls are met and how the closed call was met, in the JSON", () => {
+    const { status, stdout } = cli(
+      ["evaluate", "-"],
+      JSON.stringify(snapshot("2026-11-24T13:00:00.000Z", true)),
+    );
+    expect(status).toBe(0);
+    const report = JSON.parse(stdout);
+    expect(report.call.metBy).toBe("EQUITY");
+    expect(report.openCall).toMatchObject({
+      callId: "acct-1:call:1",
+      amountCalled: "167.65",
+      paid: "1000.00",
+    });
+    expect(report.closedCall).toMatchObject({ callId: "acct-1:call:1", how: "DEPOSIT", paid: "1000.00" });
+    expect(report.transition).toMatchObject({ from: "CALLED", to: "CURED" });
+  });
+
+  it("says in --explain what is still due now", () => {
+    // At $66 before the deadline, nothing paid: A = 3,200, target 3,465: 265.00 restores it.
+    const { status, stdout } = cli(
+      ["evaluate", "-", "--explain"],
+      JSON.stringify(snapshot("2026-11-24T12:30:00.000Z", false)),
+    );
+    expect(status).toBe(0);
+    expect(stdout).toContain("Open call acct-1:call:1: 167.65 USD called");
+    expect(stdout).toContain("still due now 265.00 USD (met by EQUITY");
+    const closed = cli(
+      ["evaluate", "-", "--explain"],
+      JSON.stringify(snapshot("2026-11-24T13:00:00.000Z", true)),
+    );
+    expect(closed.stdout).toContain("call met by DEPOSIT: called 167.65, due 167.65, paid 1000.00 USD");
+  });
+});

@@ -126,7 +126,12 @@ describe("a borrower who paid the call", () => {
     expect(requests(atDeadline)).toEqual([]);
     expect(atDeadline.next.status).toBe("CURED");
     expect(closures(atDeadline)).toEqual([
-      expect.objectContaining({ how: "DEPOSIT", amountCalled: "167.65", amountDue: "167.65", paid: "1000.00" }),
+      expect.objectContaining({
+        how: "DEPOSIT",
+        amountCalled: "167.65",
+        amountDue: "167.65",
+        paid: "1000.00",
+      }),
     ]);
     expect(notices(atDeadline)).toEqual([expect.objectContaining({ notice: "CURED", met: "DEPOSIT" })]);
   });
