@@ -14,6 +14,7 @@ import {
 import { assess } from "../domain/assess.ts";
 import {
   type CallState,
+  creditableDeposits,
   type Effect,
   type EngineEvent,
   type ExecutionFill,
@@ -101,6 +102,11 @@ function nextDueAt(state: CallState, inputs: AccountInputs): string | null {
     const confirm = call.hardFloorSince ? [plus(call.hardFloorSince, policy.hardFloorConfirmSeconds)] : [];
     return [...reminders, ...confirm, call.deadlineAt].sort()[0] ?? call.deadlineAt;
   }
+  // A call met by a deposit is followed by a new one only if a revaluation this long after still finds
+  // the account in breach (machine.ts meetCall).
+  if (state.status === "CURED" && call.closure?.how === "DEPOSIT" && policy.hardFloorConfirmSeconds > 0) {
+    return plus(call.closure.at, policy.hardFloorConfirmSeconds);
+  }
   // An exhausted liquidation waits for an operator (or a late fill), not for the sweep.
   if (state.status === "LIQUIDATING" && call.liquidationRequestedAt && !call.liquidationExhaustedAt) {
     return plus(call.liquidationRequestedAt, policy.liquidationRetrySeconds);
@@ -127,7 +133,12 @@ export function replaySnapshot(inputs: AccountInputs, state: CallState, event: E
         depositId: d.depositId,
         amount: toPlainString(d.amount),
       })),
-      settledDeposits: (account.settledDeposits ?? []).map((d) => ({
+      // Only the deposits that can pay the open call or one issued now (machine.ts creditableDeposits):
+      // an account's whole deposit history would not fit the audit item.
+      settledDeposits: creditableDeposits(
+        account.settledDeposits ?? [],
+        state.call && state.call.issuedAt < now ? state.call.issuedAt : now,
+      ).map((d) => ({
         depositId: d.depositId,
         amount: toPlainString(d.amount),
         settledAt: d.settledAt,

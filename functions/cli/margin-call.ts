@@ -110,12 +110,12 @@ function explain(evaluation: Evaluation): string {
       `Open call ${open.callId}: ${amount(standing.amountCalled)} called at ${open.issuedAt}` +
         (open.amountDue === toFixedString(standing.amountCalled, policy.currencyScale, Rounding.UP)
           ? ""
-          : `, raised to ${open.amountDue} ${policy.currency}`) +
+          : `; the deficit has grown since: restoring the account took ${open.amountDue} ${policy.currency}`) +
         `; deadline ${open.deadlineAt}.`,
     );
     out.push(
       `  paid since the call ${toExactString(standing.paid, policy.currencyScale)} ${policy.currency}; still due now ${amount(standing.dueNow)} ` +
-        `(met by ${policy.callMetBy}: the rest of the amount called is ${amount(standing.remaining)}, ` +
+        `(met by ${policy.callMetBy}: the rest of what the notices asked is ${amount(standing.remaining)}, ` +
         `the deposit that restores the target is ${amount(standing.toRestore)})`,
     );
   }

@@ -84,9 +84,11 @@ export interface CallClosure {
   readonly at: string;
   /** The amount of the CALL notice. */
   readonly amountCalled: string;
-  /** The amount called when it closed (after any increase). */
+  /** What restored the target when it closed (the CALL notice's amount, raised by any CALL_INCREASED). */
   readonly amountDue: string;
-  /** Settled deposits credited since the call was issued. */
+  /** The payment that meets the call: the lowest a notice of the call asked for (OpenCall.paymentToMeet). */
+  readonly paymentToMeet: string;
+  /** Settled deposits credited to the call: those the engine had not seen when it issued the call. */
   readonly paid: string;
   /** WAIVED: the remainder forgiven, below the minimum transfer amount. */
   readonly waived: string | null;
@@ -102,17 +104,29 @@ export interface OpenCall {
   readonly callNotificationId: string;
   readonly issuedAt: string;
   readonly deadlineAt: string;
-  /** The amount called, at the currency scale: the CALL notice's amount, raised by any CALL_INCREASED. */
+  /**
+   * What restores the target, at the currency scale: the CALL notice's amount, raised by any
+   * CALL_INCREASED (plus what was paid before the increase).
+   */
   readonly amountDue: string;
   /** The CALL notice's amount, never changed. Absent in states written before it existed: amountDue. */
   readonly amountCalled?: string | undefined;
+  /**
+   * The total paid since the call that meets it: the lowest, over the call's notices, of what was paid when
+   * the notice went out plus the amount it quoted. Paying what any notice said meets the call. Absent:
+   * amountCalled.
+   */
+  readonly paymentToMeet?: string | undefined;
   /** When a revaluation first found the account below the hard floor; null when it is not. */
   readonly hardFloorSince?: string | null | undefined;
   /**
-   * Settled deposits already in the equity this call was sized on, though stamped at or after its issue:
-   * they do not pay it (the deposit that met the previous call in the same step, say). Absent: none.
+   * The settled deposits the engine had seen when it issued the call (settled within
+   * PAYMENT_LOOKBACK_SECONDS of it): they are in the equity the call was sized on, so they never pay it,
+   * whatever their `settledAt` says. Absent: none.
    */
   readonly priorDepositIds?: readonly string[] | undefined;
+  /** The attempt whose final report filled nothing, while no later one went out; absent otherwise. */
+  readonly liquidationEndedEmpty?: number | null | undefined;
   /** How the call was closed; null or absent while it is open. */
   readonly closure?: CallClosure | null | undefined;
   readonly remindersSent: number;
@@ -236,7 +250,8 @@ export type Effect =
       readonly reason?: "DEADLINE" | "HARD_FLOOR";
       /** CURED: how the call was met. */
       readonly met?: CallMet;
-      /** CALL_INCREASED: what was due before the increase. */
+      /** CALL_INCREASED: what restores the account now, and what it took when last told. */
+      readonly restoreAmount?: string;
       readonly previousAmountDue?: string;
       /** LIQUIDATION_COMPLETE: what was sold. */
       readonly sold?: readonly SoldLine[];
@@ -362,13 +377,25 @@ class StepBuilder {
       amountDue: quotesDue && call ? (extra.amountDue ?? call.amountDue) : null,
       deadlineAt: open ? (call?.deadlineAt ?? null) : null,
       marginRatio: ratio ? toPlainString(ratio) : null,
-      cureOptions: open || notice === "WARNING" ? this.assessment.cureOptions : [],
+      cureOptions: open || notice === "WARNING" ? this.cureOptionsFor(notice, extra.amountDue) : [],
       loss: notice === "LIQUIDATION_COMPLETE" ? this.state.loss : null,
       ...(extra.reason ? { reason: extra.reason } : {}),
       ...(extra.met ? { met: extra.met } : {}),
       ...(extra.previousAmountDue ? { previousAmountDue: extra.previousAmountDue } : {}),
+      ...(extra.restoreAmount ? { restoreAmount: extra.restoreAmount } : {}),
       ...(extra.sold ? { sold: extra.sold } : {}),
     });
+  }
+
+  /**
+   * The ways to cure a notice lists. A CALL or REMINDER offers, as its deposit, the amount it quotes: paying
+   * it meets the call. Reducing a holding restores the target, which meets it too. A CALL_INCREASED and a
+   * WARNING offer what restores the account.
+   */
+  private cureOptionsFor(notice: NoticeKind, quoted: string | undefined): readonly CureOption[] {
+    const options = this.assessment.cureOptions;
+    if ((notice !== "CALL" && notice !== "REMINDER") || quoted === undefined) return options;
+    return options.map((option) => (option.kind === "DEPOSIT" ? { ...option, amount: dec(quoted) } : option));
   }
 
   build(): Step {
@@ -385,6 +412,7 @@ interface AuditExtra {
 interface NoticeExtra {
   /** The amount quoted, when it is not the call's amountDue: what is due now. */
   readonly amountDue?: string;
+  readonly restoreAmount?: string;
   readonly reason?: "DEADLINE" | "HARD_FLOOR";
   readonly met?: CallMet;
   readonly previousAmountDue?: string;
@@ -397,57 +425,68 @@ const atOrAfter = (now: string, instant: string): boolean => Date.parse(now) >= 
 
 const requestIdOf = (callId: string, attempt: number): string => `${callId}:liquidation:${attempt}`;
 
+/**
+ * How far before a call a deposit's `settledAt` may lie and still pay it: a ledger's clock or value date
+ * may be behind the engine's. A deposit pays a call when the engine had not seen it at the call's issue
+ * (`priorDepositIds`), never by its timestamp alone, so neither a re-stamped deposit nor a back-dated one
+ * is counted wrongly. One day, so the deposits any decision needs stay few (and in its replay snapshot).
+ */
+export const PAYMENT_LOOKBACK_SECONDS = 86_400;
+
+/** The settled deposits that can pay a call issued at `issuedAt` (those the engine saw then excepted). */
+export function creditableDeposits(
+  deposits: readonly SettledDeposit[],
+  issuedAt: string,
+): readonly SettledDeposit[] {
+  const from = addSeconds(issuedAt, -PAYMENT_LOOKBACK_SECONDS);
+  return deposits.filter((deposit) => atOrAfter(deposit.settledAt, from));
+}
+
 /** What an open call stands at, at one revaluation: the figures every notice and decision uses. */
 export interface CallStanding {
-  /** Settled deposits credited since the call was issued. */
+  /** Settled deposits credited to the call: not seen when it was issued. */
   readonly paid: Dec;
   /** The CALL notice's amount. */
   readonly amountCalled: Dec;
-  /** amountDue − paid, at the currency scale, rounded up; zero when paid in full. */
+  /** The total payment that meets the call: what the notices told the borrower (`paymentToMeet`). */
+  readonly toMeet: Dec;
+  /** toMeet − paid, at the currency scale, rounded up; zero once paid. */
   readonly remaining: Dec;
   /** The deposit that restores the target now, at the currency scale, rounded up; zero at the target. */
   readonly toRestore: Dec;
   /** What the notices quote: the deposit that, at unchanged prices, meets the call under the policy's mode. */
   readonly dueNow: Dec;
+  /** Paid what a notice said: the call is met (at once, or under EQUITY at the deadline or in breach). */
   readonly paidInFull: boolean;
   readonly atCureLine: boolean;
 }
 
 /**
- * Where an open call stands now. The amount due now depends on how the policy meets calls:
- * PAYMENT, the rest of the amount called; EQUITY, the deposit that restores the target; EITHER, the smaller.
- * Under EQUITY, a call already paid in full waits for its deadline and quotes nothing more.
+ * Where an open call stands now. The amount due now depends on how the policy meets calls: under PAYMENT,
+ * the rest of what the notices asked; under EQUITY and EITHER, that or the deposit that restores the target
+ * now, whichever is smaller. Paid in full, nothing more is due.
  */
 export function callStanding(call: OpenCall, assessment: Assessment, policy: Policy): CallStanding {
   const scale = policy.currencyScale;
   let paid = ZERO;
   const prior = new Set(call.priorDepositIds ?? []);
-  for (const deposit of assessment.settledDeposits ?? []) {
-    if (atOrAfter(deposit.settledAt, call.issuedAt) && !prior.has(deposit.depositId)) {
-      paid = paid.plus(deposit.amount);
-    }
+  for (const deposit of creditableDeposits(assessment.settledDeposits ?? [], call.issuedAt)) {
+    if (!prior.has(deposit.depositId)) paid = paid.plus(deposit.amount);
   }
-  const amountDue = dec(call.amountDue);
-  const owed = amountDue.minus(paid);
+  const amountCalled = dec(call.amountCalled ?? call.amountDue);
+  const toMeet = call.paymentToMeet === undefined ? amountCalled : dec(call.paymentToMeet);
+  const owed = toMeet.minus(paid);
   const remaining = owed.greaterThan(ZERO) ? quantize(owed, scale, Rounding.UP) : ZERO;
   const shortfall = assessment.sizing.shortfall;
   const toRestore = shortfall.greaterThan(ZERO) ? quantize(shortfall, scale, Rounding.UP) : ZERO;
-  const paidInFull = remaining.isZero();
-  const dueNow =
-    policy.callMetBy === "PAYMENT"
-      ? remaining
-      : policy.callMetBy === "EQUITY"
-        ? paidInFull
-          ? ZERO
-          : toRestore
-        : Dec.min(remaining, toRestore);
   return {
     paid,
-    amountCalled: dec(call.amountCalled ?? call.amountDue),
+    amountCalled,
+    toMeet,
     remaining,
     toRestore,
-    dueNow,
-    paidInFull,
+    dueNow: policy.callMetBy === "PAYMENT" ? remaining : Dec.min(remaining, toRestore),
+    paidInFull: remaining.isZero(),
     atCureLine: assessment.valuation.adjustedEquity.greaterThanOrEqualTo(
       cureLine(assessment.valuation, policy),
     ),
@@ -465,9 +504,8 @@ function issueCall(step: StepBuilder, reason: string): void {
   const callsIssued = step.state.callsIssued + 1;
   step.move("CALLED", reason, { callsIssued, loss: null });
   const amount = money(step, step.assessment.sizing.amount);
-  // The call is sized on equity that already holds every deposit settled so far: none of them pays it.
-  const prior = (step.assessment.settledDeposits ?? [])
-    .filter((deposit) => atOrAfter(deposit.settledAt, now))
+  // The call is sized on equity that holds every deposit seen so far: none of them pays it.
+  const prior = creditableDeposits(step.assessment.settledDeposits ?? [], now)
     .map((deposit) => deposit.depositId)
     .sort();
   const call: OpenCall = {
@@ -500,6 +538,7 @@ function closeCall(step: StepBuilder, call: OpenCall, how: CallMet, reason: stri
     at: step.now,
     amountCalled: money(step, standing.amountCalled),
     amountDue: call.amountDue,
+    paymentToMeet: exactMoney(step, standing.toMeet),
     paid: exactMoney(step, standing.paid),
     waived: how === "WAIVED" ? money(step, standing.remaining) : null,
     sold: [],
@@ -569,6 +608,7 @@ function nothingToSell(step: StepBuilder, call: OpenCall): void {
     at: step.now,
     amountCalled: money(step, standing.amountCalled),
     amountDue: call.amountDue,
+    paymentToMeet: exactMoney(step, standing.toMeet),
     paid: exactMoney(step, standing.paid),
     waived: null,
     sold: [],
@@ -623,6 +663,7 @@ function classify(step: StepBuilder): void {
   const { valuation, sizing } = step.assessment;
   const { policy } = step;
   const status = step.state.status;
+  if (justPaid(step)) return;
   if (sizing.inBreach && sizing.amount.greaterThan(ZERO)) {
     issueCall(step, "margin ratio below 1");
     if (ratioBelow(valuation, policy.hardFloorRatio)) hardFloor(step);
@@ -656,17 +697,13 @@ function meetCall(step: StepBuilder, call: OpenCall, atDeadline: boolean): boole
   const { sizing } = step.assessment;
   const standing = callStanding(call, step.assessment, policy);
   const mode = policy.callMetBy;
-  const paidCalled = standing.paid.greaterThanOrEqualTo(standing.amountCalled);
   let how: CallMet | null = null;
   let reason = "";
-  if (standing.paidInFull && mode !== "EQUITY") {
+  if (standing.paidInFull && (mode !== "EQUITY" || sizing.inBreach || atDeadline)) {
+    // Paid what a notice asked: met. In breach again, a new call (its own notice and deadline) follows
+    // in this step. Under EQUITY, out of breach, the call waits for its deadline and asks nothing more.
     how = "DEPOSIT";
-    reason = "settled deposits since the call reach the amount due";
-  } else if (paidCalled && (sizing.inBreach || atDeadline)) {
-    // Paid what the call notice asked: met. In breach again, a new call (its own notice and deadline)
-    // follows in this step; out of breach, at the deadline, nothing more is asked.
-    how = "DEPOSIT";
-    reason = "settled deposits since the call reach the amount called";
+    reason = "settled deposits since the call reach what its notices asked";
   } else if (standing.atCureLine && (mode !== "PAYMENT" || atDeadline)) {
     how = standing.paidInFull ? "DEPOSIT" : "MARKET";
     reason = "adjusted equity at or above the cure line";
@@ -676,8 +713,21 @@ function meetCall(step: StepBuilder, call: OpenCall, atDeadline: boolean): boole
   }
   if (how === null) return false;
   closeCall(step, call, how, reason);
-  if (sizing.inBreach && sizing.amount.greaterThan(ZERO)) classify(step);
+  // Met by a deposit yet in breach: a new call, once a revaluation hardFloorConfirmSeconds later still finds
+  // the account in breach (a settlement's record written before its cash would otherwise call it again).
+  if (how !== "DEPOSIT" || step.policy.hardFloorConfirmSeconds === 0) {
+    if (sizing.inBreach && sizing.amount.greaterThan(ZERO)) classify(step);
+  }
   return true;
+}
+
+/** A call met by a deposit this recently is not followed by a new one yet (see meetCall). */
+function justPaid(step: StepBuilder): boolean {
+  const closure = step.state.status === "CURED" ? step.state.call?.closure : null;
+  return (
+    closure?.how === "DEPOSIT" &&
+    !atOrAfter(step.now, addSeconds(closure.at, step.policy.hardFloorConfirmSeconds))
+  );
 }
 
 function whileCalled(step: StepBuilder, call: OpenCall): void {
@@ -702,21 +752,26 @@ function whileCalled(step: StepBuilder, call: OpenCall): void {
     if (!pauses && !inGracePeriod(step)) liquidate(step, "DEADLINE");
     return;
   }
-  // The deficit outgrew the call by more than the minimum transfer amount: the call is raised to what
-  // restores the target now. The deadline does not move (Reg T: a market move does not extend it); a
-  // borrower who pays the amount first called is still never liquidated on it (meetCall).
-  if (sizing.amount.greaterThan(standing.remaining.plus(policy.minimumTransferAmount))) {
-    const previous = money(step, standing.remaining);
-    const raised = standing.paid.plus(sizing.amount);
-    step.state = { ...step.state, call: { ...current, amountDue: money(step, raised) } };
+  // The deficit outgrew the call by more than the minimum transfer amount: the borrower is told what now
+  // restores the account. The deadline does not move (Reg T: a market move does not extend it), and what
+  // meets this call does not grow: a new deficit is a new call, with its own deadline, once this one is met.
+  const restoring = Dec.max(ZERO, dec(current.amountDue).minus(standing.paid));
+  if (
+    sizing.amount.greaterThan(ZERO) &&
+    sizing.amount.greaterThan(restoring.plus(policy.minimumTransferAmount))
+  ) {
+    step.state = {
+      ...step.state,
+      call: { ...current, amountDue: money(step, standing.paid.plus(sizing.amount)) },
+    };
     step.audit(
       "CALLED",
       "CALLED",
-      `call increased: the deficit grew past the amount due by more than the minimum transfer amount`,
+      "call increased: the deficit grew past the amount called by more than the MTA",
     );
-    step.notify("CALL_INCREASED", {
-      amountDue: money(step, callStanding(step.state.call ?? current, step.assessment, policy).dueNow),
-      previousAmountDue: previous,
+    quoteDue(step, "CALL_INCREASED", standing, {
+      restoreAmount: money(step, sizing.amount),
+      previousAmountDue: money(step, restoring),
     });
     return;
   }
@@ -727,8 +782,26 @@ function whileCalled(step: StepBuilder, call: OpenCall): void {
   if (due > current.remindersSent) {
     step.state = { ...step.state, call: { ...current, remindersSent: due } };
     step.audit("CALLED", "CALLED", `reminder ${due} of ${policy.reminderOffsetsSeconds.length}`);
-    step.notify("REMINDER", { amountDue: money(step, standing.dueNow) });
+    quoteDue(step, "REMINDER", standing);
   }
+}
+
+/**
+ * Sends a notice quoting what is due now, and remembers it: paying what a notice said meets the call, so
+ * the payment that meets it is the lowest of what was paid at each notice plus the amount it quoted.
+ */
+function quoteDue(
+  step: StepBuilder,
+  notice: "REMINDER" | "CALL_INCREASED",
+  standing: CallStanding,
+  extra: NoticeExtra = {},
+): void {
+  const call = step.state.call;
+  if (!call) return;
+  const promised = standing.paid.plus(standing.dueNow);
+  const toMeet = Dec.min(standing.toMeet, promised);
+  step.state = { ...step.state, call: { ...call, paymentToMeet: exactMoney(step, toMeet) } };
+  step.notify(notice, { ...extra, amountDue: money(step, standing.dueNow) });
 }
 
 const callPrefix = (call: OpenCall): string => `${call.callId}:liquidation:`;
@@ -802,6 +875,7 @@ function settle(step: StepBuilder, call: OpenCall): void {
     at: step.now,
     amountCalled: money(step, standing.amountCalled),
     amountDue: call.amountDue,
+    paymentToMeet: exactMoney(step, standing.toMeet),
     paid: exactMoney(step, standing.paid),
     waived: null,
     sold,
@@ -834,17 +908,37 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
     settle(step, call);
     return;
   }
-  const endedEmpty = report !== null && report.attempt === call.liquidationAttempts;
+  // The execution system is done with the latest attempt and filled nothing: no request is outstanding.
+  const endedEmpty =
+    (report !== null && report.attempt === call.liquidationAttempts) ||
+    call.liquidationEndedEmpty === call.liquidationAttempts;
+  const newlyEmpty = endedEmpty && call.liquidationEndedEmpty !== call.liquidationAttempts;
   const requestedAt = call.liquidationRequestedAt;
   const retryDue =
     endedEmpty ||
     (requestedAt !== null && atOrAfter(now, addSeconds(requestedAt, policy.liquidationRetrySeconds)));
   if (!retryDue) return;
+  const plan = step.assessment.liquidationPlan;
+  if (endedEmpty && !halted && !inGracePeriod(step)) {
+    // Nothing is being sold, and nothing needs to be: the account recovered while it waited.
+    if (!plan) {
+      closeCall(step, call, "MARKET", "back at the restore target with no liquidation outstanding");
+      return;
+    }
+    if (plan.steps.length === 0) {
+      nothingToSell(step, call);
+      return;
+    }
+  }
   if (call.liquidationAttempts < policy.liquidationMaxAttempts) {
-    const plan = step.assessment.liquidationPlan;
     if (halted || !plan || plan.steps.length === 0 || inGracePeriod(step)) {
-      if (endedEmpty) {
-        step.audit("LIQUIDATING", "LIQUIDATING", `attempt ${report.attempt} ended with nothing filled`);
+      if (newlyEmpty) {
+        step.state = { ...step.state, call: { ...call, liquidationEndedEmpty: call.liquidationAttempts } };
+        step.audit(
+          "LIQUIDATING",
+          "LIQUIDATING",
+          `attempt ${call.liquidationAttempts} ended with nothing filled`,
+        );
       }
       return;
     }
@@ -863,7 +957,7 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
       "LIQUIDATING",
       "LIQUIDATING",
       endedEmpty
-        ? `attempt ${report.attempt} ended with nothing filled: attempt ${attempt}`
+        ? `attempt ${call.liquidationAttempts} ended with nothing filled: attempt ${attempt}`
         : `no final fill after ${policy.liquidationRetrySeconds} s: attempt ${attempt}`,
     );
     step.effects.push({

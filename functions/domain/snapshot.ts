@@ -53,6 +53,7 @@ const closureSchema = z.strictObject({
   at: timestamp,
   amountCalled: decimalString,
   amountDue: decimalString,
+  paymentToMeet: decimalString,
   paid: decimalString,
   waived: decimalString.nullable(),
   sold: z.array(
@@ -80,6 +81,8 @@ const openCallSchema = z.strictObject({
   liquidationExhaustedAt: timestamp.nullable(),
   amountCalled: decimalString.optional(),
   hardFloorSince: timestamp.nullable().optional(),
+  paymentToMeet: decimalString.optional(),
+  liquidationEndedEmpty: z.int().min(1).nullable().optional(),
   priorDepositIds: z.array(z.string()).max(1_000).optional(),
   closure: closureSchema.nullable().optional(),
 });

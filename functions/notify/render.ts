@@ -63,7 +63,8 @@ export interface NoticePayload {
   reason?: "DEADLINE" | "HARD_FLOOR";
   /** CURED: how the call was met. */
   met?: "DEPOSIT" | "MARKET" | "LIQUIDATION" | "WAIVED";
-  /** CALL_INCREASED: the amount that was due before the increase. */
+  /** CALL_INCREASED: what restores the account now (the deposit cure option), and what it took when last told. */
+  restoreAmount?: string;
   previousAmountDue?: string;
   /** LIQUIDATION_COMPLETE: what was sold (or bought back), with the average price and fees. */
   sold?: ReadonlyArray<{
@@ -346,6 +347,10 @@ function optionLines(options: readonly string[], lead: string): string[] {
 function increasedTexts(ctx: Context): Texts {
   const { payload, recipient, account, options } = ctx;
   const amount = formatMoney(required(payload.amountDue, "amountDue", payload.notice), recipient.currency);
+  const restore = formatMoney(
+    required(payload.restoreAmount ?? null, "restoreAmount", payload.notice),
+    recipient.currency,
+  );
   const deadlineAt = required(payload.deadlineAt, "deadlineAt", payload.notice);
   const deadline = formatInstant(deadlineAt, recipient.timeZone);
   const before =
@@ -353,14 +358,15 @@ function increasedTexts(ctx: Context): Texts {
       ? ""
       : ` (was ${formatMoney(payload.previousAmountDue, recipient.currency)})`;
   return {
-    smsHead: `MARGIN CALL INCREASED on acct ${account}: prices fell further; ${amount} now due${before}, same deadline ${deadline}. If not met, positions may be liquidated.`,
-    smsOptionsLead: "To cure:",
-    subject: `Margin call increased on account ${account}: ${amount} due by ${deadline}`,
+    smsHead: `MARGIN CALL UPDATE on acct ${account}: prices fell further; restoring the account now takes ${restore}${before}. ${amount} by ${deadline} still meets this call; a new call follows if still short.`,
+    smsOptionsLead: "To restore it:",
+    subject: `Margin call update on account ${account}: ${restore} now restores it, ${amount} due by ${deadline}`,
     body: [
-      `Prices moved against your account ${account} after the margin call was issued, and the amount needed to meet it has grown${before}. The deadline does not change.`,
-      [`Amount due now: ${amount}`, ...deadlineLines(deadlineAt, recipient)].join("\n"),
-      ...optionLines(options, "Any one of the following meets the call:"),
-      "If you have already paid the amount of the original call by the deadline, your positions will not be liquidated for this call; a new call would be issued if the account is still below its requirement.",
+      `Prices moved against your account ${account} after the margin call was issued. Bringing the account back to its requirement now takes ${restore}${before}.`,
+      [`Amount due by the deadline: ${amount}`, ...deadlineLines(deadlineAt, recipient)].join("\n"),
+      `Paying ${amount} by the deadline meets this margin call: your positions will not be liquidated for it. If the account is still below its requirement then, a new margin call for the rest follows, with a deadline of its own. Paying ${restore} now avoids that.`,
+      ...optionLines(options, "Any one of the following restores the account:"),
+      "If the amount due is not paid by the deadline, positions in the account may be liquidated.",
     ],
   };
 }

@@ -238,14 +238,16 @@ describe("margin-call evaluate on an open call", () => {
   });
 
   it("says in --explain what is still due now", () => {
-    // At $66 before the deadline, nothing paid: A = 3,200, target 3,465: 265.00 restores it.
+    // At $66 before the deadline, nothing paid: A = 3,200, target 3,465: 265.00 restores it, but paying the
+    // 167.65 the call asked meets it.
     const { status, stdout } = cli(
       ["evaluate", "-", "--explain"],
       JSON.stringify(snapshot("2026-11-24T12:30:00.000Z", false)),
     );
     expect(status).toBe(0);
     expect(stdout).toContain("Open call acct-1:call:1: 167.65 USD called");
-    expect(stdout).toContain("still due now 265.00 USD (met by EQUITY");
+    expect(stdout).toContain("still due now 167.65 USD (met by EQUITY");
+    expect(stdout).toContain("the deposit that restores the target is 265.00 USD");
     const closed = cli(
       ["evaluate", "-", "--explain"],
       JSON.stringify(snapshot("2026-11-24T13:00:00.000Z", true)),

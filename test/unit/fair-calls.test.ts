@@ -153,37 +153,111 @@ describe("a borrower who paid the call", () => {
     const first = borrower.step("66.66", 0).next.call;
     borrower.pay("1000");
     borrower.step("60.40", 600);
-    const again = borrower.step("58", 600);
-    expect(closures(again)[0]?.how).toBe("DEPOSIT");
+    const met = borrower.step("58", 600);
+    expect(closures(met)[0]?.how).toBe("DEPOSIT");
+    expect(notices(met).map((notice) => notice.notice)).toEqual(["CURED"]);
+    // The new call waits for a revaluation hardFloorConfirmSeconds (30 s) later that still finds the breach:
+    // a deposit record written before its cash must not call the account again.
+    expect(borrower.step("58", 29).effects).toEqual([]);
+    const again = borrower.step("58", 1);
     expect(again.next.status).toBe("CALLED");
     expect(again.next.call?.callId).toBe("acct-1:call:2");
     expect(again.next.call?.amountDue).toBe("445.00");
     expect(again.next.call?.deadlineAt).toBe(
-      new Date(Date.parse(NOW) + (1_200 + 3_600) * 1000).toISOString(),
+      new Date(Date.parse(NOW) + (1_230 + 3_600) * 1000).toISOString(),
     );
     expect(again.next.call?.deadlineAt).not.toBe(first?.deadlineAt);
-    expect(notices(again).map((notice) => notice.notice)).toEqual(["CURED", "CALL"]);
+    expect(notices(again).map((notice) => notice.notice)).toEqual(["CALL"]);
     // The first call's deadline passes: no liquidation for it.
-    expect(requests(borrower.step("58", 2_400))).toEqual([]);
+    expect(requests(borrower.step("58", 2_370))).toEqual([]);
+  });
+
+  it("is not called again when the deposit record lands before its cash", () => {
+    const borrower = new Borrower(stockPolicy({ metBy: "PAYMENT" }));
+    borrower.step("66.66", 0);
+    // The SETTLED record alone: paid, but the equity does not show it yet.
+    borrower.settled.push({ depositId: "wire-1", amount: dec("167.65"), settledAt: borrower.now() });
+    const recorded = borrower.step("66.66", 60);
+    expect(closures(recorded)[0]?.how).toBe("DEPOSIT");
+    expect(recorded.next.status).toBe("CURED");
+    // The cash a second later: the account is out of breach, and no second call ever goes out.
+    borrower.cash = borrower.cash.plus("167.65");
+    const steps = [borrower.step("66.66", 1), borrower.step("66.66", 30), borrower.step("66.66", 3_600)];
+    expect(steps.flatMap(notices).map((notice) => notice.notice)).not.toContain("CALL");
+    expect(steps.flatMap(requests)).toEqual([]);
+  });
+
+  it("counts a deposit for one call only, by what the engine had seen, not by its timestamp", () => {
+    const borrower = new Borrower(stockPolicy({ metBy: "PAYMENT", hardFloorConfirmSeconds: 0 }));
+    borrower.step("66.66", 0);
+    borrower.pay("500");
+    expect(borrower.step("66.66", 60).next.status).toBe("CURED");
+    // At $60: A = 12,000 − 9,500 = 2,500, M = 3,000, target 3,150: call 2 of 650.
+    const second = borrower.step("60", 60);
+    expect(second.next.call).toMatchObject({ callId: "acct-1:call:2", amountDue: "650.00" });
+    // Upstream re-writes wire-1 with a new settledAt: no new money, so it does not pay call 2.
+    const [wire] = borrower.settled;
+    if (!wire) throw new Error("no deposit");
+    borrower.settled[0] = { ...wire, settledAt: borrower.now() };
+    const rewritten = borrower.step("60", 60);
+    expect(rewritten.next.status).toBe("CALLED");
+    expect(closures(rewritten)).toEqual([]);
+    // A payment stamped before the call (a ledger clock behind the engine's) that the engine sees only
+    // now does pay it.
+    borrower.cash = borrower.cash.plus("650");
+    borrower.settled.push({
+      depositId: "wire-2",
+      amount: dec("650"),
+      settledAt: new Date(Date.parse(NOW) + 100_000).toISOString(),
+    });
+    const backdated = borrower.step("60", 60);
+    expect(closures(backdated)).toEqual([
+      expect.objectContaining({ callId: "acct-1:call:2", how: "DEPOSIT", paid: "650.00" }),
+    ]);
   });
 });
 
 describe("every notice quotes what is due now", () => {
   // At $66: A = 3,200, M = 3,300, target 3,465: restoring it takes 265.00. With an MTA of 100 that is not
-  // more than the 167.65 called plus the MTA, so the call is not raised; the reminder quotes what is due.
-  it("quotes the deposit that cures at the reminder after a further fall, under EQUITY", () => {
+  // more than the 167.65 called plus the MTA, so no update goes out. What meets the call is still 167.65.
+  it("quotes what meets the call at the reminder after a further fall, and paying it protects the borrower", () => {
     const borrower = new Borrower(
       stockPolicy({ metBy: "EQUITY", minimumTransferAmount: "100", reminderOffsetsSeconds: [1_200] }),
     );
     borrower.step("66.66", 0);
     const reminder = borrower.step("66", 1_200);
-    expect(notices(reminder)).toEqual([expect.objectContaining({ notice: "REMINDER", amountDue: "265.00" })]);
-    // Deposited at unchanged prices, that amount cures the call: A = 3,465 = the cure line.
-    borrower.pay("265.00");
-    expect(borrower.step("66", 1).next.status).toBe("CURED");
+    expect(notices(reminder)).toEqual([expect.objectContaining({ notice: "REMINDER", amountDue: "167.65" })]);
+    // Its deposit option is that amount; selling restores the target.
+    const [deposit] = notices(reminder)[0]?.cureOptions ?? [];
+    expect(deposit?.kind === "DEPOSIT" ? deposit.amount.toFixed() : deposit).toBe("167.65");
+    borrower.pay("167.65");
+    // A = 3,367.65 ≥ M: out of breach, met at the deadline under EQUITY, whatever the market does in between.
+    expect(borrower.step("66.10", 60).next.status).toBe("CALLED");
+    const deadline = borrower.step("66.10", 2_340);
+    expect(requests(deadline)).toEqual([]);
+    expect(closures(deadline)).toEqual([
+      expect.objectContaining({ how: "DEPOSIT", paymentToMeet: "167.65" }),
+    ]);
   });
 
-  it("quotes the rest of the amount called under EITHER, and paying it meets the call", () => {
+  // At $66.70 the market has recovered part of the way: A = 3,340, target 3,501.75: 161.75 restores it,
+  // less than the 167.65 called. The reminder asks for the smaller amount, and paying it is paying the call.
+  it("quotes the smaller deposit that cures after a partial recovery, and records it as paid", () => {
+    const borrower = new Borrower(stockPolicy({ metBy: "EITHER", reminderOffsetsSeconds: [1_200] }));
+    borrower.step("66.66", 0);
+    const reminder = borrower.step("66.70", 1_200);
+    expect(notices(reminder)).toEqual([expect.objectContaining({ notice: "REMINDER", amountDue: "161.75" })]);
+    expect(reminder.next.call?.paymentToMeet).toBe("161.75");
+    borrower.pay("161.75");
+    // Prices dip a little before the payment is seen: still out of breach, and the call is met by it.
+    const met = borrower.step("66.68", 60);
+    expect(closures(met)).toEqual([
+      expect.objectContaining({ how: "DEPOSIT", paid: "161.75", paymentToMeet: "161.75" }),
+    ]);
+    expect(notices(met)[0]).toMatchObject({ notice: "CURED", met: "DEPOSIT" });
+  });
+
+  it("quotes the rest of what was asked under EITHER, and paying it meets the call", () => {
     const borrower = new Borrower(
       stockPolicy({ metBy: "EITHER", minimumTransferAmount: "100", reminderOffsetsSeconds: [1_200] }),
     );
@@ -196,13 +270,18 @@ describe("every notice quotes what is due now", () => {
     expect(closures(met)).toEqual([expect.objectContaining({ how: "DEPOSIT", paid: "167.65" })]);
   });
 
-  // At $65: A = 3,000, M = 3,250, target 3,412.50: 412.50 to restore, more than 167.65 + 100.
-  it("raises the call with a notice when the deficit outgrows it by more than the MTA; the deadline stays", () => {
+  // At $65: A = 3,000, M = 3,250, target 3,412.50: 412.50 restores it, more than 167.65 + the MTA of 100.
+  it("tells the borrower when the deficit outgrows the call by more than the MTA; deadline and amount due stay", () => {
     const borrower = new Borrower(stockPolicy({ minimumTransferAmount: "100" }));
     const called = borrower.step("66.66", 0);
     const raised = borrower.step("65", 600);
     expect(notices(raised)).toEqual([
-      expect.objectContaining({ notice: "CALL_INCREASED", amountDue: "412.50", previousAmountDue: "167.65" }),
+      expect.objectContaining({
+        notice: "CALL_INCREASED",
+        amountDue: "167.65",
+        restoreAmount: "412.50",
+        previousAmountDue: "167.65",
+      }),
     ]);
     expect(raised.next.call?.amountDue).toBe("412.50");
     expect(raised.next.call?.amountCalled).toBe("167.65");
@@ -210,10 +289,10 @@ describe("every notice quotes what is due now", () => {
     const [notice] = notices(raised);
     if (!notice) throw new Error("no notice");
     const text = renderNotice(plain(notice) as NoticePayload, { timeZone: "UTC", currency: "USD" });
-    expect(text.sms).toContain("412.50 USD");
-    expect(text.sms).toContain("was 167.65 USD");
-    // Paying what the call first asked before the deadline still protects the borrower: at the deadline,
-    // still in breach at $65, the call is met and a new one issued, with a deadline of its own.
+    expect(text.sms).toContain("restoring the account now takes 412.50 USD (was 167.65 USD)");
+    expect(text.sms).toContain("167.65 USD by");
+    // Paying what the call asked before the deadline meets it; still in breach at $65, a new call follows
+    // 30 s later with a deadline of its own. Nothing is liquidated.
     borrower.pay("167.65");
     const deadline = borrower.step("65", 3_000);
     expect(requests(deadline)).toEqual([]);
@@ -223,7 +302,7 @@ describe("every notice quotes what is due now", () => {
       amountDue: "412.50",
     });
     // A = 3,000 + 167.65 = 3,167.65; target 3,412.50: a new call of 244.85.
-    expect(deadline.next.call).toMatchObject({ callId: "acct-1:call:2", amountDue: "244.85" });
+    expect(borrower.step("65", 30).next.call).toMatchObject({ callId: "acct-1:call:2", amountDue: "244.85" });
   });
 
   it("quotes the amount still due in the liquidation notice", () => {
@@ -326,6 +405,32 @@ describe("execution reports count what filled", () => {
     expect(
       renderNotice(plain(complete) as NoticePayload, { timeZone: "UTC", currency: "USD" }).emailText,
     ).toContain("Sold 100 XYZ at 49.50 USD on average (fees 5 USD)");
+  });
+});
+
+describe("a liquidation with nothing outstanding", () => {
+  it("closes the call when the last attempt filled nothing and the account is back at its target", () => {
+    const borrower = new Borrower(stockPolicy({ hardFloorConfirmSeconds: 0 }));
+    expect(borrower.step("50", 0).next.status).toBe("LIQUIDATING");
+    // Prices recover to $80 (ratio 1.5) and the execution system reports it sold nothing.
+    const step = borrower.step("80", 60, {
+      requestId: "acct-1:call:1:liquidation:1",
+      fills: [
+        {
+          reportId: "r1",
+          requestId: "acct-1:call:1:liquidation:1",
+          target: { kind: "HOLDING", asset: "XYZ" },
+          side: "SELL",
+          filledQuantity: "0",
+          averagePrice: null,
+          fee: "0",
+          final: true,
+        },
+      ],
+    });
+    expect(step.next.status).toBe("CURED");
+    expect(closures(step)).toEqual([expect.objectContaining({ how: "MARKET" })]);
+    expect(requests(step)).toEqual([]);
   });
 });
 

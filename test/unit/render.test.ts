@@ -69,7 +69,7 @@ function payload(notice: NoticeKind, overrides: Partial<NoticePayload> = {}): No
     marginRatio: notice === "WARNING" ? "1.041234" : "0.964123",
     cureOptions: isCall || notice === "WARNING" ? OPTIONS : [],
     loss: null,
-    ...(notice === "CALL_INCREASED" ? { previousAmountDue: "1000000.00" } : {}),
+    ...(notice === "CALL_INCREASED" ? { restoreAmount: "2000000.00", previousAmountDue: "1500000.00" } : {}),
     ...overrides,
   };
 }
@@ -221,15 +221,16 @@ describe("renderNotice", () => {
     );
   });
 
-  it("CALL_INCREASED gives the new amount, the one it replaces and the unchanged deadline", () => {
+  it("CALL_INCREASED gives what restores the account now, what it took before, and what still meets the call", () => {
     const rendered = renderNotice(payload("CALL_INCREASED"), NEW_YORK);
-    expect(rendered.sms).toContain("MARGIN CALL INCREASED on acct ...0234");
-    expect(rendered.sms).toContain(
-      "1,234,567.89 USD now due (was 1,000,000.00 USD), same deadline Wed 25 Nov 2026, 07:00 EST",
-    );
-    expect(rendered.emailText).toContain("Amount due now: 1,234,567.89 USD");
-    expect(rendered.emailText).toContain("The deadline does not change.");
+    expect(rendered.sms).toContain("MARGIN CALL UPDATE on acct ...0234");
+    expect(rendered.sms).toContain("restoring the account now takes 2,000,000.00 USD (was 1,500,000.00 USD)");
+    expect(rendered.sms).toContain("1,234,567.89 USD by Wed 25 Nov 2026, 07:00 EST still meets this call");
+    expect(rendered.emailText).toContain("Amount due by the deadline: 1,234,567.89 USD");
+    expect(rendered.emailText).toContain("your positions will not be liquidated for it");
     expect(() => renderNotice(payload("CALL_INCREASED", { amountDue: null }), NEW_YORK)).toThrow(/amountDue/);
+    const { restoreAmount: _, ...withoutRestore } = payload("CALL_INCREASED");
+    expect(() => renderNotice(withoutRestore, NEW_YORK)).toThrow(/restoreAmount/);
   });
 
   it("LIQUIDATION_NOTICE on the hard floor says so, not that the call was not met", () => {

@@ -143,6 +143,29 @@ class Walk {
     );
   }
 
+  /** The current request ends with nothing filled, valued at `price`. */
+  emptyReport(price: string): Step {
+    const requestId = this.state.call?.liquidationRequestId;
+    if (!requestId) throw new Error(`no liquidation request to report on (status ${this.state.status})`);
+    const fill = {
+      reportId: `empty-${this.events}`,
+      requestId,
+      target: { kind: "HOLDING", asset: "XYZ" } as const,
+      side: "SELL" as const,
+      filledQuantity: "0",
+      averagePrice: null,
+      fee: "0",
+      final: true,
+    };
+    const eventId = `e${++this.events}`;
+    return this.step(
+      price,
+      60,
+      { type: "EXECUTION_REPORT", eventId, requestId, final: true, fills: [fill] },
+      false,
+    );
+  }
+
   /** Revalues at `price` and checks the status reached: pins each scenario to its intent. */
   go(price: string, expected: Status, secondsLater = 60): void {
     this.revalue(price, secondsLater);
@@ -234,6 +257,13 @@ function driveScenarios(): void {
   tenth.pay("1150");
   tenth.go("58", "CALLED");
   expect(tenth.state.call?.callId).toBe("acct-1:call:2");
+
+  // Liquidating, the market recovers and the execution system sells nothing: nothing is outstanding and
+  // nothing needs selling, so the call closes as met by the market.
+  const twelfth = new Walk();
+  twelfth.go("50", "LIQUIDATING");
+  twelfth.emptyReport("80");
+  expect(twelfth.state.status).toBe("CURED");
 
   // A loan with nothing to sell: called, and then a bad-debt case for the operator, with no request.
   const eleventh = new Walk(stockPolicy, account({ cash: "-100" }));

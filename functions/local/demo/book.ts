@@ -2,7 +2,7 @@
  * A generated book of borrowers for the demo: multi-asset crypto collateral against USD loans, some with
  * perpetuals, every one healthy at the opening prices. Seeded, so a run can be repeated.
  */
-import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb";
 import { toItem } from "../../adapters/codec.ts";
 import { dec, quantize, Rounding, toFixedString } from "../../domain/money.ts";
 import type { Policy } from "../../domain/policy.ts";
@@ -146,24 +146,36 @@ export function generateBook(
 }
 
 /** Writes items 25 at a time, several requests in flight, retrying what DynamoDB leaves unprocessed. */
-export async function writeItems(
+/**
+ * Writes accounts as upstream must (docs/data-contract.md): every item of one account in the same
+ * TransactWriteItems, never an account split across two writes, so the engine never sees a loan without
+ * its collateral. Whole accounts are packed into transactions of at most 100 items.
+ */
+export async function writeAccounts(
   dynamo: DynamoDBClient,
   table: string,
-  items: readonly Item[],
+  accounts: ReadonlyArray<{ readonly items: readonly Item[] }>,
 ): Promise<void> {
-  const chunks: WriteRequest[][] = [];
-  for (let start = 0; start < items.length; start += 25) {
-    chunks.push(items.slice(start, start + 25).map((item) => ({ PutRequest: { Item: toItem(item) } })));
+  const chunks: Item[][] = [];
+  let current: Item[] = [];
+  for (const account of accounts) {
+    if (account.items.length > 100) throw new Error("an account of more than 100 items cannot be one change");
+    if (current.length + account.items.length > 100) {
+      chunks.push(current);
+      current = [];
+    }
+    current.push(...account.items);
   }
+  if (current.length) chunks.push(current);
   let next = 0;
   const worker = async () => {
     while (next < chunks.length) {
-      let pending = chunks[next++] ?? [];
-      for (let attempt = 0; pending.length > 0; attempt += 1) {
-        if (attempt > 10) throw new Error("DynamoDB Local left writes unprocessed");
-        const result = await dynamo.send(new BatchWriteItemCommand({ RequestItems: { [table]: pending } }));
-        pending = result.UnprocessedItems?.[table] ?? [];
-      }
+      const chunk = chunks[next++] ?? [];
+      await dynamo.send(
+        new TransactWriteItemsCommand({
+          TransactItems: chunk.map((item) => ({ Put: { TableName: table, Item: toItem(item) } })),
+        }),
+      );
     }
   };
   await Promise.all(Array.from({ length: 4 }, worker));

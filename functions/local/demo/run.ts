@@ -16,7 +16,7 @@ import { marginRatio, valueAccount } from "../../domain/valuation.ts";
 import { type ReportStatus, type RunReportData, renderReport } from "../report.ts";
 import { LocalRuntime } from "../runtime.ts";
 import { Borrowers, type Clock, ExecutionSystem } from "./actors.ts";
-import { generateBook, seededRandom, writeItems } from "./book.ts";
+import { generateBook, seededRandom, writeAccounts } from "./book.ts";
 import { OPENING, priceAt, publishes, SOURCES, STALE_EPISODES, volatilityAt } from "./market.ts";
 
 export interface DemoOptions {
@@ -266,11 +266,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       ...generateBook(options.accounts, options.seed, policy, OPENING, policy.policyId, runtime.now()),
     ];
     runtime.run();
-    await writeItems(
-      runtime.dynamo,
-      "Accounts",
-      book.flatMap((account) => account.items),
-    );
+    await writeAccounts(runtime.dynamo, "Accounts", book);
     await runtime.settle(180_000);
     log(`Seeded and indexed ${book.length} accounts. Measuring margin ratios before the crash...`);
 
