@@ -50,6 +50,7 @@ import {
 } from "./money.ts";
 import type { Policy } from "./policy.ts";
 import type { PriceStatus } from "./prices.ts";
+import { addSeconds, atOrAfter } from "./time.ts";
 import { marginRatio, ratioBelow, type SettledDeposit, type Valuation } from "./valuation.ts";
 
 export const STATUSES = [
@@ -418,10 +419,6 @@ interface NoticeExtra {
   readonly previousAmountDue?: string;
   readonly sold?: readonly SoldLine[];
 }
-
-const addSeconds = (iso: string, seconds: number): string =>
-  new Date(Date.parse(iso) + seconds * 1000).toISOString();
-const atOrAfter = (now: string, instant: string): boolean => Date.parse(now) >= Date.parse(instant);
 
 const requestIdOf = (callId: string, attempt: number): string => `${callId}:liquidation:${attempt}`;
 
@@ -1061,4 +1058,32 @@ export function transition(
     }
   }
   return step.build();
+}
+
+/**
+ * The next moment at which time alone changes what `transition` decides for this state, or null when only a
+ * price or account change can: a reminder, the deadline, the confirmation of a breach of the hard floor,
+ * a new call after a deposit closure, a liquidation retry. The sweep revalues the account then (the
+ * sparse byDeadline index holds it).
+ */
+export function nextDueAt(state: CallState, policy: Policy): string | null {
+  const call = state.call;
+  if (!call) return null;
+  if (state.status === "CALLED") {
+    const reminders = policy.reminderOffsetsSeconds
+      .slice(call.remindersSent)
+      .map((offset) => addSeconds(call.issuedAt, offset));
+    const confirm = call.hardFloorSince
+      ? [addSeconds(call.hardFloorSince, policy.hardFloorConfirmSeconds)]
+      : [];
+    return [...reminders, ...confirm, call.deadlineAt].sort()[0] ?? call.deadlineAt;
+  }
+  if (state.status === "CURED" && call.closure?.how === "DEPOSIT" && policy.hardFloorConfirmSeconds > 0) {
+    return addSeconds(call.closure.at, policy.hardFloorConfirmSeconds);
+  }
+  // An exhausted liquidation waits for an operator (or a late fill), not for the sweep.
+  if (state.status === "LIQUIDATING" && call.liquidationRequestedAt && !call.liquidationExhaustedAt) {
+    return addSeconds(call.liquidationRequestedAt, policy.liquidationRetrySeconds);
+  }
+  return null;
 }

@@ -11,6 +11,7 @@ import {
   type CallStanding,
   type CallState,
   callStanding,
+  creditableDeposits,
   type EngineEvent,
   initialState,
   STATUSES,
@@ -369,5 +370,66 @@ export function evaluationReport(evaluation: Evaluation): unknown {
       effects: plain(step.effects),
     },
     nextState: step.next,
+  };
+}
+
+/** What one decision was made from: the inputs of `transition`, as the adapters loaded them. */
+export interface DecisionInputs {
+  readonly account: Account;
+  /** The policy document as deployed (parsed, defaults filled). */
+  readonly policy: unknown;
+  /** Every source of every asset the account needs, as read. */
+  readonly sources: ReadonlyMap<string, readonly SourceMark[]>;
+  readonly state: CallState;
+  readonly event: EngineEvent;
+  readonly now: string;
+}
+
+/**
+ * The snapshot `evaluateSnapshot` replays to the same step: the audit log keeps it with each decision. Only
+ * the settled deposits that can pay the open call or one issued now are kept (machine.ts
+ * `creditableDeposits`): an account's whole deposit history would not fit the audit item.
+ */
+export function snapshotOf(inputs: DecisionInputs) {
+  const { account, state, now } = inputs;
+  const paymentsFrom = state.call && state.call.issuedAt < now ? state.call.issuedAt : now;
+  return {
+    now,
+    policy: inputs.policy,
+    account: {
+      accountId: account.accountId,
+      cash: toPlainString(account.cash),
+      holdings: account.holdings.map((holding) => ({
+        asset: holding.asset,
+        quantity: toPlainString(holding.quantity),
+      })),
+      positions: account.positions.map((position) => ({
+        instrument: position.instrument,
+        size: toPlainString(position.size),
+        entryPrice: toPlainString(position.entryPrice),
+      })),
+      pendingDeposits: account.pendingDeposits.map((deposit) => ({
+        depositId: deposit.depositId,
+        amount: toPlainString(deposit.amount),
+      })),
+      settledDeposits: creditableDeposits(account.settledDeposits ?? [], paymentsFrom).map((deposit) => ({
+        depositId: deposit.depositId,
+        amount: toPlainString(deposit.amount),
+        settledAt: deposit.settledAt,
+      })),
+    },
+    prices: [...inputs.sources].flatMap(([asset, sources]) =>
+      sources.map((source) => ({
+        asset,
+        source: source.source,
+        price: toPlainString(source.price),
+        asOf: source.asOf,
+        ...(source.realizedVolatility
+          ? { realizedVolatility: toPlainString(source.realizedVolatility) }
+          : {}),
+      })),
+    ),
+    state: state.version === 0 ? null : state,
+    event: inputs.event,
   };
 }

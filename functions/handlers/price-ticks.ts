@@ -11,34 +11,33 @@
  * to the fan-out queue as a continuation.
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { loadSources } from "../adapters/account-inputs.ts";
-import { fromImage, toItem } from "../adapters/codec.ts";
 import { enqueue, type FanOutMessage, processRangePage } from "../adapters/fan-out.ts";
+import {
+  coveredRange,
+  dynamoPriceRangeCursor,
+  dynamoPriceSources,
+  type PriceRangeCursor,
+  type PriceSources,
+  rangeOf,
+} from "../adapters/price-range.ts";
 import { lineOf } from "../adapters/trigger-index.ts";
 import { type ParseResult, type PriceItem, parsePriceItem } from "../domain/contract.ts";
-import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
+import { toPlainString } from "../domain/money.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 import { parseOrQuarantine } from "./stream-records.ts";
 
 export const PRICES_TABLE = "Prices";
 
-const cursorKey = (asset: string) => ({ line: { S: `CURSOR#${asset}` }, triggerKey: { S: "RANGE" } });
-
 interface Budget {
   remaining: number;
   readonly seen: Set<string>;
 }
 
-async function readCursor(rt: Runtime, asset: string): Promise<{ low: Dec; high: Dec } | undefined> {
-  const result = await rt.dynamo.send(
-    new GetItemCommand({ TableName: rt.tables.triggerIndex, Key: cursorKey(asset), ConsistentRead: true }),
-  );
-  if (!result.Item) return undefined;
-  const item = fromImage(result.Item);
-  return { low: dec(String(item.low)), high: dec(String(item.high)) };
+interface Ports {
+  readonly cursor: PriceRangeCursor;
+  readonly sources: PriceSources;
 }
 
 /**
@@ -55,64 +54,49 @@ export function parseTick(item: unknown, rt: Pick<Runtime, "policies" | "now">):
   return { ok: false, issues: [{ path: "$.asOf", message }] };
 }
 
-async function handleRecord(rt: Runtime, record: DynamoDBRecord, budget: Budget): Promise<void> {
+async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecord, budget: Budget) {
   if (record.eventName === "REMOVE") return;
-  const tick = await parseOrQuarantine(rt, PRICES_TABLE, record, (item) => parseTick(item, rt));
+  const tick = await parseOrQuarantine(engine, PRICES_TABLE, record, (item) => parseTick(item, engine));
   if (!tick) return;
-  const now = rt.now();
-  const sources = await loadSources(rt.dynamo, rt.tables, tick.asset);
-  if (sources.length === 0) return;
-  const prices = sources.map((source) => source.price);
-  const newLow = prices.reduce(min);
-  const newHigh = prices.reduce(max);
-  const cursor = await readCursor(rt, tick.asset);
-  const low = cursor ? min(cursor.low, newLow) : newLow;
-  const high = cursor ? max(cursor.high, newHigh) : newHigh;
-
+  const now = engine.now();
+  const next = rangeOf(await ports.sources.sourcesOf(tick.asset));
+  if (!next) return;
+  const covered = coveredRange(await ports.cursor.read(tick.asset), next);
   const continuations: FanOutMessage[] = [];
   for (const direction of ["DOWN", "UP"] as const) {
     let message: FanOutMessage | undefined = {
       type: "RANGE",
       asset: tick.asset,
       line: lineOf(tick.asset, direction),
-      low: toPlainString(low),
-      high: toPlainString(high),
+      low: toPlainString(covered.low),
+      high: toPlainString(covered.high),
       eventId: `tick:${tick.asset}:${tick.source}:${tick.seq}`,
     };
     while (message?.type === "RANGE" && budget.remaining > 0) {
-      const page = await processRangePage(rt, message, budget.remaining, rt.now, budget.seen);
-      logOutcomes(rt, page.outcomes);
+      const page = await processRangePage(engine, message, budget.remaining, engine.now, budget.seen);
+      logOutcomes(engine, page.outcomes);
       budget.remaining -= page.outcomes.length;
       message = page.continuation;
     }
     if (message) continuations.push(message);
   }
-  await enqueue(rt, continuations);
+  await enqueue(engine, continuations);
   if (continuations.length) {
-    rt.logger.info("tick range continues on the fan-out queue", {
+    engine.logger.info("tick range continues on the fan-out queue", {
       asset: tick.asset,
       continuations: continuations.length,
     });
   }
-  await rt.dynamo.send(
-    new PutItemCommand({
-      TableName: rt.tables.triggerIndex,
-      Item: toItem({
-        ...fromImage(cursorKey(tick.asset)),
-        low: toPlainString(newLow),
-        high: toPlainString(newHigh),
-        updatedAt: now,
-      }),
-    }),
-  );
+  await ports.cursor.write(tick.asset, next, now);
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
-  const rt = runtime();
-  const budget: Budget = { remaining: rt.maxAccountsPerInvocation, seen: new Set() };
+  const engine = runtime();
+  const ports: Ports = { cursor: dynamoPriceRangeCursor(engine), sources: dynamoPriceSources(engine) };
+  const budget: Budget = { remaining: engine.maxAccountsPerInvocation, seen: new Set() };
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(rt, record, budget),
+    (record: DynamoDBRecord) => handleRecord(engine, ports, record, budget),
     new BatchProcessor(EventType.DynamoDBStreams),
     { ...(context ? { context } : {}), processInParallel: false },
   );

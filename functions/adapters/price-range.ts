@@ -1,0 +1,76 @@
+/**
+ * The price-ticks handler's ports: the range cursor (the lowest and highest price over all sources that
+ * the previous tick of an asset saw, kept in the trigger-index table) and the sources of an asset. A tick
+ * revalues the accounts whose lines lie between the previous range and the new one (docs/trigger-index.md).
+ * Records of one asset arrive in order on one shard, so the cursor has one writer.
+ */
+import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
+import type { SourceMark } from "../domain/prices.ts";
+import { loadSources } from "./account-inputs.ts";
+import { fromImage, toItem } from "./codec.ts";
+import type { EngineDeps } from "./engine.ts";
+
+export interface PriceRange {
+  readonly low: Dec;
+  readonly high: Dec;
+}
+
+export interface PriceRangeCursor {
+  /** The range the previous tick of `asset` saw, or undefined before the first. */
+  read(asset: string): Promise<PriceRange | undefined>;
+  write(asset: string, range: PriceRange, at: string): Promise<void>;
+}
+
+export interface PriceSources {
+  /** Every source's latest mark of `asset`, as stored. */
+  sourcesOf(asset: string): Promise<readonly SourceMark[]>;
+}
+
+const cursorKey = (asset: string) => ({ line: { S: `CURSOR#${asset}` }, triggerKey: { S: "RANGE" } });
+
+export function dynamoPriceRangeCursor(deps: Pick<EngineDeps, "dynamo" | "tables">): PriceRangeCursor {
+  return {
+    async read(asset) {
+      const result = await deps.dynamo.send(
+        new GetItemCommand({
+          TableName: deps.tables.triggerIndex,
+          Key: cursorKey(asset),
+          ConsistentRead: true,
+        }),
+      );
+      if (!result.Item) return undefined;
+      const item = fromImage(result.Item);
+      return { low: dec(String(item.low)), high: dec(String(item.high)) };
+    },
+    async write(asset, range, at) {
+      await deps.dynamo.send(
+        new PutItemCommand({
+          TableName: deps.tables.triggerIndex,
+          Item: toItem({
+            ...fromImage(cursorKey(asset)),
+            low: toPlainString(range.low),
+            high: toPlainString(range.high),
+            updatedAt: at,
+          }),
+        }),
+      );
+    },
+  };
+}
+
+export function dynamoPriceSources(deps: Pick<EngineDeps, "dynamo" | "tables">): PriceSources {
+  return { sourcesOf: (asset) => loadSources(deps.dynamo, deps.tables, asset) };
+}
+
+/** The range of prices over `sources`, or undefined for none. */
+export function rangeOf(sources: readonly SourceMark[]): PriceRange | undefined {
+  const prices = sources.map((source) => source.price);
+  if (prices.length === 0) return undefined;
+  return { low: prices.reduce(min), high: prices.reduce(max) };
+}
+
+/** The range a tick must cover: the previous one and the new one together. */
+export function coveredRange(previous: PriceRange | undefined, next: PriceRange): PriceRange {
+  return previous ? { low: min(previous.low, next.low), high: max(previous.high, next.high) } : next;
+}
