@@ -5,7 +5,7 @@
  * (taken from the template) moves them to its dead-letter queue after maxReceiveCount receives.
  */
 import type { SQSEvent, SQSRecord } from "aws-lambda";
-import type { AwsStub } from "./aws-stub.ts";
+import type { AwsStub } from "./aws-stub/index.ts";
 import { LOCAL_REGION, type LocalMapping, queueArn } from "./deployment.ts";
 import { type CfnTemplate, resourcesOfType } from "./template.ts";
 

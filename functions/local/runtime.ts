@@ -16,7 +16,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamEvent, ScheduledEvent, SQSEvent } from "aws-lambda";
 import { resetRuntime, setClock } from "../handlers/runtime.ts";
 import { localClients } from "./aws-clients.ts";
-import { type AwsStub, type PutEventsEntry, type SnsPublish, startAwsStub } from "./aws-stub.ts";
+import { type AwsStub, type PutEventsEntry, type SnsPublish, startAwsStub } from "./aws-stub/index.ts";
 import {
   LOCAL_ACCOUNT,
   type LocalDeployment,

@@ -7,7 +7,7 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBRecord, DynamoDBStreamEvent, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toItem } from "../../functions/adapters/codec.ts";
-import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub.ts";
+import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub/index.ts";
 import { LOCAL_ACCOUNT, type LocalMapping, readDeployment } from "../../functions/local/deployment.ts";
 import { configureQueues, QueueMapping } from "../../functions/local/queue-mapping.ts";
 import { type StreamFailureRecord, StreamMapping } from "../../functions/local/stream-mapping.ts";

@@ -11,7 +11,7 @@ import type { DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage, toItem } from "../../functions/adapters/codec.ts";
 import type { CallState } from "../../functions/domain/machine.ts";
 import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
-import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub.ts";
+import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub/index.ts";
 import {
   LOCAL_ACCOUNT,
   type LocalDeployment,

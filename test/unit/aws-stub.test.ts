@@ -35,7 +35,7 @@ import {
   type PutEventsEntry,
   type SnsPublish,
   startAwsStub,
-} from "../../functions/local/aws-stub.ts";
+} from "../../functions/local/aws-stub/index.ts";
 
 // The SDK checks this (for the exact value "true") when a client is constructed.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
