@@ -5,16 +5,14 @@
  * makes the condition fail; this writer then re-reads and recomputes, so no call is lost or doubled.
  */
 import { type DynamoDBClient, GetItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb";
-import { assess } from "../domain/assess.ts";
+import { type Decision, decide } from "../domain/decide.ts";
 import {
   type CallState,
   type Effect,
   type EngineEvent,
   type ExecutionFill,
   initialState,
-  transition,
 } from "../domain/machine.ts";
-import { snapshotOf } from "../domain/snapshot.ts";
 import { ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs } from "./account-inputs.ts";
 import { fromImage } from "./codec.ts";
@@ -64,18 +62,6 @@ export async function readCallState(deps: EngineDeps, accountId: string): Promis
   return JSON.parse(String(item.state)) as CallState;
 }
 
-/** What `margin-call evaluate` takes: the audit log keeps it so any decision can be recomputed. */
-export function replaySnapshot(inputs: AccountInputs, state: CallState, event: EngineEvent, now: string) {
-  return snapshotOf({
-    account: inputs.account,
-    policy: inputs.policy.document,
-    sources: inputs.sources,
-    state,
-    event,
-    now,
-  });
-}
-
 /**
  * An execution report is decided on every report the account holds for the same call: what filled over
  * all its attempts, not the one report alone. A final report with nothing filled does not settle.
@@ -116,6 +102,54 @@ function isConflict(error: unknown): boolean {
  * Revalues one account and applies the state machine, committing the step if it changes anything.
  * Idempotent: re-running it with the same inputs finds nothing to change.
  */
+/** Decides one step from what was loaded; undefined when the account cannot be valued (said why). */
+function decideFrom(inputs: AccountInputs, state: CallState, event: EngineEvent, now: string) {
+  try {
+    return decide({
+      state,
+      account: inputs.account,
+      sources: inputs.sources,
+      marks: inputs.marks,
+      policy: inputs.policy.policy,
+      event: withFills(event, inputs),
+      now,
+    });
+  } catch (error) {
+    // The items pass the contract but cannot be valued under the policy (a borrowed asset the policy
+    // does not lend, say): keep the state, say why, and let the sweep retry once upstream fixes it.
+    if (error instanceof ValuationError) return error;
+    throw error;
+  }
+}
+
+/** Commits a step in one TransactWriteItems; false when a concurrent writer got there first. */
+async function commit(
+  deps: EngineDeps,
+  inputs: AccountInputs,
+  state: CallState,
+  decision: Decision,
+  now: string,
+) {
+  const { step, snapshot } = decision;
+  const context = { ...deps, inputs, previous: state, now, snapshot };
+  try {
+    await deps.dynamo.send(
+      new TransactWriteItemsCommand({
+        TransactItems: transactItems(context, step),
+        ClientRequestToken: clientRequestToken(state.accountId, step.next.version),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConflict(error)) return false;
+    throw error;
+  }
+}
+
+/**
+ * Revalues one account and applies the state machine, committing the step if it changes anything.
+ * Idempotent: re-running it with the same inputs finds nothing to change.
+ */
 export async function revalueAccount(
   deps: EngineDeps,
   accountId: string,
@@ -125,53 +159,26 @@ export async function revalueAccount(
 ): Promise<RevalueOutcome> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
     const now = typeof clock === "function" ? clock() : clock;
-    const nowMs = Date.parse(now);
     const state = (await readCallState(deps, accountId)) ?? initialState(accountId, now);
     // Prices are read after the state they are applied to, never from a cache: a decision on prices older
     // than the state it changes could undo a newer one (a false cure after a call).
-    const loaded = await loadAccountInputs(deps.dynamo, deps.tables, deps.policies, accountId, nowMs);
+    const loaded = await loadAccountInputs(
+      deps.dynamo,
+      deps.tables,
+      deps.policies,
+      accountId,
+      Date.parse(now),
+    );
     if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
-    const inputs = loaded.inputs;
-    const decided = withFills(event, inputs);
-    let assessment: ReturnType<typeof assess>;
-    try {
-      assessment = assess(inputs.account, inputs.marks, inputs.policy.policy);
-    } catch (error) {
-      // The items pass the contract but cannot be valued under the policy (a borrowed asset the policy
-      // does not lend, say): keep the state, say why, and let the sweep retry once upstream fixes it.
-      if (error instanceof ValuationError) return { kind: "SKIPPED", accountId, reason: error.message };
-      throw error;
-    }
-    const step = transition(state, assessment, inputs.policy.policy, decided, now);
-    if (step.effects.length === 0 && step.next === state) {
-      await syncTriggerIndex(deps, inputs, now);
-      return { kind: "UNCHANGED", accountId, state, effects: [], conflicts: attempt };
-    }
-    try {
-      await deps.dynamo.send(
-        new TransactWriteItemsCommand({
-          TransactItems: transactItems(
-            {
-              tables: deps.tables,
-              openCallShards: deps.openCallShards,
-              outboxRetentionSeconds: deps.outboxRetentionSeconds,
-              inputs,
-              previous: state,
-              event: decided,
-              now,
-              snapshot: replaySnapshot(inputs, state, decided, now),
-            },
-            step,
-          ),
-          ClientRequestToken: clientRequestToken(accountId, step.next.version),
-        }),
-      );
-    } catch (error) {
-      if (isConflict(error)) continue;
-      throw error;
-    }
-    await syncTriggerIndex(deps, inputs, now);
-    return { kind: "TRANSITIONED", accountId, state: step.next, effects: step.effects, conflicts: attempt };
+    const decision = decideFrom(loaded.inputs, state, event, now);
+    if (decision instanceof ValuationError) return { kind: "SKIPPED", accountId, reason: decision.message };
+    const { step, triggers } = decision;
+    const changed = step.effects.length > 0 || step.next !== state;
+    if (changed && !(await commit(deps, loaded.inputs, state, decision, now))) continue;
+    await syncTriggerIndex(deps, accountId, triggers, now);
+    return changed
+      ? { kind: "TRANSITIONED", accountId, state: step.next, effects: step.effects, conflicts: attempt }
+      : { kind: "UNCHANGED", accountId, state, effects: [], conflicts: attempt };
   }
   throw new ConflictError(`account ${accountId}: ${MAX_ATTEMPTS} commits lost to concurrent writers`);
 }

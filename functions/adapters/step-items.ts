@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { TransactWriteItem } from "@aws-sdk/client-dynamodb";
-import { type CallState, type Effect, type EngineEvent, nextDueAt, type Step } from "../domain/machine.ts";
+import { type CallState, type Effect, nextDueAt, type Step } from "../domain/machine.ts";
 import { plain } from "../domain/snapshot.ts";
 import type { AccountInputs } from "./account-inputs.ts";
 import { toItem } from "./codec.ts";
@@ -24,7 +24,6 @@ export interface StepContext {
   readonly outboxRetentionSeconds?: number | undefined;
   readonly inputs: AccountInputs;
   readonly previous: CallState;
-  readonly event: EngineEvent;
   readonly now: string;
   /** The snapshot the first AUDIT item keeps: what `margin-call evaluate` replays. */
   readonly snapshot: unknown;

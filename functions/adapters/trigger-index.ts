@@ -13,9 +13,8 @@ import {
   type QueryCommandOutput,
   type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
-import { type Dec, ONE } from "../domain/money.ts";
-import { triggerPrices } from "../domain/triggers.ts";
-import type { AccountInputs } from "./account-inputs.ts";
+import type { Dec } from "../domain/money.ts";
+import type { TriggerPrices } from "../domain/triggers.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { Tables } from "./settings.ts";
 
@@ -50,14 +49,13 @@ export interface TriggerEntry {
   readonly price: string;
 }
 
-export function triggerEntries(inputs: AccountInputs): TriggerEntry[] {
-  const accountId = inputs.account.accountId;
+/**
+ * The index entries of an account's trigger prices. The hard floor and the cure line (the `levels` the
+ * domain adds, decide.ts `triggerLevels`) are lines too: crossing them changes a call's state.
+ */
+export function triggerEntries(accountId: string, triggers: readonly TriggerPrices[]): TriggerEntry[] {
   const entries: TriggerEntry[] = [];
-  const policy = inputs.policy.policy;
-  // The hard floor (immediate liquidation) and the cure line (ratio 1 + exit buffer, ignoring the
-  // threshold, which only lowers it) are lines too: crossing them changes a call's state.
-  const extra = [policy.hardFloorRatio, ONE.plus(policy.exitBuffer)];
-  for (const trigger of triggerPrices(inputs.account, inputs.marks, policy, extra)) {
+  for (const trigger of triggers) {
     const [floor, cure] = trigger.levels;
     const candidates: [Direction, TriggerKind, Dec | null][] = [
       ["DOWN", "BREACH", trigger.breachDown],
@@ -106,13 +104,13 @@ async function batchWrite(client: DynamoDBClient, table: string, requests: Write
  */
 export async function syncTriggerIndex(
   deps: { readonly dynamo: DynamoDBClient; readonly tables: Tables },
-  inputs: AccountInputs,
+  accountId: string,
+  triggers: readonly TriggerPrices[],
   now: string,
 ): Promise<{ written: number; deleted: number }> {
   const { dynamo, tables } = deps;
-  const accountId = inputs.account.accountId;
   const nowSeconds = Math.floor(Date.parse(now) / 1000);
-  const entries = triggerEntries(inputs);
+  const entries = triggerEntries(accountId, triggers);
   const current = await dynamo.send(
     new GetItemCommand({
       TableName: tables.triggerIndex,

@@ -30,6 +30,7 @@
  * made by `assess`.
  */
 import type { OperatorAlarm } from "./alarms.ts";
+import { assert } from "./assert.ts";
 import {
   type CallSizing,
   type CureOption,
@@ -1007,8 +1008,59 @@ function whileHalted(step: StepBuilder): void {
   if (status === "LIQUIDATING" && state.call) whileLiquidating(step, state.call, true);
 }
 
+/**
+ * What every step guarantees, asserted on the way out: the version rises by exactly one when anything
+ * changes; the AUDIT effects that change status form one unbroken chain from the old status to the new
+ * (one per change); a liquidation is requested only for a call that was open before the step or issued,
+ * with its notice, earlier in it.
+ */
+export function assertStep(initial: CallState, step: Step): Step {
+  const { next, effects } = step;
+  if (next === initial) {
+    assert(effects.length === 0, `${initial.accountId}: a step with effects left the state as it was`);
+    return step;
+  }
+  assert(
+    next.version === initial.version + 1,
+    `${initial.accountId}: version ${initial.version} → ${next.version}`,
+  );
+  let status = initial.status;
+  let called = (initial.status === "CALLED" || initial.status === "LIQUIDATING") && initial.call !== null;
+  const noticed = new Set(initial.call ? [initial.call.callNotificationId] : []);
+  for (const effect of effects) {
+    if (effect.kind === "AUDIT" && effect.from !== effect.to) {
+      assert(
+        effect.from === status,
+        `${initial.accountId}: audit ${effect.from} → ${effect.to} after ${status}`,
+      );
+      status = effect.to;
+      if (status === "CALLED") called = true;
+    }
+    if (effect.kind === "NOTIFY" && effect.notice === "CALL") noticed.add(effect.notificationId);
+    if (effect.kind === "REQUEST_LIQUIDATION") {
+      assert(called, `${initial.accountId}: liquidation ${effect.requestId} without a call`);
+      assert(noticed.has(effect.callNotificationId), `${effect.requestId}: its call notice was never issued`);
+    }
+  }
+  assert(
+    status === next.status,
+    `${initial.accountId}: audits end at ${status}, the state at ${next.status}`,
+  );
+  return step;
+}
+
 /** The transition function. Pure and deterministic: the same inputs always give the same step. */
 export function transition(
+  state: CallState,
+  assessment: Assessment,
+  policy: Policy,
+  event: EngineEvent,
+  now: string,
+): Step {
+  return assertStep(state, decideStep(state, assessment, policy, event, now));
+}
+
+function decideStep(
   state: CallState,
   assessment: Assessment,
   policy: Policy,

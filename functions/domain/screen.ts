@@ -408,6 +408,7 @@ function exactFigures(
 /** The parts of a Valuation that sizeCall does not read, for sizing from exactFigures. */
 const UNUSED_BY_SIZE_CALL = {
   accountId: "",
+  cash: ZERO,
   equity: ZERO,
   collateralGross: ZERO,
   collateralHaircut: ZERO,

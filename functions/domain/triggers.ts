@@ -13,13 +13,12 @@ import { type Dec, ONE, quantize, Rounding, ZERO } from "./money.ts";
 import type { Policy, Tier } from "./policy.ts";
 import {
   type Account,
-  cashOf,
   type ExposureLine,
-  holdingLine,
   type Marks,
-  positionLine,
   scaleTiers,
   tierIndexFor,
+  type Valuation,
+  valueAccount,
 } from "./valuation.ts";
 
 export interface TriggerPrices {
@@ -101,20 +100,27 @@ export function triggerPrices(
   policy: Policy,
   extraRatios: readonly Dec[] = [],
 ): TriggerPrices[] {
-  const { cash, holdings } = cashOf(account, policy);
-  const lines: Array<{ line: ExposureLine; tiers: readonly Tier[] }> = [];
-  for (const holding of holdings) {
-    const line = holdingLine(holding, marks, policy);
-    const assetPolicy = policy.assets.get(holding.asset);
-    const base = line.value.isNegative() ? assetPolicy?.shortTiers : assetPolicy?.longTiers;
-    lines.push({ line, tiers: scaleTiers(base ?? [], line.volatilityMultiplier) });
+  return triggerPricesOf(valueAccount(account, marks, policy), policy, extraRatios);
+}
+
+/** The tiers a line's requirement is read from, scaled by its volatility multiplier. */
+function tiersOf(line: ExposureLine, policy: Policy): readonly Tier[] {
+  if (line.kind === "POSITION") {
+    return scaleTiers(policy.instruments.get(line.name)?.tiers ?? [], line.volatilityMultiplier);
   }
-  for (const position of account.positions) {
-    if (position.size.isZero()) continue;
-    const line = positionLine(position, marks, policy);
-    const instrument = policy.instruments.get(position.instrument);
-    lines.push({ line, tiers: scaleTiers(instrument?.tiers ?? [], line.volatilityMultiplier) });
-  }
+  const assetPolicy = policy.assets.get(line.name);
+  const base = line.value.isNegative() ? assetPolicy?.shortTiers : assetPolicy?.longTiers;
+  return scaleTiers(base ?? [], line.volatilityMultiplier);
+}
+
+/** The same, from a valuation already made: the step's one valuation serves the index too. */
+export function triggerPricesOf(
+  valuation: Valuation,
+  policy: Policy,
+  extraRatios: readonly Dec[] = [],
+): TriggerPrices[] {
+  const cash = valuation.cash;
+  const lines = valuation.lines.map((line) => ({ line, tiers: tiersOf(line, policy) }));
   const assets = [...new Set(lines.map(({ line }) => line.asset))].filter(
     (asset) => asset !== policy.currency,
   );

@@ -96,6 +96,8 @@ export interface ExposureLine {
 
 export interface Valuation {
   readonly accountId: string;
+  /** Cash in the policy currency, the currency's holdings included. */
+  readonly cash: Dec;
   readonly equity: Dec;
   readonly adjustedEquity: Dec;
   /** Σ owned values (positive cash included). */
@@ -334,6 +336,7 @@ export function valueAccount(account: Account, marks: Marks, policy: Policy): Va
   for (const deposit of account.pendingDeposits) pendingDeposits = pendingDeposits.plus(deposit.amount);
   return {
     accountId: account.accountId,
+    cash,
     equity,
     adjustedEquity,
     collateralGross,

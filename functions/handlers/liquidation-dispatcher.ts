@@ -14,6 +14,7 @@ import {
   eventBridgePublisher,
   outboxCallNotices,
 } from "../adapters/liquidation-ports.ts";
+import { parseLiquidationPayload } from "../domain/outbox-payloads.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
 export { EVENT_SOURCE, PUT_EVENTS_ATTEMPTS, PutEventsFailedError } from "../adapters/liquidation-ports.ts";
@@ -46,8 +47,8 @@ async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecor
   const item = fromImage(image);
   if (item.kind !== "REQUEST_LIQUIDATION" && item.kind !== "RECORD_LOSS") return;
   const reference = String(item.outboxId);
-  const payload = JSON.parse(String(item.payload)) as Record<string, unknown>;
-  if (item.kind === "REQUEST_LIQUIDATION" && typeof payload.callNotificationId === "string") {
+  const payload = parseLiquidationPayload(item.kind, String(item.payload));
+  if (payload.kind === "REQUEST_LIQUIDATION") {
     if (!(await awaitCallNotice(ports.notices, payload.callNotificationId, waitUntilMs))) {
       engine.logger.warn("liquidating before the call notice was confirmed delivered", {
         reference,

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { assess } from "../../functions/domain/assess.ts";
 import {
+  assertStep,
   type CallState,
   type Effect,
   type EngineEvent,
@@ -276,5 +277,36 @@ describe("notices and liquidation requests", () => {
     const called = later.step("60", 60);
     expect(notices(called)[0]?.notificationId).toBe("acct-1:v2:1:call");
     expect(requests(later.step("60", 3_600))[0]?.callNotificationId).toBe("acct-1:v2:1:call");
+  });
+});
+
+describe("the postconditions transition() asserts", () => {
+  const driver = () => new Driver(regTPolicy());
+  it("refuse a step whose version does not rise by exactly one, or whose audits do not chain", () => {
+    const healthy = driver().state;
+    const called = new Driver(regTPolicy());
+    const step = called.step("60", 0);
+    expect(() => assertStep(healthy, step)).not.toThrow();
+    expect(() => assertStep(healthy, { ...step, next: { ...step.next, version: 2 } })).toThrow(
+      /version 0 → 2/,
+    );
+    const [, ...withoutAudit] = step.effects;
+    expect(() => assertStep(healthy, { ...step, effects: withoutAudit })).toThrow(/audits end at HEALTHY/);
+    expect(() => assertStep(healthy, { next: healthy, effects: step.effects })).toThrow(/left the state/);
+  });
+
+  it("refuse a liquidation request without a call, or naming a notice that was never issued", () => {
+    const floor = driver().step("50", 0);
+    const request = floor.effects.find((effect) => effect.kind === "REQUEST_LIQUIDATION");
+    if (!request) throw new Error("no request");
+    const healthy = driver().state;
+    const withoutCall = floor.effects.filter(
+      (effect) => !(effect.kind === "AUDIT" && effect.to === "CALLED"),
+    );
+    expect(() => assertStep(healthy, { ...floor, effects: withoutCall })).toThrow();
+    const unnamed = floor.effects.map((effect) =>
+      effect.kind === "REQUEST_LIQUIDATION" ? { ...effect, callNotificationId: "nobody" } : effect,
+    );
+    expect(() => assertStep(healthy, { ...floor, effects: unnamed })).toThrow(/never issued/);
   });
 });

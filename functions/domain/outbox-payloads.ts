@@ -1,0 +1,55 @@
+/**
+ * The REQUEST_LIQUIDATION and RECORD_LOSS outbox payloads, checked when the dispatcher reads them: what
+ * goes on the bus is what the engine wrote, and an item that is not (an older version's, one edited by
+ * hand) fails with its path and reason instead of reaching the execution system. Every field is kept as
+ * written: the event's detail is the payload.
+ */
+import { z } from "zod";
+
+const decimal = z.string().regex(/^-?\d+(\.\d+)?$/, { error: "must be a decimal string" });
+
+const liquidationRequest = z.looseObject({
+  kind: z.literal("REQUEST_LIQUIDATION"),
+  requestId: z.string().min(1),
+  accountId: z.string().min(1),
+  callId: z.string().min(1),
+  callNotificationId: z.string().min(1),
+  attempt: z.int().min(1),
+  reason: z.enum(["DEADLINE", "HARD_FLOOR", "RETRY"]),
+  plan: z.looseObject({
+    steps: z
+      .array(z.looseObject({ side: z.enum(["SELL", "BUY"]), quantity: decimal, limitPrice: decimal }))
+      .min(1),
+    restoresTarget: z.boolean(),
+  }),
+});
+
+const lossRecord = z.looseObject({
+  kind: z.literal("RECORD_LOSS"),
+  accountId: z.string().min(1),
+  callId: z.string().nullable(),
+  amount: decimal,
+});
+
+export type LiquidationPayload = z.infer<typeof liquidationRequest> | z.infer<typeof lossRecord>;
+
+export class OutboxPayloadError extends Error {
+  override readonly name = "OutboxPayloadError";
+}
+
+/** Parses a REQUEST_LIQUIDATION or RECORD_LOSS payload; throws OutboxPayloadError naming every bad field. */
+export function parseLiquidationPayload(kind: string, json: string): LiquidationPayload {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new OutboxPayloadError(`the ${kind} payload is not JSON`);
+  }
+  const schema = kind === "REQUEST_LIQUIDATION" ? liquidationRequest : lossRecord;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => `$.${issue.path.join(".")}: ${issue.message}`);
+    throw new OutboxPayloadError(`the ${kind} payload breaks its schema: ${issues.join("; ")}`);
+  }
+  return parsed.data;
+}
