@@ -1,8 +1,13 @@
+/**
+ * The one place the CDK app is built, from CDK context: the CLI (bin/app.ts), the local runtime and the
+ * tests all synthesize the same stack through it, with cdk-nag registered.
+ */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { App, type AppProps, Duration, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
+import type { PolicyDocument } from "../functions/domain/policy.ts";
 import { MarginCallStack } from "./margin-call-stack.ts";
 
 export const DEFAULT_STAGE = "dev";
@@ -38,7 +43,8 @@ export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallSta
   const app = new App(props);
   const stage = context(app, "stage") ?? DEFAULT_STAGE;
   const policiesFile = resolve(ROOT, context(app, "policiesFile") ?? DEFAULT_POLICIES_FILE);
-  const policies = JSON.parse(readFileSync(policiesFile, "utf8")) as unknown[];
+  // Checked by the stack, which refuses a bad document at synth, naming the policy and the field.
+  const policies = JSON.parse(readFileSync(policiesFile, "utf8")) as PolicyDocument[];
   const sweepRateMinutes = positiveInteger(app, "sweepRateMinutes");
   const smsMonthlySpendLimitUsd = positiveInteger(app, "smsMonthlySpendLimitUsd");
   const maxAccountsPerInvocation = positiveInteger(app, "maxAccountsPerInvocation");

@@ -1,3 +1,7 @@
+/**
+ * Every handler is deployed the same way (runtime, architecture, bundling, JSON logs to its own log group,
+ * a role of its own). This construct is that one way, so the stack only says what differs per handler.
+ */
 import { fileURLToPath } from "node:url";
 import { type CfnResource, type Duration, RemovalPolicy } from "aws-cdk-lib";
 import { type IRole, type PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
@@ -15,9 +19,14 @@ export interface EngineFunctionProps {
   /** The handler module, relative to the repository root, e.g. `functions/handlers/sweep.ts`. */
   readonly entry: string;
   readonly description: string;
-  readonly environment: Record<string, string>;
+  /** Added to the Powertools service name and log level that every function has. */
+  readonly environment: Readonly<Record<string, string>>;
   readonly timeout: Duration;
-  readonly memorySize?: number;
+  /**
+   * The function's memory, in megabytes.
+   * @default 512
+   */
+  readonly memorySizeMegabytes?: number | undefined;
   /** Everything the handler calls, beyond its logs and its event source (which the mapping grants). */
   readonly statements: readonly PolicyStatement[];
 }
@@ -27,7 +36,7 @@ export interface EngineFunctionProps {
  * to its own log group, and its own role holding only the statements given (no managed policy).
  */
 export class EngineFunction extends Construct {
-  readonly fn: NodejsFunction;
+  readonly lambdaFunction: NodejsFunction;
   readonly role: IRole;
   readonly logGroup: LogGroup;
 
@@ -44,7 +53,7 @@ export class EngineFunction extends Construct {
     this.logGroup.grantWrite(role);
     for (const statement of props.statements) role.addToPrincipalPolicy(statement);
     this.role = role;
-    this.fn = new NodejsFunction(this, "Function", {
+    this.lambdaFunction = new NodejsFunction(this, "Function", {
       entry: `${ROOT}${props.entry}`,
       handler: "handler",
       projectRoot: ROOT,
@@ -52,7 +61,7 @@ export class EngineFunction extends Construct {
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       description: props.description,
-      memorySize: props.memorySize ?? 512,
+      memorySize: props.memorySizeMegabytes ?? 512,
       timeout: props.timeout,
       role,
       logGroup: this.logGroup,
@@ -74,6 +83,6 @@ export class EngineFunction extends Construct {
         forceDockerBundling: false,
       },
     });
-    (this.fn.node.defaultChild as CfnResource).addMetadata(ENTRY_METADATA, props.entry);
+    (this.lambdaFunction.node.defaultChild as CfnResource).addMetadata(ENTRY_METADATA, props.entry);
   }
 }

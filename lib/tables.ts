@@ -1,3 +1,7 @@
+/**
+ * The engine's DynamoDB tables, under fixed logical ids: the local runtime names its DynamoDB Local tables
+ * after them. One table per lifecycle and per stream consumer; docs/data-model.md gives the keys and why.
+ */
 import { type CfnResource, RemovalPolicy } from "aws-cdk-lib";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import type { IKey } from "aws-cdk-lib/aws-kms";
@@ -23,6 +27,54 @@ export type TableName = keyof typeof TABLE_LOGICAL_IDS;
 
 /** Time-to-live attribute, the same on every table that has one: epoch seconds. */
 export const TTL_ATTRIBUTE = "expiresAtEpochSeconds";
+
+/** The settings every table shares, whatever its keys. */
+type TableProps = Omit<ConstructorParameters<typeof Table>[2], "partitionKey">;
+
+/** A global secondary index: its name and its string keys. */
+interface IndexShape {
+  readonly indexName: string;
+  readonly partitionKey: string;
+  readonly sortKey: string;
+}
+
+/** What differs from table to table: its string keys, stream, expiry attribute and indexes. */
+interface TableShape {
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+  readonly stream?: StreamViewType;
+  readonly timeToLiveAttribute?: string;
+  readonly indexes?: readonly IndexShape[];
+}
+
+/** The keys of each table. See docs/data-model.md for the access patterns behind them. */
+const TABLE_SHAPES: Record<TableName, TableShape> = {
+  accounts: {
+    partitionKey: "accountId",
+    sortKey: "sk",
+    stream: StreamViewType.NEW_AND_OLD_IMAGES,
+    timeToLiveAttribute: TTL_ATTRIBUTE,
+  },
+  prices: { partitionKey: "asset", sortKey: "source", stream: StreamViewType.NEW_AND_OLD_IMAGES },
+  marginCalls: {
+    partitionKey: "accountId",
+    indexes: [{ indexName: "byDeadline", partitionKey: "openCallShard", sortKey: "deadlineAt" }],
+  },
+  triggerIndex: { partitionKey: "line", sortKey: "triggerKey", timeToLiveAttribute: TTL_ATTRIBUTE },
+  outbox: { partitionKey: "outboxId", stream: StreamViewType.NEW_IMAGE, timeToLiveAttribute: TTL_ATTRIBUTE },
+  auditLog: {
+    partitionKey: "accountId",
+    sortKey: "seq",
+    indexes: [{ indexName: "byDay", partitionKey: "dayShard", sortKey: "recordedAtAccount" }],
+  },
+  quarantine: {
+    partitionKey: "quarantineId",
+    timeToLiveAttribute: TTL_ATTRIBUTE,
+    indexes: [{ indexName: "byStatus", partitionKey: "status", sortKey: "receivedAtId" }],
+  },
+  // Powertools' default expiry attribute: the records are disposable once past the stream retention.
+  idempotency: { partitionKey: "id", timeToLiveAttribute: "expiration" },
+};
 
 export interface EngineTablesProps {
   /**
@@ -63,7 +115,7 @@ export class EngineTables extends Construct {
 
   constructor(scope: Construct, id: string, props: EngineTablesProps = {}) {
     super(scope, id);
-    const common = {
+    const common: TableProps = {
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: props.deletionProtection ?? true,
@@ -72,75 +124,14 @@ export class EngineTables extends Construct {
         ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey }
         : { encryption: TableEncryption.AWS_MANAGED }),
     };
-    const string = AttributeType.STRING;
-
-    this.accounts = this.table("accounts", {
-      ...common,
-      partitionKey: { name: "accountId", type: string },
-      sortKey: { name: "sk", type: string },
-      stream: StreamViewType.NEW_AND_OLD_IMAGES,
-      timeToLiveAttribute: TTL_ATTRIBUTE,
-    });
-
-    this.prices = this.table("prices", {
-      ...common,
-      partitionKey: { name: "asset", type: string },
-      sortKey: { name: "source", type: string },
-      stream: StreamViewType.NEW_AND_OLD_IMAGES,
-    });
-
-    this.marginCalls = this.table("marginCalls", {
-      ...common,
-      partitionKey: { name: "accountId", type: string },
-    });
-    this.marginCalls.addGlobalSecondaryIndex({
-      indexName: "byDeadline",
-      partitionKey: { name: "openCallShard", type: string },
-      sortKey: { name: "deadlineAt", type: string },
-    });
-
-    this.triggerIndex = this.table("triggerIndex", {
-      ...common,
-      partitionKey: { name: "line", type: string },
-      sortKey: { name: "triggerKey", type: string },
-      timeToLiveAttribute: TTL_ATTRIBUTE,
-    });
-
-    this.outbox = this.table("outbox", {
-      ...common,
-      partitionKey: { name: "outboxId", type: string },
-      stream: StreamViewType.NEW_IMAGE,
-      timeToLiveAttribute: TTL_ATTRIBUTE,
-    });
-
-    this.auditLog = this.table("auditLog", {
-      ...common,
-      partitionKey: { name: "accountId", type: string },
-      sortKey: { name: "seq", type: string },
-    });
-    this.auditLog.addGlobalSecondaryIndex({
-      indexName: "byDay",
-      partitionKey: { name: "dayShard", type: string },
-      sortKey: { name: "recordedAtAccount", type: string },
-    });
-
-    this.quarantine = this.table("quarantine", {
-      ...common,
-      partitionKey: { name: "quarantineId", type: string },
-      timeToLiveAttribute: TTL_ATTRIBUTE,
-    });
-    this.quarantine.addGlobalSecondaryIndex({
-      indexName: "byStatus",
-      partitionKey: { name: "status", type: string },
-      sortKey: { name: "receivedAtId", type: string },
-    });
-
-    this.idempotency = this.table("idempotency", {
-      ...common,
-      partitionKey: { name: "id", type: string },
-      // Powertools' default expiry attribute: the records are disposable once past the stream retention.
-      timeToLiveAttribute: "expiration",
-    });
+    this.accounts = this.table("accounts", common);
+    this.prices = this.table("prices", common);
+    this.marginCalls = this.table("marginCalls", common);
+    this.triggerIndex = this.table("triggerIndex", common);
+    this.outbox = this.table("outbox", common);
+    this.auditLog = this.table("auditLog", common);
+    this.quarantine = this.table("quarantine", common);
+    this.idempotency = this.table("idempotency", common);
   }
 
   /** Every table, by name, for grants and alarms. */
@@ -157,9 +148,24 @@ export class EngineTables extends Construct {
     };
   }
 
-  private table(name: TableName, props: ConstructorParameters<typeof Table>[2]): Table {
+  /** Creates one table from its shape, under its fixed logical id, then its secondary indexes. */
+  private table(name: TableName, common: TableProps): Table {
+    const shape = TABLE_SHAPES[name];
     const logicalId = TABLE_LOGICAL_IDS[name];
-    const table = new Table(this, logicalId, props);
+    const table = new Table(this, logicalId, {
+      ...common,
+      partitionKey: { name: shape.partitionKey, type: AttributeType.STRING },
+      ...(shape.sortKey ? { sortKey: { name: shape.sortKey, type: AttributeType.STRING } } : {}),
+      ...(shape.stream ? { stream: shape.stream } : {}),
+      ...(shape.timeToLiveAttribute ? { timeToLiveAttribute: shape.timeToLiveAttribute } : {}),
+    });
+    for (const index of shape.indexes ?? []) {
+      table.addGlobalSecondaryIndex({
+        indexName: index.indexName,
+        partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: AttributeType.STRING },
+      });
+    }
     (table.node.defaultChild as CfnResource).overrideLogicalId(logicalId);
     return table;
   }

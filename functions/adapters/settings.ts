@@ -1,31 +1,12 @@
 /**
- * The engine's runtime settings, read from the Lambda environment. The CDK stack writes these variables
- * (lib/margin-call-stack.ts) and the local runtime reads them from the synthesized template, so the names
- * are defined once, here.
+ * The engine's runtime settings, read from the Lambda environment. The variable names live in
+ * functions/domain/environment.ts, which the CDK stack (lib/) imports too; they are re-exported here for
+ * the handlers.
  */
+import { ENV, type EnvName } from "../domain/environment.ts";
 import { type Policy, PolicyError, parsePolicy } from "../domain/policy.ts";
 
-export const ENV = {
-  accountsTable: "ACCOUNTS_TABLE",
-  pricesTable: "PRICES_TABLE",
-  marginCallsTable: "MARGIN_CALLS_TABLE",
-  triggerIndexTable: "TRIGGER_INDEX_TABLE",
-  outboxTable: "OUTBOX_TABLE",
-  auditLogTable: "AUDIT_LOG_TABLE",
-  quarantineTable: "QUARANTINE_TABLE",
-  idempotencyTable: "IDEMPOTENCY_TABLE",
-  /** A JSON array of policy documents; each account's PROFILE names one by `policyId`. */
-  policies: "POLICY_DOCUMENTS",
-  fanOutQueueUrl: "FAN_OUT_QUEUE_URL",
-  emailTopicArn: "EMAIL_TOPIC_ARN",
-  eventBusName: "EVENT_BUS_NAME",
-  /** Accounts one invocation revalues before it hands the rest of a range to the fan-out queue. */
-  maxAccountsPerInvocation: "MAX_ACCOUNTS_PER_INVOCATION",
-  sweepSegments: "SWEEP_SEGMENTS",
-  openCallShards: "OPEN_CALL_SHARDS",
-} as const;
-
-export type EnvName = (typeof ENV)[keyof typeof ENV];
+export { ENV, type EnvName };
 
 export class SettingsError extends Error {
   override readonly name = "SettingsError";

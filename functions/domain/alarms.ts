@@ -1,7 +1,21 @@
 /**
+ * The log messages that raise an alarm, defined once: the handlers log them and the stack's metric filters
+ * (lib/) match them, so the two cannot drift apart. The module imports nothing, so both sides may use it.
+ */
+
+/** A log message an alarm watches: the metric its filter counts and what the alarm tells the operator. */
+export interface LogSignal {
+  /** The message, or the start of it: the metric filter matches every message that begins with it. */
+  readonly message: string;
+  /** The CloudWatch metric (namespace MarginCallEngine) the filter counts. */
+  readonly metric: string;
+  /** The alarm's description: what happened, for the operator who reads it. */
+  readonly description: string;
+}
+
+/**
  * The conditions that need an operator, and the log message each raises. The handlers log the message when
- * a step carries the alarm (an exact field of its AUDIT effect, never its prose); the stack's metric
- * filters match the same constants, so the two cannot drift apart.
+ * a step carries the alarm (an exact field of its AUDIT effect, never its prose).
  */
 export const OPERATOR_ALARMS = {
   LIQUIDATION_EXHAUSTED: {
@@ -19,6 +33,24 @@ export const OPERATOR_ALARMS = {
     metric: "NothingToSell",
     description: "a call had to be liquidated but the account holds nothing to sell: a bad-debt case",
   },
-} as const;
+} as const satisfies Record<string, LogSignal>;
 
 export type OperatorAlarm = keyof typeof OPERATOR_ALARMS;
+
+/**
+ * The other log messages an operator must see: an upstream record set aside, and an account that could
+ * not be valued (a quarantined item or a policy gap keeps it from being valued at all). Each `message` is
+ * the start of what the handler logs; the handler may add detail after it.
+ */
+export const LOG_SIGNALS = {
+  RECORD_QUARANTINED: {
+    message: "record quarantined",
+    metric: "Quarantined",
+    description: "an upstream record broke the data contract and was quarantined",
+  },
+  ACCOUNT_NOT_REVALUED: {
+    message: "account not revalued",
+    metric: "NotRevalued",
+    description: "an account could not be valued; its call state is frozen",
+  },
+} as const satisfies Record<string, LogSignal>;

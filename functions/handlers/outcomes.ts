@@ -1,11 +1,14 @@
 /** What an operator must see of each revaluation, in the logs that the stack's metric filters watch. */
 import type { RevalueOutcome } from "../adapters/engine.ts";
-import { OPERATOR_ALARMS } from "../domain/alarms.ts";
+import { LOG_SIGNALS, OPERATOR_ALARMS } from "../domain/alarms.ts";
 import type { Runtime } from "./runtime.ts";
 
 export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
   if (outcome.kind === "SKIPPED") {
-    rt.logger.warn("account not revalued", { accountId: outcome.accountId, reason: outcome.reason });
+    rt.logger.warn(LOG_SIGNALS.ACCOUNT_NOT_REVALUED.message, {
+      accountId: outcome.accountId,
+      reason: outcome.reason,
+    });
     return;
   }
   if (outcome.kind !== "TRANSITIONED") return;

@@ -2,6 +2,7 @@
 import type { DynamoDBRecord } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
 import { quarantine } from "../adapters/quarantine.ts";
+import { LOG_SIGNALS } from "../domain/alarms.ts";
 import type { ContractIssue, ParseResult } from "../domain/contract.ts";
 import type { Runtime } from "./runtime.ts";
 
@@ -53,7 +54,7 @@ export async function parseOrQuarantine<T>(
     result.issues,
     rt.now(),
   );
-  rt.logger.warn("record quarantined: it breaks the upstream data contract", {
+  rt.logger.warn(`${LOG_SIGNALS.RECORD_QUARANTINED.message}: it breaks the upstream data contract`, {
     quarantineId: placed.quarantineId,
     duplicate: placed.duplicate,
     issues: result.issues,

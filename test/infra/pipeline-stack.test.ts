@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, describe, expect, it } from "vitest";
-import { OPERATOR_ALARMS } from "../../functions/domain/alarms.ts";
+import { LOG_SIGNALS, OPERATOR_ALARMS } from "../../functions/domain/alarms.ts";
 import { buildApp } from "../../lib/app.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -352,11 +352,11 @@ describe("alarms", () => {
       );
       expect(filters).toHaveLength(6);
     }
-    // The filters match the message the handlers log for each operator alarm, from one constant.
+    // The filters match the message the handlers log for each operator alarm and log signal, from one constant.
     const patterns = ofType("AWS::Logs::MetricFilter").map(([, filter]) =>
       String(filter.Properties.FilterPattern),
     );
-    for (const alarm of Object.values(OPERATOR_ALARMS)) {
+    for (const alarm of [...Object.values(LOG_SIGNALS), ...Object.values(OPERATOR_ALARMS)]) {
       expect(
         patterns.some((pattern) => pattern.includes(alarm.message)),
         alarm.metric,

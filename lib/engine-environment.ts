@@ -1,0 +1,104 @@
+/**
+ * The settings every function reads, as Lambda environment variables: table names, the policy set, and
+ * the queue, topic and bus they talk to. Built and checked here at synth time, so a bad policy or an
+ * environment too large for Lambda fails `cdk synth`, not every function at cold start.
+ */
+import { Token } from "aws-cdk-lib";
+import type { EventBus } from "aws-cdk-lib/aws-events";
+import type { ITopic } from "aws-cdk-lib/aws-sns";
+import type { IQueue } from "aws-cdk-lib/aws-sqs";
+import { ENV } from "../functions/domain/environment.ts";
+import { type Policy, type PolicyDocument, PolicyError, parsePolicy } from "../functions/domain/policy.ts";
+import type { EngineTables } from "./tables.ts";
+
+/** Lambda's limit on a function's environment, all variables together. */
+const ENVIRONMENT_LIMIT_BYTES = 4096;
+
+/** What an unresolved name, ARN or URL (a token) may take at deploy time, at most, in bytes. */
+const TOKEN_ESTIMATE_BYTES = 128;
+
+/** Lambda's own overhead of the environment, in bytes, in the estimate. */
+const ENVIRONMENT_OVERHEAD_BYTES = 64;
+
+export interface EngineEnvironmentProps {
+  readonly tables: EngineTables;
+  /** The margin policies; each account's PROFILE names one by policyId. */
+  readonly policies: readonly PolicyDocument[];
+  readonly fanOutQueue: IQueue;
+  readonly emailTopic: ITopic;
+  readonly eventBus: EventBus;
+  /**
+   * Accounts one invocation revalues before handing the rest to the fan-out queue.
+   * @default 500
+   */
+  readonly maxAccountsPerInvocation?: number | undefined;
+  /**
+   * Segments of the sweep's parallel scan.
+   * @default 4
+   */
+  readonly sweepSegments?: number | undefined;
+}
+
+/**
+ * Checks the policy set as the functions will read it: a non-empty array of valid documents with distinct
+ * ids. Throws naming the policy and the field. The type alone cannot say this: it does not carry the
+ * schema's refinements (canonical decimal strings, rates between 0 and 1).
+ */
+export function validatePolicyDocuments(documents: readonly PolicyDocument[]): void {
+  if (!Array.isArray(documents) || documents.length === 0) {
+    throw new Error(`${ENV.policies} must be a non-empty JSON array of policy documents`);
+  }
+  const policyIds = new Set<string>();
+  documents.forEach((document: unknown, index) => {
+    let policy: Policy;
+    try {
+      policy = parsePolicy(document);
+    } catch (error) {
+      if (error instanceof PolicyError) {
+        const detail = error.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+        throw new Error(`policy ${index} in ${ENV.policies}: ${detail}`);
+      }
+      throw error;
+    }
+    if (policyIds.has(policy.policyId)) {
+      throw new Error(`policy ${policy.policyId} appears twice in ${ENV.policies}`);
+    }
+    policyIds.add(policy.policyId);
+  });
+}
+
+/** The environment of every function, after checking the policies and that it fits Lambda's 4 KB. */
+export function engineEnvironment(props: EngineEnvironmentProps): Record<string, string> {
+  validatePolicyDocuments(props.policies);
+  const policiesJson = JSON.stringify(props.policies);
+  const { tables } = props;
+  const environment: Record<string, string> = {
+    [ENV.accountsTable]: tables.accounts.tableName,
+    [ENV.pricesTable]: tables.prices.tableName,
+    [ENV.marginCallsTable]: tables.marginCalls.tableName,
+    [ENV.triggerIndexTable]: tables.triggerIndex.tableName,
+    [ENV.outboxTable]: tables.outbox.tableName,
+    [ENV.auditLogTable]: tables.auditLog.tableName,
+    [ENV.quarantineTable]: tables.quarantine.tableName,
+    [ENV.idempotencyTable]: tables.idempotency.tableName,
+    [ENV.policies]: policiesJson,
+    [ENV.fanOutQueueUrl]: props.fanOutQueue.queueUrl,
+    [ENV.emailTopicArn]: props.emailTopic.topicArn,
+    [ENV.eventBusName]: props.eventBus.eventBusName,
+    [ENV.maxAccountsPerInvocation]: String(props.maxAccountsPerInvocation ?? 500),
+    [ENV.sweepSegments]: String(props.sweepSegments ?? 4),
+  };
+  const estimatedBytes = Object.entries(environment).reduce(
+    (total, [key, value]) =>
+      total + key.length + (Token.isUnresolved(value) ? TOKEN_ESTIMATE_BYTES : value.length),
+    ENVIRONMENT_OVERHEAD_BYTES,
+  );
+  if (estimatedBytes > ENVIRONMENT_LIMIT_BYTES) {
+    throw new Error(
+      `the policy set is ${policiesJson.length} bytes: with the other settings (about ${estimatedBytes} bytes) ` +
+        "it does not fit Lambda's 4 KB environment. " +
+        "Keep fewer or smaller policies per stage.",
+    );
+  }
+  return environment;
+}

@@ -1,0 +1,242 @@
+/**
+ * The engine's handlers as one table: for each, its entry module, its limits, what its role may call and
+ * what triggers it. The functions, their triggers, their alarms and the cdk-nag acknowledgements are all
+ * derived from this table, so a handler is added or changed in one place.
+ */
+import { Duration } from "aws-cdk-lib";
+import type { Table } from "aws-cdk-lib/aws-dynamodb";
+import type { EventBus } from "aws-cdk-lib/aws-events";
+import { PolicyStatement } from "aws-cdk-lib/aws-iam";
+import { FilterCriteria, FilterRule } from "aws-cdk-lib/aws-lambda";
+import type { IQueue } from "aws-cdk-lib/aws-sqs";
+import type { EngineTables, TableName } from "./tables.ts";
+
+/** The resources that the handlers' statements name. */
+export interface HandlerResources {
+  readonly tables: EngineTables;
+  readonly fanOutQueue: IQueue;
+  readonly eventBus: EventBus;
+}
+
+/** A DynamoDB stream invokes the handler, with a dead-letter queue for the records it gives up on. */
+export interface StreamTrigger {
+  readonly kind: "stream";
+  /** The table whose stream is read. */
+  readonly table: TableName;
+  readonly batchSize: number;
+  readonly parallelizationFactor: number;
+  readonly retryAttempts: number;
+  readonly maximumRecordAge: Duration;
+  /** Event filter patterns, as the event source mapping takes them. */
+  readonly filters: ReadonlyArray<Record<string, unknown>>;
+}
+
+/** The fan-out queue invokes the handler, which reports the messages that failed. */
+export interface FanOutQueueTrigger {
+  readonly kind: "fanOutQueue";
+  readonly batchSize: number;
+  /** Invocations at once, at most. */
+  readonly maximumConcurrency: number;
+}
+
+/** A schedule invokes the handler, with bounded retries and a dead-letter queue. */
+export interface ScheduleTrigger {
+  readonly kind: "schedule";
+  /** The rule's description. */
+  readonly description: string;
+  readonly retryAttempts: number;
+  readonly maximumEventAge: Duration;
+}
+
+export type HandlerTrigger = StreamTrigger | FanOutQueueTrigger | ScheduleTrigger;
+
+/** One row of the table: a handler, its function's settings and its trigger. */
+export interface HandlerDefinition {
+  /** The construct id of its function, and the prefix of its logical ids and alarms. */
+  readonly id: string;
+  /** The handler module, relative to the repository root. */
+  readonly entry: string;
+  readonly description: string;
+  readonly timeout: Duration;
+  /**
+   * The function's memory, in megabytes.
+   * @default 512
+   */
+  readonly memorySizeMegabytes?: number;
+  /** Everything the handler calls, beyond its logs and its trigger (which the mapping grants). */
+  readonly statements: (resources: HandlerResources) => PolicyStatement[];
+  readonly trigger: HandlerTrigger;
+  /**
+   * Why the role holds statements on `*` beyond the one a stream mapping adds, for cdk-nag.
+   * @default none beyond the stream mapping's
+   */
+  readonly wildcardResourceReason?: string;
+}
+
+/** Allows `actions` on the tables themselves (no index, no stream). */
+function allow(actions: string[], ...tables: Table[]): PolicyStatement {
+  return new PolicyStatement({ actions, resources: tables.map((table) => table.tableArn) });
+}
+
+/** What revaluing an account reads and writes, whichever handler does it. */
+function revalue({ tables }: HandlerResources): PolicyStatement[] {
+  return [
+    allow(["dynamodb:Query"], tables.accounts, tables.prices),
+    allow(["dynamodb:GetItem", "dynamodb:PutItem"], tables.marginCalls),
+    allow(["dynamodb:PutItem"], tables.outbox, tables.auditLog),
+    allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], tables.triggerIndex),
+  ];
+}
+
+function sendToFanOut({ fanOutQueue }: HandlerResources): PolicyStatement {
+  return new PolicyStatement({ actions: ["sqs:SendMessage"], resources: [fanOutQueue.queueArn] });
+}
+
+/** Powertools' idempotency records, so each notice and event goes out at most once. */
+function idempotency({ tables }: HandlerResources): PolicyStatement {
+  return allow(
+    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+    tables.idempotency,
+  );
+}
+
+/** A Lambda event filter pattern, in the form the event source mapping takes. */
+function pattern(rule: Record<string, unknown>): Record<string, unknown> {
+  return { pattern: JSON.stringify(rule) };
+}
+
+const INSERT_OR_MODIFY = FilterCriteria.filter({ eventName: FilterRule.or("INSERT", "MODIFY") });
+
+/** Every handler of the engine, in the order their resources are created. */
+export const HANDLERS: readonly HandlerDefinition[] = [
+  {
+    id: "AccountChanges",
+    entry: "functions/handlers/account-changes.ts",
+    description: "Revalues each account upstream changes and applies the margin-call state machine",
+    timeout: Duration.seconds(60),
+    statements: (resources) => [
+      ...revalue(resources),
+      allow(["dynamodb:PutItem"], resources.tables.quarantine),
+    ],
+    trigger: {
+      kind: "stream",
+      table: "accounts",
+      batchSize: 100,
+      // Records of one account (one partition key) stay in order at any parallelization factor.
+      parallelizationFactor: 4,
+      retryAttempts: 10,
+      maximumRecordAge: Duration.hours(1),
+      filters: [
+        INSERT_OR_MODIFY,
+        // Deletions by upstream, not DynamoDB's TTL expiry of settled deposits and old reports.
+        pattern({ eventName: ["REMOVE"], userIdentity: { principalId: [{ exists: false }] } }),
+      ],
+    },
+  },
+  {
+    id: "PriceTicks",
+    entry: "functions/handlers/price-ticks.ts",
+    description: "Revalues the accounts whose trigger prices a tick crosses",
+    timeout: Duration.seconds(120),
+    memorySizeMegabytes: 1024,
+    statements: (resources) => [
+      ...revalue(resources),
+      allow(["dynamodb:Query"], resources.tables.triggerIndex),
+      allow(["dynamodb:PutItem"], resources.tables.quarantine),
+      sendToFanOut(resources),
+    ],
+    trigger: {
+      kind: "stream",
+      table: "prices",
+      batchSize: 100,
+      // One shard per asset in order: the asset's range cursor has a single writer.
+      parallelizationFactor: 1,
+      retryAttempts: 10,
+      maximumRecordAge: Duration.hours(1),
+      filters: [INSERT_OR_MODIFY],
+    },
+  },
+  {
+    id: "FanOutWorker",
+    entry: "functions/handlers/fan-out-worker.ts",
+    description: "Revalues one page of a tick's range or of a sweep segment",
+    timeout: Duration.minutes(5),
+    memorySizeMegabytes: 1024,
+    statements: (resources) => [
+      ...revalue(resources),
+      allow(["dynamodb:Query"], resources.tables.triggerIndex),
+      allow(["dynamodb:Scan"], resources.tables.accounts),
+      sendToFanOut(resources),
+    ],
+    trigger: { kind: "fanOutQueue", batchSize: 1, maximumConcurrency: 10 },
+  },
+  {
+    id: "Sweep",
+    entry: "functions/handlers/sweep.ts",
+    description: "Safety net: escalates due calls and starts the segmented revaluation of every account",
+    timeout: Duration.minutes(2),
+    statements: (resources) => [
+      ...revalue(resources),
+      new PolicyStatement({
+        actions: ["dynamodb:Query"],
+        resources: [`${resources.tables.marginCalls.tableArn}/index/byDeadline`],
+      }),
+      sendToFanOut(resources),
+    ],
+    trigger: {
+      kind: "schedule",
+      description: "Runs the sweep",
+      retryAttempts: 2,
+      maximumEventAge: Duration.minutes(2),
+    },
+  },
+  {
+    id: "Notifier",
+    entry: "functions/handlers/notifier.ts",
+    description: "Sends each margin notice by SMS and email through SNS, once per notification id",
+    timeout: Duration.seconds(30),
+    statements: (resources) => [
+      allow(["dynamodb:GetItem"], resources.tables.accounts),
+      allow(["dynamodb:UpdateItem"], resources.tables.outbox),
+      idempotency(resources),
+      // Publishing an SMS to a phone number has no resource ARN, so sns:Publish cannot be scoped tighter
+      // than "*" (which also covers the email topic). See docs/notifications.md.
+      new PolicyStatement({ actions: ["sns:Publish"], resources: ["*"] }),
+    ],
+    trigger: {
+      kind: "stream",
+      table: "outbox",
+      batchSize: 10,
+      parallelizationFactor: 2,
+      retryAttempts: 10,
+      maximumRecordAge: Duration.hours(6),
+      filters: [pattern({ eventName: ["INSERT"], dynamodb: { NewImage: { kind: { S: ["NOTIFY"] } } } })],
+    },
+    wildcardResourceReason: "sns:Publish to a phone number (SMS) has no resource ARN either.",
+  },
+  {
+    id: "LiquidationDispatcher",
+    entry: "functions/handlers/liquidation-dispatcher.ts",
+    description: "Puts LiquidationRequested and LossRecorded on the engine's event bus, once per reference",
+    timeout: Duration.seconds(60),
+    statements: (resources) => [
+      allow(["dynamodb:GetItem"], resources.tables.outbox),
+      idempotency(resources),
+      new PolicyStatement({ actions: ["events:PutEvents"], resources: [resources.eventBus.eventBusArn] }),
+    ],
+    trigger: {
+      kind: "stream",
+      table: "outbox",
+      batchSize: 10,
+      parallelizationFactor: 2,
+      retryAttempts: 10,
+      maximumRecordAge: Duration.hours(6),
+      filters: [
+        pattern({
+          eventName: ["INSERT"],
+          dynamodb: { NewImage: { kind: { S: ["REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+        }),
+      ],
+    },
+  },
+];
