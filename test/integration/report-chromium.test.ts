@@ -392,6 +392,31 @@ function chart(dom: string, name: string): ChartState {
   return { rendered: attribute(tag, "data-rendered"), points: Number(attribute(tag, "data-points")) };
 }
 
+/** The svg element inside a chart's container, as the browser left it. */
+function chartSvg(dom: string, name: string): string {
+  const svg = new RegExp(`<div[^>]*\\sdata-chart="${name}"[^>]*>\\s*(<svg[\\s\\S]*?</svg>)`).exec(dom)?.[1];
+  if (svg === undefined) throw new Error(`no svg in the data-chart="${name}" container`);
+  return svg;
+}
+
+interface DataMark {
+  readonly seriesIndex: number;
+  readonly dataIndex: number;
+  readonly hover: string | undefined;
+}
+
+/** The marks ECharts drew for data items (each tagged with its series and data index), with their hover titles. */
+function dataMarks(svg: string): DataMark[] {
+  const marks = svg.matchAll(
+    /<[a-z]+\s[^>]*\secmeta_series_index="(\d+)"[^>]*\secmeta_data_index="(\d+)"[^>]*>(?:<title>([^<]*)<\/title>)?/g,
+  );
+  return [...marks].map((mark) => ({
+    seriesIndex: Number(mark[1]),
+    dataIndex: Number(mark[2]),
+    hover: mark[3],
+  }));
+}
+
 function bodyTag(dom: string): string {
   const tag = /<body[^>]*>/.exec(dom)?.[0];
   if (tag === undefined) throw new Error("no body in the dumped DOM");
@@ -430,12 +455,19 @@ describe("run report in headless Chromium", () => {
         points: data.ratiosBefore.length + data.ratiosAfter.length,
       });
       expect(chart(dom, "timeline")).toEqual({ rendered: "true", points: data.timeline.length });
-      expect(count(dom, "<circle")).toBe(data.timeline.length);
+      // One dot per event in the timeline's svg, each its own data item, each with its hover title.
+      const dots = dataMarks(chartSvg(dom, "timeline"));
+      expect(dots).toHaveLength(data.timeline.length);
+      expect(new Set(dots.map((dot) => dot.dataIndex)).size).toBe(data.timeline.length);
+      expect(dots.filter((dot) => dot.hover === undefined)).toEqual([]);
 
       // Each chart is an svg with a title; the halt is shaded and labelled; the maintenance line is there.
       expect(count(dom, "<svg")).toBe(4);
       expect(dom.match(/<svg[^>]*>\s*<title id="svg-title-/g)).toHaveLength(4);
       expect(dom).toContain("prices halted: ETH");
+      expect(dom).toContain(
+        "<title>prices halted: ETH, 2026-03-02T14:42:00.000Z to 2026-03-02T14:51:00.000Z (sources diverging: 3.1% between the two freshest quotes)</title>",
+      );
       expect(dom).toContain("1.0 maintenance");
       expect(visible(dom)).not.toContain("no data");
       expect(visible(dom)).not.toContain("showing the first");
