@@ -26,7 +26,7 @@ function eventFor(item: AccountItem): EngineEvent | undefined {
   };
 }
 
-async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<string>): Promise<void> {
+async function handleRecord(engine: Runtime, record: DynamoDBRecord, revalued: Set<string>): Promise<void> {
   if (isTtlDeletion(record)) return;
   let accountId: string;
   let execution: EngineEvent | undefined;
@@ -37,7 +37,7 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<s
     if (!key) return;
     accountId = key;
   } else {
-    const item = await parseOrQuarantine(rt, ACCOUNTS_TABLE, record, parseAccountItem);
+    const item = await parseOrQuarantine(engine, ACCOUNTS_TABLE, record, parseAccountItem);
     if (!item) return;
     accountId = item.accountId;
     execution = eventFor(item);
@@ -48,17 +48,17 @@ async function handleRecord(rt: Runtime, record: DynamoDBRecord, revalued: Set<s
     cause: "ACCOUNT_CHANGE",
     eventId: record.eventID ?? `account:${accountId}:${record.dynamodb?.SequenceNumber ?? ""}`,
   };
-  const outcome = await revalueAccount(rt, accountId, event, rt.now);
+  const outcome = await revalueAccount(engine, accountId, event, engine.now);
   revalued.add(accountId);
-  logOutcome(rt, outcome);
+  logOutcome(engine, outcome);
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
-  const rt = runtime();
+  const engine = runtime();
   const revalued = new Set<string>();
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(rt, record, revalued),
+    (record: DynamoDBRecord) => handleRecord(engine, record, revalued),
     new BatchProcessor(EventType.DynamoDBStreams),
     {
       ...(context ? { context } : {}),

@@ -8,7 +8,7 @@ import { enqueue, fanOutMessageSchema, processRangePage, processSweepPage } from
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
-async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
+async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
   let body: unknown;
   try {
     body = JSON.parse(record.body);
@@ -19,11 +19,11 @@ async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
   const message = fanOutMessageSchema.parse(body);
   const page =
     message.type === "RANGE"
-      ? await processRangePage(rt, message, rt.maxAccountsPerInvocation, rt.now)
-      : await processSweepPage(rt, message, rt.maxAccountsPerInvocation, rt.now);
-  logOutcomes(rt, page.outcomes);
-  if (page.continuation) await enqueue(rt, [page.continuation]);
-  rt.logger.info("fan-out page", {
+      ? await processRangePage(engine, message, engine.maxAccountsPerInvocation, engine.now)
+      : await processSweepPage(engine, message, engine.maxAccountsPerInvocation, engine.now);
+  logOutcomes(engine, page.outcomes);
+  if (page.continuation) await enqueue(engine, [page.continuation]);
+  engine.logger.info("fan-out page", {
     type: message.type,
     revalued: page.outcomes.length,
     read: page.read,
@@ -32,10 +32,10 @@ async function handleRecord(rt: Runtime, record: SQSRecord): Promise<void> {
 }
 
 export async function handler(event: SQSEvent, context?: Context) {
-  const rt = runtime();
+  const engine = runtime();
   return processPartialResponse(
     event,
-    (record: SQSRecord) => handleRecord(rt, record),
+    (record: SQSRecord) => handleRecord(engine, record),
     new BatchProcessor(EventType.SQS),
     {
       ...(context ? { context } : {}),

@@ -3,16 +3,16 @@ import type { RevalueOutcome } from "../adapters/engine.ts";
 import { LOG_SIGNALS, OPERATOR_ALARMS } from "../domain/alarms.ts";
 import type { Runtime } from "./runtime.ts";
 
-export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
+export function logOutcome(engine: Runtime, outcome: RevalueOutcome): void {
   if (outcome.kind === "SKIPPED") {
-    rt.logger.warn(LOG_SIGNALS.ACCOUNT_NOT_REVALUED.message, {
+    engine.logger.warn(LOG_SIGNALS.ACCOUNT_NOT_REVALUED.message, {
       accountId: outcome.accountId,
       reason: outcome.reason,
     });
     return;
   }
   if (outcome.kind !== "TRANSITIONED") return;
-  rt.logger.info("transition", {
+  engine.logger.info("transition", {
     accountId: outcome.accountId,
     status: outcome.state.status,
     version: outcome.state.version,
@@ -20,7 +20,7 @@ export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
   });
   for (const effect of outcome.effects) {
     if (effect.kind === "AUDIT" && effect.alarm) {
-      rt.logger.error(OPERATOR_ALARMS[effect.alarm].message, {
+      engine.logger.error(OPERATOR_ALARMS[effect.alarm].message, {
         accountId: outcome.accountId,
         alarm: effect.alarm,
         reason: effect.reason,
@@ -29,6 +29,6 @@ export function logOutcome(rt: Runtime, outcome: RevalueOutcome): void {
   }
 }
 
-export function logOutcomes(rt: Runtime, outcomes: readonly RevalueOutcome[]): void {
-  for (const outcome of outcomes) logOutcome(rt, outcome);
+export function logOutcomes(engine: Runtime, outcomes: readonly RevalueOutcome[]): void {
+  for (const outcome of outcomes) logOutcome(engine, outcome);
 }

@@ -44,11 +44,11 @@ interface Ports {
  * The contract, and a clock check: a tick stamped further in the future than every deployed policy
  * tolerates is refused with its reason (each policy also ignores such a mark when it values an account).
  */
-export function parseTick(item: unknown, rt: Pick<Runtime, "policies" | "now">): ParseResult<PriceItem> {
+export function parseTick(item: unknown, engine: Pick<Runtime, "policies" | "now">): ParseResult<PriceItem> {
   const parsed = parsePriceItem(item);
   if (!parsed.ok) return parsed;
-  const tolerance = Math.max(0, ...[...rt.policies.values()].map((p) => p.policy.priceMaxFutureSkewSeconds));
-  const aheadMs = Date.parse(parsed.value.asOf) - Date.parse(rt.now());
+  const tolerance = Math.max(0, ...[...engine.policies.values()].map((p) => p.policy.priceMaxFutureSkewSeconds));
+  const aheadMs = Date.parse(parsed.value.asOf) - Date.parse(engine.now());
   if (aheadMs <= tolerance * 1000) return parsed;
   const message = `must not be in the future: stamped ${Math.ceil(aheadMs / 1000)} s ahead of the engine's clock (tolerance ${tolerance} s)`;
   return { ok: false, issues: [{ path: "$.asOf", message }] };

@@ -25,7 +25,7 @@ export function currentImage(record: DynamoDBRecord): Record<string, unknown> | 
 
 /** Parses the record's current image; a broken one goes to the quarantine and yields undefined. */
 export async function parseOrQuarantine<T>(
-  rt: Runtime,
+  engine: Runtime,
   table: string,
   record: DynamoDBRecord,
   parse: (item: unknown) => ParseResult<T>,
@@ -41,7 +41,7 @@ export async function parseOrQuarantine<T>(
       };
   if (result.ok) return result.value;
   const placed = await quarantine(
-    rt,
+    engine,
     {
       table,
       eventId: record.eventID ?? `${record.dynamodb?.SequenceNumber}`,
@@ -52,9 +52,9 @@ export async function parseOrQuarantine<T>(
       image: raw ?? null,
     },
     result.issues,
-    rt.now(),
+    engine.now(),
   );
-  rt.logger.warn(`${LOG_SIGNALS.RECORD_QUARANTINED.message}: it breaks the upstream data contract`, {
+  engine.logger.warn(`${LOG_SIGNALS.RECORD_QUARANTINED.message}: it breaks the upstream data contract`, {
     quarantineId: placed.quarantineId,
     duplicate: placed.duplicate,
     issues: result.issues,

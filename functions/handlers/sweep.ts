@@ -20,29 +20,29 @@ export interface SweepResult {
 }
 
 export async function handler(event: ScheduledEvent, _context?: Context): Promise<SweepResult> {
-  const rt = runtime();
-  const now = rt.now();
+  const engine = runtime();
+  const now = engine.now();
   const eventId = `sweep:${event.time ?? now}:${event.id ?? ""}`;
-  const due = await dueCalls(rt, rt.now, rt.maxAccountsPerInvocation);
+  const due = await dueCalls(engine, engine.now, engine.maxAccountsPerInvocation);
   let transitions = 0;
   for (const accountId of new Set(due.accountIds)) {
-    const outcome = await revalueAccount(rt, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, rt.now);
-    logOutcome(rt, outcome);
+    const outcome = await revalueAccount(engine, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, engine.now);
+    logOutcome(engine, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }
-  const segments: FanOutMessage[] = Array.from({ length: rt.sweepSegments }, (_, segment) => ({
+  const segments: FanOutMessage[] = Array.from({ length: engine.sweepSegments }, (_, segment) => ({
     type: "SWEEP_SEGMENT",
     segment,
-    totalSegments: rt.sweepSegments,
+    totalSegments: engine.sweepSegments,
     eventId,
   }));
-  await enqueue(rt, segments);
+  await enqueue(engine, segments);
   const result = {
     dueRevalued: due.accountIds.length,
     dueComplete: due.complete,
     segmentsQueued: segments.length,
     transitions,
   };
-  rt.logger.info("sweep", { ...result });
+  engine.logger.info("sweep", { ...result });
   return result;
 }

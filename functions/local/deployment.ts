@@ -231,7 +231,7 @@ export function readDeployment(template: CfnTemplate, names: LocalNames): LocalD
 
 /** A Lambda context for a local invocation: the function's name and its remaining time, from its timeout. */
 export function lambdaContext(fn: LocalFunction, requestId: string): import("aws-lambda").Context {
-  const deadline = Date.now() + fn.timeoutSeconds * 1000;
+  const deadlineMs = Date.now() + fn.timeoutSeconds * 1000;
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName: fn.logicalId,
@@ -241,7 +241,7 @@ export function lambdaContext(fn: LocalFunction, requestId: string): import("aws
     awsRequestId: requestId,
     logGroupName: `/aws/lambda/${fn.logicalId}`,
     logStreamName: "local",
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    getRemainingTimeInMillis: () => Math.max(0, deadlineMs - Date.now()),
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

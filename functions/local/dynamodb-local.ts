@@ -250,7 +250,7 @@ async function launch(emulator: string, options: StartOptions): Promise<DynamoDb
   });
 
   const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const deadlineMs = Date.now() + START_TIMEOUT_MS;
   while (!(await answers(endpoint))) {
     if (hasExited) {
       throw new PortOrStartFailure(
@@ -258,7 +258,7 @@ async function launch(emulator: string, options: StartOptions): Promise<DynamoDb
         output,
       );
     }
-    if (Date.now() > deadline) {
+    if (Date.now() > deadlineMs) {
       child.kill("SIGKILL");
       throw new DynamoDbLocalSetupError(
         `DynamoDB Local did not answer on ${endpoint} within 60 s:\n${output}`,

@@ -348,9 +348,9 @@ export class LocalRuntime {
 
   /** Waits until every stream and queue is drained (or the timeout passes). */
   async settle(timeoutMs = 60_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
+    const deadlineMs = Date.now() + timeoutMs;
     let quietRounds = 0;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadlineMs) {
       let pending = 0;
       for (const mapping of this.streamMappings.values()) {
         pending += mapping.backlog() + mapping.reader.lastFetched;

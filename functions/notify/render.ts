@@ -25,254 +25,40 @@
  *   is refused with an error: a margin call must never be sent with a wrong or missing figure.
  */
 import type { NoticeKind } from "../domain/machine.ts";
-import { Dec, Rounding } from "../domain/money.ts";
+import {
+  effectiveTimeZone,
+  formatApproximate,
+  formatDecimal,
+  formatInstant,
+  formatMoney,
+  formatRatioPercent,
+  isZero,
+  maskAccountId,
+  maskReference,
+} from "./format.ts";
+import { clipSeptets, gsm7Septets, toGsm7 } from "./gsm7.ts";
+import type { CureOptionPayload, NoticePayload, Recipient, RenderedNotice } from "./types.ts";
 
 /** The engine's notice kinds: the state machine's, so a new kind cannot go out without its text. */
 export type { NoticeKind } from "../domain/machine.ts";
 
-export type CureOptionPayload =
-  | { kind: "DEPOSIT"; amount: string; currency: string }
-  | {
-      kind: "REDUCE";
-      target: { kind: "HOLDING"; asset: string } | { kind: "POSITION"; instrument: string };
-      side: "SELL" | "BUY";
-      quantity: string;
-      notional: string;
-    };
-
-/** The JSON payload the engine writes into its outbox for a NOTIFY effect. All money is decimal strings. */
-export interface NoticePayload {
-  /** Unique per notice, and the reference the borrower quotes. */
-  notificationId: string;
-  notice: NoticeKind;
-  accountId: string;
-  callId: string | null;
-  /** Already at the currency scale, e.g. "1000.00". */
-  amountDue: string | null;
-  /** ISO-8601 UTC, e.g. "2026-11-25T12:00:00.000Z". */
-  deadlineAt: string | null;
-  /** Adjusted equity / maintenance requirement, e.g. "0.964123". */
-  marginRatio: string | null;
-  cureOptions: Array<CureOptionPayload>;
-  /**
-   * LIQUIDATION_COMPLETE ending in bad debt: the deficit left, at the currency scale, e.g. "2000.00". Null
-   * otherwise; absent from payloads written before the field existed.
-   */
-  loss?: string | null;
-  /** LIQUIDATION_NOTICE: why the account is being liquidated. Absent in older payloads: the deadline. */
-  reason?: "DEADLINE" | "HARD_FLOOR";
-  /** CURED: how the call was met. */
-  met?: "DEPOSIT" | "MARKET" | "LIQUIDATION" | "WAIVED";
-  /** CALL_INCREASED: what restores the account now (the deposit cure option), and what it took when last told. */
-  restoreAmount?: string;
-  previousAmountDue?: string;
-  /** LIQUIDATION_COMPLETE: what was sold (or bought back), with the average price and fees. */
-  sold?: ReadonlyArray<{
-    target: { kind: "HOLDING"; asset: string } | { kind: "POSITION"; instrument: string };
-    side: "SELL" | "BUY";
-    quantity: string;
-    averagePrice: string;
-    fee: string;
-  }>;
-}
-
-export interface Recipient {
-  borrowerName?: string;
-  /** IANA time zone, e.g. "America/New_York". */
-  timeZone: string;
-  /** Currency of the amount due and of notionals, e.g. "USD". */
-  currency: string;
-}
-
-export interface RenderedNotice {
-  sms: string;
-  emailSubject: string;
-  emailText: string;
-}
+export type { CureOptionPayload, NoticePayload, Recipient, RenderedNotice } from "./types.ts";
 
 /** Three concatenated GSM-7 segments of 153 septets each. */
 export const SMS_MAX_SEPTETS = 459;
 
 export const MORE_OPTIONS_BY_EMAIL = "More options by email.";
 
-// ---------------------------------------------------------------------------------------------------------
-// Decimal strings
-
-const DECIMAL_STRING = /^([+-]?)(\d+)(?:\.(\d+))?$/;
-
-function parseDecimal(text: string, what: string): { negative: boolean; integer: string; fraction: string } {
-  const match = typeof text === "string" ? DECIMAL_STRING.exec(text) : null;
-  if (!match) throw new RangeError(`${what}: not a decimal string: ${JSON.stringify(text)}`);
-  const integer = (match[2] ?? "0").replace(/^0+(?=\d)/, "");
-  const fraction = match[3] ?? "";
-  const zero = /^0*$/.test(integer + fraction);
-  return { negative: match[1] === "-" && !zero, integer, fraction };
-}
-
-/**
- * Groups the integer part of a decimal string in thousands, on the string: every digit is kept, whatever
- * the size. "1234567.89" gives "1,234,567.89"; "-12345678901234567890.12" gives "-12,345,678,901,234,567,890.12".
- */
-export function formatDecimal(text: string): string {
-  const { negative, integer, fraction } = parseDecimal(text, "amount");
-  const grouped = integer.replace(/\B(?=(\d{3})+$)/g, ",");
-  return `${negative ? "-" : ""}${grouped}${fraction ? `.${fraction}` : ""}`;
-}
-
-export function formatMoney(text: string, currency: string): string {
-  return `${formatDecimal(text)} ${currency}`;
-}
-
-function isZero(text: string, what: string): boolean {
-  const { integer, fraction } = parseDecimal(text, what);
-  return /^0*$/.test(integer + fraction);
-}
-
-/** Minor units of an ISO 4217 currency (2 for USD, 0 for JPY); 2 for codes Intl does not know (USDT). */
-function minorUnits(currency: string): number {
-  try {
-    return (
-      new Intl.NumberFormat("en-US", { style: "currency", currency }).resolvedOptions()
-        .maximumFractionDigits ?? 2
-    );
-  } catch {
-    return 2;
-  }
-}
-
-/** An approximate value rounded to the currency's minor units (HALF_EVEN), grouped. */
-function formatApproximate(text: string, currency: string): string {
-  parseDecimal(text, "notional");
-  const rounded = new Dec(text).toFixed(minorUnits(currency), Rounding.HALF_EVEN);
-  return formatMoney(rounded, currency);
-}
-
-/** The margin ratio as a percentage with 2 places, rounded towards -infinity: "0.964123" gives "96.41%". */
-export function formatRatioPercent(ratio: string): string {
-  parseDecimal(ratio, "margin ratio");
-  return `${formatDecimal(new Dec(ratio).times(100).toFixed(2, Rounding.FLOOR))}%`;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Identifiers
-
-/** The last 4 characters of the account id: "ACC-000234" gives "...0234". */
-export function maskAccountId(accountId: string): string {
-  return `...${accountId.slice(-4)}`;
-}
-
-/** An identifier with every occurrence of the full account id replaced by its masked form. */
-export function maskReference(reference: string, accountId: string): string {
-  return accountId === "" ? reference : reference.split(accountId).join(maskAccountId(accountId));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Instants
-
-function instantOf(iso: string): Date {
-  const millis = typeof iso === "string" ? Date.parse(iso) : Number.NaN;
-  if (Number.isNaN(millis))
-    throw new RangeError(`deadlineAt: not an ISO-8601 instant: ${JSON.stringify(iso)}`);
-  return new Date(millis);
-}
-
-function dateTimeFormat(timeZone: string): Intl.DateTimeFormat {
-  return new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    timeZoneName: "short",
-    weekday: "short",
-    day: "numeric",
-    month: "short",
-    year: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  });
-}
-
-/** The zone actually used: the recipient's if Intl knows it, else UTC. */
-export function effectiveTimeZone(timeZone: string): string {
-  try {
-    return dateTimeFormat(timeZone).resolvedOptions().timeZone;
-  } catch {
-    return "UTC";
-  }
-}
-
-/**
- * An instant in a time zone, with the zone's abbreviation or offset so that it is unambiguous:
- * "Wed 25 Nov 2026, 07:00 EST" in America/New_York, "Wed 25 Nov 2026, 21:00 GMT+9" in Asia/Tokyo.
- */
-export function formatInstant(iso: string, timeZone: string): string {
-  const parts = dateTimeFormat(effectiveTimeZone(timeZone)).formatToParts(instantOf(iso));
-  const part = (type: Intl.DateTimeFormatPartTypes): string =>
-    parts.find((p) => p.type === type)?.value ?? "";
-  return `${part("weekday")} ${part("day")} ${part("month")} ${part("year")}, ${part("hour")}:${part("minute")} ${part("timeZoneName")}`;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// GSM-7
-
-const GSM7_BASIC = new Set(
-  "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà",
-);
-/** Characters of the GSM-7 extension table: each takes an escape plus itself, 2 septets. */
-const GSM7_EXTENSION = new Set("^{}\\[]~|€");
-
-const TRANSLITERATIONS: ReadonlyMap<string, string> = new Map([
-  ...[..."\u2018\u2019\u201A\u201B\u2032\u00B4`"].map((c): [string, string] => [c, "'"]),
-  ...[..."\u201C\u201D\u201E\u201F\u2033\u00AB\u00BB"].map((c): [string, string] => [c, '"']),
-  ...[..."\u2010\u2011\u2012\u2013\u2014\u2015\u2212"].map((c): [string, string] => [c, "-"]),
-  ...[..."\t\u00A0\u2002\u2003\u2007\u2008\u2009\u200A\u202F"].map((c): [string, string] => [c, " "]),
-  ["\u2026", "..."],
-  ["\u2192", "->"],
-  ["\u2190", "<-"],
-  ["\u2248", "~"],
-]);
-
-export function isGsm7(text: string): boolean {
-  for (const char of text) if (!GSM7_BASIC.has(char) && !GSM7_EXTENSION.has(char)) return false;
-  return true;
-}
-
-/** Length in septets of a GSM-7 text (extension characters count 2). */
-export function gsm7Septets(text: string): number {
-  let septets = 0;
-  for (const char of text) septets += GSM7_EXTENSION.has(char) ? 2 : 1;
-  return septets;
-}
-
-/** Makes any text GSM-7: known look-alikes are transliterated, accents dropped where needed, the rest "?". */
-export function toGsm7(text: string): string {
-  let out = "";
-  for (const char of text) {
-    if (GSM7_BASIC.has(char) || GSM7_EXTENSION.has(char)) {
-      out += char;
-      continue;
-    }
-    const known = TRANSLITERATIONS.get(char);
-    if (known !== undefined) {
-      out += known;
-      continue;
-    }
-    const base = char.normalize("NFD")[0] ?? "";
-    out += GSM7_BASIC.has(base) ? base : "?";
-  }
-  return out;
-}
-
-function clipSeptets(text: string, max: number): string {
-  if (gsm7Septets(text) <= max) return text;
-  let out = "";
-  let septets = 0;
-  for (const char of text) {
-    const cost = GSM7_EXTENSION.has(char) ? 2 : 1;
-    if (septets + cost > max - 3) break;
-    out += char;
-    septets += cost;
-  }
-  return `${out}...`;
-}
+export {
+  effectiveTimeZone,
+  formatDecimal,
+  formatInstant,
+  formatMoney,
+  formatRatioPercent,
+  maskAccountId,
+  maskReference,
+} from "./format.ts";
+export { clipSeptets, gsm7Septets, isGsm7, toGsm7 } from "./gsm7.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Cure options
@@ -352,15 +138,15 @@ function increasedTexts(ctx: Context): Texts {
     recipient.currency,
   );
   const deadlineAt = required(payload.deadlineAt, "deadlineAt", payload.notice);
-  const deadline = formatInstant(deadlineAt, recipient.timeZone);
+  const deadlineText = formatInstant(deadlineAt, recipient.timeZone);
   const before =
     payload.previousAmountDue === undefined
       ? ""
       : ` (was ${formatMoney(payload.previousAmountDue, recipient.currency)})`;
   return {
-    smsHead: `MARGIN CALL UPDATE on acct ${account}: prices fell further; restoring the account now takes ${restore}${before}. ${amount} by ${deadline} still meets this call; a new call follows if still short.`,
+    smsHead: `MARGIN CALL UPDATE on acct ${account}: prices fell further; restoring the account now takes ${restore}${before}. ${amount} by ${deadlineText} still meets this call; a new call follows if still short.`,
     smsOptionsLead: "To restore it:",
-    subject: `Margin call update on account ${account}: ${restore} now restores it, ${amount} due by ${deadline}`,
+    subject: `Margin call update on account ${account}: ${restore} now restores it, ${amount} due by ${deadlineText}`,
     body: [
       `Prices moved against your account ${account} after the margin call was issued. Bringing the account back to its requirement now takes ${restore}${before}.`,
       [`Amount due by the deadline: ${amount}`, ...deadlineLines(deadlineAt, recipient)].join("\n"),
@@ -381,17 +167,17 @@ function callTexts(ctx: Context, reminder: boolean): Texts {
   const { payload, recipient, account, options } = ctx;
   const amount = formatMoney(required(payload.amountDue, "amountDue", payload.notice), recipient.currency);
   const deadlineAt = required(payload.deadlineAt, "deadlineAt", payload.notice);
-  const deadline = formatInstant(deadlineAt, recipient.timeZone);
+  const deadlineText = formatInstant(deadlineAt, recipient.timeZone);
   const consequence =
     "If it is not met by the deadline, positions in the account may be liquidated to meet it.";
   return {
     smsHead: reminder
-      ? `Reminder: margin call on acct ${account}, ${amount} still due by ${deadline}. If not met, positions may be liquidated.`
-      : `MARGIN CALL on acct ${account}: ${amount} due by ${deadline}. If not met, positions may be liquidated.`,
+      ? `Reminder: margin call on acct ${account}, ${amount} still due by ${deadlineText}. If not met, positions may be liquidated.`
+      : `MARGIN CALL on acct ${account}: ${amount} due by ${deadlineText}. If not met, positions may be liquidated.`,
     smsOptionsLead: "To cure:",
     subject: reminder
-      ? `Reminder: margin call on account ${account}, ${amount} due by ${deadline}`
-      : `Margin call on account ${account}: ${amount} due by ${deadline}`,
+      ? `Reminder: margin call on account ${account}, ${amount} due by ${deadlineText}`
+      : `Margin call on account ${account}: ${amount} due by ${deadlineText}`,
     body: [
       reminder
         ? `This is a reminder that the margin call on your account ${account} is still open.`
@@ -403,103 +189,118 @@ function callTexts(ctx: Context, reminder: boolean): Texts {
   };
 }
 
-function texts(ctx: Context): Texts {
+function warningTexts(ctx: Context): Texts {
   const { payload, recipient, account, callReference, options } = ctx;
-  const notice = payload.notice;
+  const percent = payload.marginRatio === null ? null : formatRatioPercent(payload.marginRatio);
+  const level =
+    percent === null
+      ? "is close to its maintenance margin requirement"
+      : `is close to its maintenance margin requirement: its equity is ${percent} of the requirement`;
+  return {
+    smsHead: `Margin warning: acct ${account} ${level}. If it falls below 100%, a margin call may be issued.`,
+    smsOptionsLead: "To reduce the risk:",
+    subject: `Margin warning: account ${account} is near its maintenance requirement`,
+    body: [
+      `Your account ${account} ${level}. This is not a margin call, but if it falls below 100%, a margin call may be issued.`,
+      ...optionLines(options, "To move away from the requirement, you can:"),
+    ],
+  };
+}
+
+function curedTexts(ctx: Context): Texts {
+  const { payload, recipient, account, callReference, options } = ctx;
+  const call = callReference === null ? "The margin call" : `Margin call ${callReference}`;
+  const how =
+    payload.met === "DEPOSIT"
+      ? " by your deposit"
+      : payload.met === "MARKET"
+        ? ": the account is back above its requirement"
+        : payload.met === "WAIVED"
+          ? ": the small remainder is waived"
+          : "";
+  return {
+    smsHead: `${call} on acct ${account} is met${how}. No further action is needed.`,
+    smsOptionsLead: null,
+    subject: `Margin call met on account ${account}`,
+    body: [`${call} on your account ${account} is met${how}. No further action is needed.`],
+  };
+}
+
+function liquidationNoticeTexts(ctx: Context): Texts {
+  const { payload, recipient, account, callReference, options } = ctx;
+  const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
+  const due =
+    payload.amountDue === null ? "" : ` (${formatMoney(payload.amountDue, recipient.currency)} due)`;
+  const amountLine =
+    payload.amountDue === null
+      ? []
+      : [`The amount due was ${formatMoney(payload.amountDue, recipient.currency)}.`];
+  if (payload.reason === "HARD_FLOOR") {
+    return {
+      smsHead: `LIQUIDATION on acct ${account}: its equity fell below the hard floor of its margin requirement, so positions are being liquidated now under ${call}${due}.`,
+      smsOptionsLead: null,
+      subject: `Positions are being liquidated on account ${account}: below the hard floor`,
+      body: [
+        `The equity of your account ${account} fell below the hard floor of its margin requirement. Below that level the account is liquidated at once, before the deadline of ${call}, and positions are being liquidated now.`,
+        ...amountLine,
+      ],
+    };
+  }
+  return {
+    smsHead: `LIQUIDATION on acct ${account}: ${call}${due} has not been met. Positions are being liquidated to meet it.`,
+    smsOptionsLead: null,
+    subject: `Positions are being liquidated on account ${account}`,
+    body: [
+      `${capitalise(call)} on your account ${account} has not been met, and positions in the account are being liquidated to meet it.`,
+      ...amountLine,
+    ],
+  };
+}
+
+function liquidationCompleteTexts(ctx: Context): Texts {
+  const { payload, recipient, account, callReference, options } = ctx;
+  const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
+  const loss =
+    payload.loss === undefined || payload.loss === null
+      ? null
+      : formatMoney(payload.loss, recipient.currency);
+  return {
+    smsHead:
+      `Liquidation complete on acct ${account}: positions were liquidated to meet ${call}.` +
+      (loss === null ? "" : ` The account has a deficit of ${loss}.`),
+    smsOptionsLead: null,
+    subject: `Liquidation complete on account ${account}${loss === null ? "" : `: deficit of ${loss}`}`,
+    body: [
+      `The liquidation of positions in your account ${account} to meet ${call} is complete.`,
+      ...(payload.sold?.length
+        ? [`${payload.sold.map((line) => soldText(line, recipient.currency)).join(".\n")}.`]
+        : []),
+      ...(loss === null
+        ? []
+        : [
+            `The proceeds did not cover the account's debt: a deficit of ${loss} remains. Please contact us to settle it.`,
+          ]),
+    ],
+  };
+}
+
+function texts(ctx: Context): Texts {
+  const notice = ctx.payload.notice;
   switch (notice) {
-    case "WARNING": {
-      const percent = payload.marginRatio === null ? null : formatRatioPercent(payload.marginRatio);
-      const level =
-        percent === null
-          ? "is close to its maintenance margin requirement"
-          : `is close to its maintenance margin requirement: its equity is ${percent} of the requirement`;
-      return {
-        smsHead: `Margin warning: acct ${account} ${level}. If it falls below 100%, a margin call may be issued.`,
-        smsOptionsLead: "To reduce the risk:",
-        subject: `Margin warning: account ${account} is near its maintenance requirement`,
-        body: [
-          `Your account ${account} ${level}. This is not a margin call, but if it falls below 100%, a margin call may be issued.`,
-          ...optionLines(options, "To move away from the requirement, you can:"),
-        ],
-      };
-    }
+    case "WARNING":
+      return warningTexts(ctx);
     case "CALL":
       return callTexts(ctx, false);
     case "REMINDER":
       return callTexts(ctx, true);
     case "CALL_INCREASED":
       return increasedTexts(ctx);
-    case "CURED": {
-      const call = callReference === null ? "The margin call" : `Margin call ${callReference}`;
-      const how =
-        payload.met === "DEPOSIT"
-          ? " by your deposit"
-          : payload.met === "MARKET"
-            ? ": the account is back above its requirement"
-            : payload.met === "WAIVED"
-              ? ": the small remainder is waived"
-              : "";
-      return {
-        smsHead: `${call} on acct ${account} is met${how}. No further action is needed.`,
-        smsOptionsLead: null,
-        subject: `Margin call met on account ${account}`,
-        body: [`${call} on your account ${account} is met${how}. No further action is needed.`],
-      };
-    }
-    case "LIQUIDATION_NOTICE": {
-      const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
-      const due =
-        payload.amountDue === null ? "" : ` (${formatMoney(payload.amountDue, recipient.currency)} due)`;
-      const amountLine =
-        payload.amountDue === null
-          ? []
-          : [`The amount due was ${formatMoney(payload.amountDue, recipient.currency)}.`];
-      if (payload.reason === "HARD_FLOOR") {
-        return {
-          smsHead: `LIQUIDATION on acct ${account}: its equity fell below the hard floor of its margin requirement, so positions are being liquidated now under ${call}${due}.`,
-          smsOptionsLead: null,
-          subject: `Positions are being liquidated on account ${account}: below the hard floor`,
-          body: [
-            `The equity of your account ${account} fell below the hard floor of its margin requirement. Below that level the account is liquidated at once, before the deadline of ${call}, and positions are being liquidated now.`,
-            ...amountLine,
-          ],
-        };
-      }
-      return {
-        smsHead: `LIQUIDATION on acct ${account}: ${call}${due} has not been met. Positions are being liquidated to meet it.`,
-        smsOptionsLead: null,
-        subject: `Positions are being liquidated on account ${account}`,
-        body: [
-          `${capitalise(call)} on your account ${account} has not been met, and positions in the account are being liquidated to meet it.`,
-          ...amountLine,
-        ],
-      };
-    }
-    case "LIQUIDATION_COMPLETE": {
-      const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
-      const loss =
-        payload.loss === undefined || payload.loss === null
-          ? null
-          : formatMoney(payload.loss, recipient.currency);
-      return {
-        smsHead:
-          `Liquidation complete on acct ${account}: positions were liquidated to meet ${call}.` +
-          (loss === null ? "" : ` The account has a deficit of ${loss}.`),
-        smsOptionsLead: null,
-        subject: `Liquidation complete on account ${account}${loss === null ? "" : `: deficit of ${loss}`}`,
-        body: [
-          `The liquidation of positions in your account ${account} to meet ${call} is complete.`,
-          ...(payload.sold?.length
-            ? [`${payload.sold.map((line) => soldText(line, recipient.currency)).join(".\n")}.`]
-            : []),
-          ...(loss === null
-            ? []
-            : [
-                `The proceeds did not cover the account's debt: a deficit of ${loss} remains. Please contact us to settle it.`,
-              ]),
-        ],
-      };
-    }
+    case "CURED":
+      return curedTexts(ctx);
+    case "LIQUIDATION_NOTICE":
+      return liquidationNoticeTexts(ctx);
+    case "LIQUIDATION_COMPLETE":
+      return liquidationCompleteTexts(ctx);
     default: {
       const unknown: never = notice;
       throw new TypeError(`unknown notice kind: ${JSON.stringify(unknown)}`);
