@@ -5,11 +5,13 @@
  * Records of one asset arrive in order on one shard, so the cursor has one writer.
  */
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { type ParseResult, type PriceItem, parsePriceItem } from "../domain/contract.ts";
 import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
 import type { SourceMark } from "../domain/prices.ts";
 import { loadSources } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { EngineDeps } from "./engine.ts";
+import type { PolicyEntry } from "./settings.ts";
 
 export interface PriceRange {
   readonly low: Dec;
@@ -73,4 +75,24 @@ export function rangeOf(sources: readonly SourceMark[]): PriceRange | undefined 
 /** The range a tick must cover: the previous one and the new one together. */
 export function coveredRange(previous: PriceRange | undefined, next: PriceRange): PriceRange {
   return previous ? { low: min(previous.low, next.low), high: max(previous.high, next.high) } : next;
+}
+
+/**
+ * The contract, and a clock check: a tick stamped further in the future than every deployed policy
+ * tolerates is refused with its reason (each policy also ignores such a mark when it values an account).
+ */
+export function parseTick(
+  item: unknown,
+  engine: { readonly policies: ReadonlyMap<string, PolicyEntry>; readonly now: () => string },
+): ParseResult<PriceItem> {
+  const parsed = parsePriceItem(item);
+  if (!parsed.ok) return parsed;
+  const toleranceSeconds = Math.max(
+    0,
+    ...[...engine.policies.values()].map((entry) => entry.policy.priceMaxFutureSkewSeconds),
+  );
+  const aheadMs = Date.parse(parsed.value.asOf) - Date.parse(engine.now());
+  if (aheadMs <= toleranceSeconds * 1000) return parsed;
+  const message = `must not be in the future: stamped ${Math.ceil(aheadMs / 1000)} s ahead of the engine's clock (tolerance ${toleranceSeconds} s)`;
+  return { ok: false, issues: [{ path: "$.asOf", message }] };
 }

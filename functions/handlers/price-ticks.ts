@@ -19,10 +19,10 @@ import {
   dynamoPriceSources,
   type PriceRangeCursor,
   type PriceSources,
+  parseTick,
   rangeOf,
 } from "../adapters/price-range.ts";
 import { lineOf } from "../adapters/trigger-index.ts";
-import { type ParseResult, type PriceItem, parsePriceItem } from "../domain/contract.ts";
 import { toPlainString } from "../domain/money.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
@@ -40,19 +40,7 @@ interface Ports {
   readonly sources: PriceSources;
 }
 
-/**
- * The contract, and a clock check: a tick stamped further in the future than every deployed policy
- * tolerates is refused with its reason (each policy also ignores such a mark when it values an account).
- */
-export function parseTick(item: unknown, engine: Pick<Runtime, "policies" | "now">): ParseResult<PriceItem> {
-  const parsed = parsePriceItem(item);
-  if (!parsed.ok) return parsed;
-  const tolerance = Math.max(0, ...[...engine.policies.values()].map((p) => p.policy.priceMaxFutureSkewSeconds));
-  const aheadMs = Date.parse(parsed.value.asOf) - Date.parse(engine.now());
-  if (aheadMs <= tolerance * 1000) return parsed;
-  const message = `must not be in the future: stamped ${Math.ceil(aheadMs / 1000)} s ahead of the engine's clock (tolerance ${tolerance} s)`;
-  return { ok: false, issues: [{ path: "$.asOf", message }] };
-}
+export { parseTick } from "../adapters/price-range.ts";
 
 async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecord, budget: Budget) {
   if (record.eventName === "REMOVE") return;
