@@ -73,13 +73,10 @@ export async function loadSources(
   });
 }
 
-export async function loadAccountInputs(
-  client: DynamoDBClient,
-  tables: Tables,
-  policies: ReadonlyMap<string, PolicyEntry>,
-  accountId: string,
-  nowMs: number,
-): Promise<LoadResult> {
+type Failure = { readonly ok: false; readonly reason: string };
+
+/** Every item of the account, checked against the contract: one that breaks it stops the valuation. */
+async function accountItems(client: DynamoDBClient, tables: Tables, accountId: string) {
   const raw = await queryAll(client, {
     TableName: tables.accounts,
     KeyConditionExpression: "accountId = :id",
@@ -93,16 +90,16 @@ export async function loadAccountInputs(
       return {
         ok: false,
         reason: `item ${String(item.sk)} breaks the contract: ${formatIssues(parsed.issues)}`,
-      };
+      } as Failure;
     }
     items.push(parsed.value);
   }
-  const profile = items.find((item): item is ProfileItem => item.sk === "PROFILE");
-  if (!profile) return { ok: false, reason: "no PROFILE item: the account is not onboarded" };
-  const policy = policies.get(profile.policyId);
-  if (!policy) return { ok: false, reason: `policy ${profile.policyId} is not deployed` };
+  return items;
+}
 
-  const account: Account = {
+/** The account as the domain sees it, from its items: cash comes from the currency's holding. */
+export function accountOf(accountId: string, items: readonly AccountItem[], currency: string): Account {
+  return {
     accountId,
     cash: dec("0"),
     holdings: items.flatMap((item) =>
@@ -116,7 +113,7 @@ export async function loadAccountInputs(
         : [],
     ),
     pendingDeposits: items.flatMap((item) =>
-      "depositId" in item && item.status === "PENDING" && item.currency === policy.policy.currency
+      "depositId" in item && item.status === "PENDING" && item.currency === currency
         ? [{ depositId: item.depositId, amount: dec(item.amount) }]
         : [],
     ),
@@ -124,30 +121,52 @@ export async function loadAccountInputs(
       "depositId" in item &&
       item.status === "SETTLED" &&
       item.settledAt !== undefined &&
-      item.currency === policy.policy.currency
+      item.currency === currency
         ? [{ depositId: item.depositId, amount: dec(item.amount), settledAt: item.settledAt }]
         : [],
     ),
   };
-  const executionReports = items.filter((item): item is ExecutionReportItem => item.sk.startsWith("EXEC#"));
+}
 
+/** The assets whose marks the account needs, or why it cannot be valued under its policy. */
+function assetsNeeded(account: Account, entry: PolicyEntry): string[] | Failure {
+  const policy = entry.policy;
   const assets = new Set<string>();
   for (const holding of account.holdings) {
-    if (holding.asset !== policy.policy.currency && !holding.quantity.isZero()) assets.add(holding.asset);
+    if (holding.asset !== policy.currency && !holding.quantity.isZero()) assets.add(holding.asset);
   }
   for (const position of account.positions) {
-    const instrument = policy.policy.instruments.get(position.instrument);
+    const instrument = policy.instruments.get(position.instrument);
     if (!instrument) {
-      return { ok: false, reason: `instrument ${position.instrument} is not in policy ${profile.policyId}` };
+      return { ok: false, reason: `instrument ${position.instrument} is not in policy ${policy.policyId}` };
     }
     if (!position.size.isZero()) assets.add(instrument.underlying);
   }
+  const sorted = [...assets].sort();
+  const unknown = sorted.find((asset) => !policy.assets.has(asset));
+  return unknown ? { ok: false, reason: `asset ${unknown} is not in policy ${policy.policyId}` } : sorted;
+}
+
+export async function loadAccountInputs(
+  client: DynamoDBClient,
+  tables: Tables,
+  policies: ReadonlyMap<string, PolicyEntry>,
+  accountId: string,
+  nowMs: number,
+): Promise<LoadResult> {
+  const items = await accountItems(client, tables, accountId);
+  if (!Array.isArray(items)) return items;
+  const profile = items.find((item): item is ProfileItem => item.sk === "PROFILE");
+  if (!profile) return { ok: false, reason: "no PROFILE item: the account is not onboarded" };
+  const policy = policies.get(profile.policyId);
+  if (!policy) return { ok: false, reason: `policy ${profile.policyId} is not deployed` };
+  const account = accountOf(accountId, items, policy.policy.currency);
+  const executionReports = items.filter((item): item is ExecutionReportItem => item.sk.startsWith("EXEC#"));
+  const assets = assetsNeeded(account, policy);
+  if (!Array.isArray(assets)) return assets;
   const sources = new Map<string, readonly SourceMark[]>();
   const marks = new Map<string, ResolvedMark>();
-  for (const asset of [...assets].sort()) {
-    if (!policy.policy.assets.has(asset)) {
-      return { ok: false, reason: `asset ${asset} is not in policy ${profile.policyId}` };
-    }
+  for (const asset of assets) {
     const assetSources = await loadSources(client, tables, asset);
     const mark = resolveMark(asset, assetSources, policy.policy, nowMs);
     if (!mark) return { ok: false, reason: `no price for ${asset}` };
