@@ -384,14 +384,14 @@ export function parsePolicy(document: unknown): Policy {
       parsed.error.issues.map((issue) => ({ path: jsonPath(issue.path), message: issue.message })),
     );
   }
-  const p = parsed.data;
+  const parsedPolicy = parsed.data;
   return {
-    policyId: p.policyId,
-    version: p.version,
-    currency: p.currency,
-    currencyScale: p.currencyScale,
+    policyId: parsedPolicy.policyId,
+    version: parsedPolicy.version,
+    currency: parsedPolicy.currency,
+    currencyScale: parsedPolicy.currencyScale,
     assets: new Map(
-      Object.entries(p.assets).map(([asset, a]) => [
+      Object.entries(parsedPolicy.assets).map(([asset, a]) => [
         asset,
         {
           quantityScale: a.quantityScale,
@@ -406,7 +406,7 @@ export function parsePolicy(document: unknown): Policy {
       ]),
     ),
     instruments: new Map(
-      Object.entries(p.instruments).map(([instrument, i]) => [
+      Object.entries(parsedPolicy.instruments).map(([instrument, i]) => [
         instrument,
         {
           underlying: i.underlying,
@@ -416,28 +416,28 @@ export function parsePolicy(document: unknown): Policy {
         },
       ]),
     ),
-    warningCushion: dec(p.warning.cushion),
-    restoreBuffer: dec(p.call.restoreBuffer),
-    exitBuffer: dec(p.call.exitBuffer),
-    minimumTransferAmount: dec(p.call.minimumTransferAmount),
-    threshold: dec(p.call.threshold),
-    curePeriodSeconds: p.call.curePeriodSeconds,
-    reminderOffsetsSeconds: [...p.call.reminderOffsetsSeconds].sort((a, b) => a - b),
-    hardFloorRatio: dec(p.call.hardFloorRatio),
-    callMetBy: p.call.metBy,
-    hardFloorConfirmSeconds: p.call.hardFloorConfirmSeconds,
-    minimumCureAmount: dec(p.deposits.minimumCureAmount),
-    maxPauseSeconds: p.deposits.maxPauseSeconds,
-    limitPriceSlippage: dec(p.liquidation.limitPriceSlippage),
-    dustNotional: dec(p.liquidation.dustNotional),
-    liquidationRetrySeconds: p.liquidation.retrySeconds,
-    liquidationMaxAttempts: p.liquidation.maxAttempts,
-    priceMaxAgeSeconds: p.prices.maxAgeSeconds,
-    priceMaxDivergence: dec(p.prices.maxDivergence),
-    priceMinimumSources: p.prices.minimumSources,
-    haltGraceSeconds: p.prices.haltGraceSeconds,
-    priceMaxFutureSkewSeconds: p.prices.maxFutureSkewSeconds,
-    haltAlarmSeconds: p.prices.haltAlarmSeconds,
-    document: p,
+    warningCushion: dec(parsedPolicy.warning.cushion),
+    restoreBuffer: dec(parsedPolicy.call.restoreBuffer),
+    exitBuffer: dec(parsedPolicy.call.exitBuffer),
+    minimumTransferAmount: dec(parsedPolicy.call.minimumTransferAmount),
+    threshold: dec(parsedPolicy.call.threshold),
+    curePeriodSeconds: parsedPolicy.call.curePeriodSeconds,
+    reminderOffsetsSeconds: [...parsedPolicy.call.reminderOffsetsSeconds].sort((a, b) => a - b),
+    hardFloorRatio: dec(parsedPolicy.call.hardFloorRatio),
+    callMetBy: parsedPolicy.call.metBy,
+    hardFloorConfirmSeconds: parsedPolicy.call.hardFloorConfirmSeconds,
+    minimumCureAmount: dec(parsedPolicy.deposits.minimumCureAmount),
+    maxPauseSeconds: parsedPolicy.deposits.maxPauseSeconds,
+    limitPriceSlippage: dec(parsedPolicy.liquidation.limitPriceSlippage),
+    dustNotional: dec(parsedPolicy.liquidation.dustNotional),
+    liquidationRetrySeconds: parsedPolicy.liquidation.retrySeconds,
+    liquidationMaxAttempts: parsedPolicy.liquidation.maxAttempts,
+    priceMaxAgeSeconds: parsedPolicy.prices.maxAgeSeconds,
+    priceMaxDivergence: dec(parsedPolicy.prices.maxDivergence),
+    priceMinimumSources: parsedPolicy.prices.minimumSources,
+    haltGraceSeconds: parsedPolicy.prices.haltGraceSeconds,
+    priceMaxFutureSkewSeconds: parsedPolicy.prices.maxFutureSkewSeconds,
+    haltAlarmSeconds: parsedPolicy.prices.haltAlarmSeconds,
+    document: parsedPolicy,
   };
 }

@@ -328,7 +328,7 @@ export class LocalRuntime {
 
   /** Runs one invocation of a schedule's target now, as EventBridge would at its next tick. */
   async fireSchedule(prefix: string): Promise<unknown> {
-    const schedule = this.deployment.schedules.find((s) => s.logicalId.startsWith(prefix));
+    const schedule = this.deployment.schedules.find((entry) => entry.logicalId.startsWith(prefix));
     if (!schedule) throw new Error(`no schedule ${prefix}`);
     const handler = await this.handlerFor(schedule.functionLogicalId);
     return handler({

@@ -119,6 +119,6 @@ export function effectiveTimeZone(timeZone: string): string {
 export function formatInstant(iso: string, timeZone: string): string {
   const parts = dateTimeFormat(effectiveTimeZone(timeZone)).formatToParts(instantOf(iso));
   const part = (type: Intl.DateTimeFormatPartTypes): string =>
-    parts.find((p) => p.type === type)?.value ?? "";
+    parts.find((part) => part.type === type)?.value ?? "";
   return `${part("weekday")} ${part("day")} ${part("month")} ${part("year")}, ${part("hour")}:${part("minute")} ${part("timeZoneName")}`;
 }

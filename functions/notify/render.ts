@@ -85,8 +85,10 @@ function cureOptionText(option: CureOptionPayload, currency: string): string {
 /** Cure options worth showing: a zero deposit or a zero quantity cures nothing. */
 function usefulOptions(options: readonly CureOptionPayload[], currency: string): string[] {
   return options
-    .filter((o) => (o.kind === "DEPOSIT" ? !isZero(o.amount, "deposit") : !isZero(o.quantity, "quantity")))
-    .map((o) => cureOptionText(o, currency));
+    .filter((option) =>
+      option.kind === "DEPOSIT" ? !isZero(option.amount, "deposit") : !isZero(option.quantity, "quantity"),
+    )
+    .map((option) => cureOptionText(option, currency));
 }
 
 const capitalise = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
@@ -127,7 +129,9 @@ function deadlineLines(deadlineAt: string, recipient: Recipient): string[] {
 }
 
 function optionLines(options: readonly string[], lead: string): string[] {
-  return options.length === 0 ? [] : [[lead, ...options.map((o) => `  - ${capitalise(o)}`)].join("\n")];
+  return options.length === 0
+    ? []
+    : [[lead, ...options.map((option) => `  - ${capitalise(option)}`)].join("\n")];
 }
 
 function increasedTexts(ctx: Context): Texts {
@@ -335,17 +339,17 @@ export function renderNotice(payload: NoticePayload, recipient: Recipient): Rend
     callReference: payload.callId === null ? null : maskReference(payload.callId, payload.accountId),
     options: usefulOptions(payload.cureOptions, recipient.currency),
   };
-  const t = texts(ctx);
+  const rendered = texts(ctx);
   const name = recipient.borrowerName?.replace(/\s+/g, " ").trim();
   const greeting = name ? `Dear ${name},` : "Dear client,";
   const emailText = [
     greeting,
-    ...t.body,
+    ...rendered.body,
     `Reference: ${ctx.reference}${ctx.callReference === null ? "" : `\nCall: ${ctx.callReference}`}\nPlease quote the reference if you contact us about this notice.`,
   ].join("\n\n");
   return {
-    sms: fitSms(t.smsHead, t.smsOptionsLead, ctx.options, `Ref ${ctx.reference}`),
-    emailSubject: t.subject.replace(/\s+/g, " ").trim(),
+    sms: fitSms(rendered.smsHead, rendered.smsOptionsLead, ctx.options, `Ref ${ctx.reference}`),
+    emailSubject: rendered.subject.replace(/\s+/g, " ").trim(),
     emailText: `${emailText}\n`,
   };
 }
