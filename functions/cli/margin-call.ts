@@ -30,10 +30,11 @@ ${LOCAL_USAGE}
 
 ${QUARANTINE_USAGE}`;
 
-function explain(evaluation: Evaluation): string {
-  const { policy, valuation, sizing, step } = evaluation;
-  const money = (value: Parameters<typeof toPlainString>[0]) =>
-    toFixedString(value, policy.currencyScale, Rounding.HALF_EVEN);
+/** Formats an amount of the policy's currency at its scale, rounding half to even. */
+type MoneyFormat = (value: Parameters<typeof toPlainString>[0]) => string;
+
+function explainHoldings(evaluation: Evaluation, money: MoneyFormat): string[] {
+  const { policy, valuation } = evaluation;
   const out: string[] = [];
   out.push(
     `Account ${valuation.accountId} at ${evaluation.now}, policy ${policy.policyId}@${policy.version}, in ${policy.currency}`,
@@ -67,7 +68,12 @@ function explain(evaluation: Evaluation): string {
   const format = (row: string[]) => row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join("  ");
   out.push(format(header));
   for (const row of rows) out.push(format(row));
-  out.push("");
+  return out;
+}
+
+function explainTotals(evaluation: Evaluation, money: MoneyFormat): string[] {
+  const { valuation } = evaluation;
+  const out: string[] = [];
   const ratio = marginRatio(valuation);
   out.push(`equity (net liquidation value)   ${money(valuation.equity)}`);
   out.push(`adjusted equity (after haircuts) ${money(valuation.adjustedEquity)}`);
@@ -83,7 +89,12 @@ function explain(evaluation: Evaluation): string {
       `${trigger.asset} at ${toPlainString(trigger.markPrice)}: breach ↓ ${show(trigger.breachDown)} ↑ ${show(trigger.breachUp)}, warning ↓ ${show(trigger.warningDown)} ↑ ${show(trigger.warningUp)}`,
     );
   }
-  out.push("");
+  return out;
+}
+
+function explainCall(evaluation: Evaluation, money: MoneyFormat): string[] {
+  const { policy, sizing } = evaluation;
+  const out: string[] = [];
   if (sizing.inBreach) {
     out.push(
       sizing.belowMinimumTransfer
@@ -100,6 +111,12 @@ function explain(evaluation: Evaluation): string {
         : `  cure: ${option.side.toLowerCase()} ${toPlainString(option.quantity)} ${option.target.kind === "HOLDING" ? option.target.asset : option.target.instrument} (about ${money(option.notional)} ${policy.currency})`,
     );
   }
+  return out;
+}
+
+function explainOpenCall(evaluation: Evaluation): string[] {
+  const { policy } = evaluation;
+  const out: string[] = [];
   const standing = evaluation.standing;
   const open = evaluation.state.call;
   if (standing && open) {
@@ -119,25 +136,37 @@ function explain(evaluation: Evaluation): string {
         `the deposit that restores the target is ${amount(standing.toRestore)})`,
     );
   }
-  out.push("");
+  return out;
+}
+
+type Effect = Evaluation["step"]["effects"][number];
+
+function explainAudit(effect: Extract<Effect, { kind: "AUDIT" }>, currency: string): string[] {
+  const out: string[] = [];
+  out.push(`  audit   ${effect.from} → ${effect.to}: ${effect.reason}`);
+  const closure = effect.closure;
+  if (closure) {
+    out.push(
+      `          call met by ${closure.how}: called ${closure.amountCalled}, due ${closure.amountDue}, paid ${closure.paid}` +
+        (closure.waived ? `, waived ${closure.waived}` : "") +
+        (closure.sold.length
+          ? `, sold ${closure.sold.map((line) => `${line.quantity} ${line.target.kind === "HOLDING" ? line.target.asset : line.target.instrument} at ${line.averagePrice}`).join(", ")}`
+          : "") +
+        (closure.loss ? `, loss ${closure.loss}` : "") +
+        ` ${currency}`,
+    );
+  }
+  if (effect.alarm) out.push(`          operator alarm: ${effect.alarm}`);
+  return out;
+}
+
+function explainTransition(evaluation: Evaluation): string[] {
+  const { policy, step } = evaluation;
+  const out: string[] = [];
   out.push(`Transition: ${evaluation.state.status} → ${step.next.status}`);
   for (const effect of step.effects) {
-    if (effect.kind === "AUDIT") {
-      out.push(`  audit   ${effect.from} → ${effect.to}: ${effect.reason}`);
-      const closure = effect.closure;
-      if (closure) {
-        out.push(
-          `          call met by ${closure.how}: called ${closure.amountCalled}, due ${closure.amountDue}, paid ${closure.paid}` +
-            (closure.waived ? `, waived ${closure.waived}` : "") +
-            (closure.sold.length
-              ? `, sold ${closure.sold.map((line) => `${line.quantity} ${line.target.kind === "HOLDING" ? line.target.asset : line.target.instrument} at ${line.averagePrice}`).join(", ")}`
-              : "") +
-            (closure.loss ? `, loss ${closure.loss}` : "") +
-            ` ${policy.currency}`,
-        );
-      }
-      if (effect.alarm) out.push(`          operator alarm: ${effect.alarm}`);
-    } else if (effect.kind === "NOTIFY")
+    if (effect.kind === "AUDIT") out.push(...explainAudit(effect, policy.currency));
+    else if (effect.kind === "NOTIFY")
       out.push(
         `  notify  ${effect.notice}${effect.amountDue ? ` ${effect.amountDue} ${policy.currency} due${effect.deadlineAt ? ` by ${effect.deadlineAt}` : " now"}` : ""}${effect.met ? ` (met by ${effect.met})` : ""}`,
       );
@@ -147,7 +176,22 @@ function explain(evaluation: Evaluation): string {
       );
     else out.push(`  loss    ${effect.amount} ${policy.currency}`);
   }
-  return out.join("\n");
+  return out;
+}
+
+function explain(evaluation: Evaluation): string {
+  const { policy } = evaluation;
+  const money: MoneyFormat = (value) => toFixedString(value, policy.currencyScale, Rounding.HALF_EVEN);
+  return [
+    ...explainHoldings(evaluation, money),
+    "",
+    ...explainTotals(evaluation, money),
+    "",
+    ...explainCall(evaluation, money),
+    ...explainOpenCall(evaluation),
+    "",
+    ...explainTransition(evaluation),
+  ].join("\n");
 }
 
 function main(argv: string[]): number {

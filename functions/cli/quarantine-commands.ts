@@ -72,16 +72,130 @@ function target(): Target {
   };
 }
 
-async function load(t: Target, id: string): Promise<Record<string, unknown>> {
-  const result = await t.client.send(
+async function load(store: Target, id: string): Promise<Record<string, unknown>> {
+  const result = await store.client.send(
     new GetItemCommand({
-      TableName: t.tables.quarantine,
+      TableName: store.tables.quarantine,
       Key: { quarantineId: { S: id } },
       ConsistentRead: true,
     }),
   );
   if (!result.Item) throw new QuarantineCommandError(`no quarantined record ${id}`);
   return fromImage(result.Item);
+}
+
+/** `list`: the newest hundred records with the status, one line each. */
+async function listQuarantined(store: Target, status: string): Promise<number> {
+  const result = await store.client.send(
+    new QueryCommand({
+      TableName: store.tables.quarantine,
+      IndexName: "byStatus",
+      KeyConditionExpression: "#status = :status",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":status": { S: status } },
+      ScanIndexForward: false,
+      Limit: 100,
+    }),
+  );
+  for (const item of (result.Items ?? []).map(fromImage)) {
+    console.log(`${item.quarantineId}  ${item.receivedAt}  ${String(item.reason).split("\n")[0]}`);
+  }
+  return 0;
+}
+
+/** `show`: the record as JSON, its image and keys decoded. */
+async function showQuarantined(store: Target, id: string): Promise<number> {
+  const item = await load(store, id);
+  console.log(
+    JSON.stringify(
+      { ...item, image: JSON.parse(String(item.image)), keys: JSON.parse(String(item.keys)) },
+      null,
+      2,
+    ),
+  );
+  return 0;
+}
+
+/** The item to write back: the operator's fixed item from `file`, or else the quarantined image. */
+function replayCandidate(
+  item: Record<string, unknown>,
+  id: string,
+  file: string | undefined,
+): { image: Record<string, AttributeValue> | null; candidate: Record<string, unknown> } {
+  const image = file ? null : (JSON.parse(String(item.image)) as Record<string, AttributeValue> | null);
+  const plainItem = file ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>) : null;
+  const candidate = plainItem ?? (image ? fromImage(image) : null);
+  if (!candidate)
+    throw new QuarantineCommandError(`${id} has no image to replay; give the fixed item with --file`);
+  return { image, candidate };
+}
+
+/** `replay`: checks the item against the contract, writes it back to its table and marks the record REPLAYED. */
+async function replayQuarantined(
+  store: Target,
+  id: string,
+  file: string | undefined,
+  now: () => string,
+): Promise<number> {
+  const item = await load(store, id);
+  if (item.status !== "OPEN") throw new QuarantineCommandError(`${id} is ${item.status}, not OPEN`);
+  const isPrices = item.sourceTable === "Prices";
+  const { image, candidate } = replayCandidate(item, id, file);
+  const parsed = isPrices ? parsePriceItem(candidate) : parseAccountItem(candidate);
+  if (!parsed.ok) {
+    throw new QuarantineCommandError(`the item still breaks the contract:\n${formatIssues(parsed.issues)}`);
+  }
+  const { marshall } = await import("@aws-sdk/util-dynamodb");
+  await store.client.send(
+    new PutItemCommand({
+      TableName: isPrices ? store.tables.prices : store.tables.accounts,
+      Item: image ?? marshall(candidate, { removeUndefinedValues: true }),
+    }),
+  );
+  await store.client.send(
+    new UpdateItemCommand({
+      TableName: store.tables.quarantine,
+      Key: { quarantineId: { S: id } },
+      UpdateExpression: "SET #status = :replayed, receivedAtId = :sortKey, resolvedAt = :now",
+      ConditionExpression: "#status = :open",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":replayed": { S: "REPLAYED" },
+        ":open": { S: "OPEN" },
+        ":now": { S: now() },
+        ":sortKey": { S: String(item.receivedAtId) },
+      },
+    }),
+  );
+  console.log(`replayed ${id} into ${isPrices ? "Prices" : "Accounts"}`);
+  return 0;
+}
+
+/** `discard`: marks an OPEN record DISCARDED with the operator's reason. */
+async function discardQuarantined(
+  store: Target,
+  id: string,
+  reason: string | undefined,
+  now: () => string,
+): Promise<number> {
+  if (!reason) throw new QuarantineCommandError("discard needs --reason");
+  await store.client.send(
+    new UpdateItemCommand({
+      TableName: store.tables.quarantine,
+      Key: { quarantineId: { S: id } },
+      UpdateExpression: "SET #status = :discarded, resolvedAt = :now, resolution = :reason",
+      ConditionExpression: "#status = :open",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":discarded": { S: "DISCARDED" },
+        ":open": { S: "OPEN" },
+        ":now": { S: now() },
+        ":reason": { S: reason },
+      },
+    }),
+  );
+  console.log(`discarded ${id}`);
+  return 0;
 }
 
 export async function runQuarantine(args: string[], now = () => new Date().toISOString()): Promise<number> {
@@ -95,106 +209,22 @@ export async function runQuarantine(args: string[], now = () => new Date().toISO
     },
   });
   const [command, id = ""] = positionals;
-  const t = target();
+  const store = target();
   try {
     switch (command) {
-      case "list": {
-        const result = await t.client.send(
-          new QueryCommand({
-            TableName: t.tables.quarantine,
-            IndexName: "byStatus",
-            KeyConditionExpression: "#status = :status",
-            ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: { ":status": { S: values.status ?? "OPEN" } },
-            ScanIndexForward: false,
-            Limit: 100,
-          }),
-        );
-        for (const item of (result.Items ?? []).map(fromImage)) {
-          console.log(`${item.quarantineId}  ${item.receivedAt}  ${String(item.reason).split("\n")[0]}`);
-        }
-        return 0;
-      }
-      case "show": {
-        const item = await load(t, id);
-        console.log(
-          JSON.stringify(
-            { ...item, image: JSON.parse(String(item.image)), keys: JSON.parse(String(item.keys)) },
-            null,
-            2,
-          ),
-        );
-        return 0;
-      }
-      case "replay": {
-        const item = await load(t, id);
-        if (item.status !== "OPEN") throw new QuarantineCommandError(`${id} is ${item.status}, not OPEN`);
-        const isPrices = item.sourceTable === "Prices";
-        const image = values.file
-          ? null
-          : (JSON.parse(String(item.image)) as Record<string, AttributeValue> | null);
-        const plainItem = values.file
-          ? (JSON.parse(readFileSync(values.file, "utf8")) as Record<string, unknown>)
-          : null;
-        const candidate = plainItem ?? (image ? fromImage(image) : null);
-        if (!candidate)
-          throw new QuarantineCommandError(`${id} has no image to replay; give the fixed item with --file`);
-        const parsed = isPrices ? parsePriceItem(candidate) : parseAccountItem(candidate);
-        if (!parsed.ok) {
-          throw new QuarantineCommandError(
-            `the item still breaks the contract:\n${formatIssues(parsed.issues)}`,
-          );
-        }
-        const { marshall } = await import("@aws-sdk/util-dynamodb");
-        await t.client.send(
-          new PutItemCommand({
-            TableName: isPrices ? t.tables.prices : t.tables.accounts,
-            Item: image ?? marshall(candidate, { removeUndefinedValues: true }),
-          }),
-        );
-        await t.client.send(
-          new UpdateItemCommand({
-            TableName: t.tables.quarantine,
-            Key: { quarantineId: { S: id } },
-            UpdateExpression: "SET #status = :replayed, receivedAtId = :sortKey, resolvedAt = :now",
-            ConditionExpression: "#status = :open",
-            ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: {
-              ":replayed": { S: "REPLAYED" },
-              ":open": { S: "OPEN" },
-              ":now": { S: now() },
-              ":sortKey": { S: String(item.receivedAtId) },
-            },
-          }),
-        );
-        console.log(`replayed ${id} into ${isPrices ? "Prices" : "Accounts"}`);
-        return 0;
-      }
-      case "discard": {
-        if (!values.reason) throw new QuarantineCommandError("discard needs --reason");
-        await t.client.send(
-          new UpdateItemCommand({
-            TableName: t.tables.quarantine,
-            Key: { quarantineId: { S: id } },
-            UpdateExpression: "SET #status = :discarded, resolvedAt = :now, resolution = :reason",
-            ConditionExpression: "#status = :open",
-            ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: {
-              ":discarded": { S: "DISCARDED" },
-              ":open": { S: "OPEN" },
-              ":now": { S: now() },
-              ":reason": { S: values.reason },
-            },
-          }),
-        );
-        console.log(`discarded ${id}`);
-        return 0;
-      }
+      case "list":
+        return await listQuarantined(store, values.status ?? "OPEN");
+      case "show":
+        return await showQuarantined(store, id);
+      case "replay":
+        return await replayQuarantined(store, id, values.file, now);
+      case "discard":
+        return await discardQuarantined(store, id, values.reason, now);
       default:
         console.error(QUARANTINE_USAGE);
         return 2;
     }
   } finally {
-    t.client.destroy();
+    store.client.destroy();
   }
 }

@@ -133,7 +133,8 @@ function rateSeconds(expression: string): number {
   return Number(match[1]) * unit;
 }
 
-export function readDeployment(template: CfnTemplate, names: LocalNames): LocalDeployment {
+/** Each of our Lambda functions (those with a handler entry), by logical id, its environment resolved. */
+function readFunctions(template: CfnTemplate, names: LocalNames): Map<string, LocalFunction> {
   const functions = new Map<string, LocalFunction>();
   for (const [logicalId, resource] of resourcesOfType(template, "AWS::Lambda::Function")) {
     const entry = resource.Metadata?.[ENTRY_METADATA];
@@ -151,47 +152,53 @@ export function readDeployment(template: CfnTemplate, names: LocalNames): LocalD
       timeoutSeconds: Number(resource.Properties?.Timeout ?? 3),
     });
   }
+  return functions;
+}
 
-  const mappings: LocalMapping[] = resourcesOfType(template, "AWS::Lambda::EventSourceMapping").map(
-    ([logicalId, resource]) => {
-      const p = resource.Properties ?? {};
-      const sourceId = refTarget(p.EventSourceArn, `${logicalId}.EventSourceArn`);
-      const sourceType = typeOf(template, sourceId);
-      const source: MappingSource =
-        sourceType === "AWS::DynamoDB::Table"
-          ? { kind: "dynamodb", table: sourceId }
-          : { kind: "sqs", queue: sourceId };
-      const destination = (p.DestinationConfig as { OnFailure?: { Destination?: unknown } } | undefined)
-        ?.OnFailure?.Destination;
-      const filters = (
-        (p.FilterCriteria as { Filters?: { Pattern?: string }[] } | undefined)?.Filters ?? []
-      ).map((filter) => {
-        if (typeof filter.Pattern !== "string") {
-          throw new Error(`${logicalId}: a filter without a Pattern would match nothing in AWS`);
-        }
-        return filter.Pattern;
-      });
-      const isStream = source.kind === "dynamodb";
-      return {
-        logicalId,
-        functionLogicalId: refTarget(p.FunctionName, `${logicalId}.FunctionName`),
-        source,
-        batchSize: Number(p.BatchSize ?? (isStream ? 100 : 10)),
-        maximumBatchingWindowSeconds: Number(p.MaximumBatchingWindowInSeconds ?? 0),
-        startingPosition: p.StartingPosition as LocalMapping["startingPosition"],
-        bisectBatchOnFunctionError: p.BisectBatchOnFunctionError === true,
-        maximumRetryAttempts: Number(p.MaximumRetryAttempts ?? -1),
-        maximumRecordAgeSeconds: Number(p.MaximumRecordAgeInSeconds ?? -1),
-        parallelizationFactor: Number(p.ParallelizationFactor ?? 1),
-        reportBatchItemFailures: ((p.FunctionResponseTypes as string[] | undefined) ?? []).includes(
-          "ReportBatchItemFailures",
-        ),
-        onFailureQueue: destination ? refTarget(destination, `${logicalId}.OnFailure`) : undefined,
-        filterPatterns: filters,
-      };
-    },
-  );
+/** One event source mapping with its failure settings and filters, Lambda's defaults filled in. */
+function readMapping(
+  template: CfnTemplate,
+  logicalId: string,
+  properties: Record<string, unknown>,
+): LocalMapping {
+  const sourceId = refTarget(properties.EventSourceArn, `${logicalId}.EventSourceArn`);
+  const sourceType = typeOf(template, sourceId);
+  const source: MappingSource =
+    sourceType === "AWS::DynamoDB::Table"
+      ? { kind: "dynamodb", table: sourceId }
+      : { kind: "sqs", queue: sourceId };
+  const destination = (properties.DestinationConfig as { OnFailure?: { Destination?: unknown } } | undefined)
+    ?.OnFailure?.Destination;
+  const filters = (
+    (properties.FilterCriteria as { Filters?: { Pattern?: string }[] } | undefined)?.Filters ?? []
+  ).map((filter) => {
+    if (typeof filter.Pattern !== "string") {
+      throw new Error(`${logicalId}: a filter without a Pattern would match nothing in AWS`);
+    }
+    return filter.Pattern;
+  });
+  const isStream = source.kind === "dynamodb";
+  return {
+    logicalId,
+    functionLogicalId: refTarget(properties.FunctionName, `${logicalId}.FunctionName`),
+    source,
+    batchSize: Number(properties.BatchSize ?? (isStream ? 100 : 10)),
+    maximumBatchingWindowSeconds: Number(properties.MaximumBatchingWindowInSeconds ?? 0),
+    startingPosition: properties.StartingPosition as LocalMapping["startingPosition"],
+    bisectBatchOnFunctionError: properties.BisectBatchOnFunctionError === true,
+    maximumRetryAttempts: Number(properties.MaximumRetryAttempts ?? -1),
+    maximumRecordAgeSeconds: Number(properties.MaximumRecordAgeInSeconds ?? -1),
+    parallelizationFactor: Number(properties.ParallelizationFactor ?? 1),
+    reportBatchItemFailures: ((properties.FunctionResponseTypes as string[] | undefined) ?? []).includes(
+      "ReportBatchItemFailures",
+    ),
+    onFailureQueue: destination ? refTarget(destination, `${logicalId}.OnFailure`) : undefined,
+    filterPatterns: filters,
+  };
+}
 
+/** Each rate(...) rule's Lambda targets, with their retry policy and dead-letter queue. */
+function readSchedules(template: CfnTemplate): LocalSchedule[] {
   const schedules: LocalSchedule[] = [];
   for (const [logicalId, resource] of resourcesOfType(template, "AWS::Events::Rule")) {
     const expression = resource.Properties?.ScheduleExpression;
@@ -214,7 +221,15 @@ export function readDeployment(template: CfnTemplate, names: LocalNames): LocalD
       });
     }
   }
+  return schedules;
+}
 
+export function readDeployment(template: CfnTemplate, names: LocalNames): LocalDeployment {
+  const functions = readFunctions(template, names);
+  const mappings: LocalMapping[] = resourcesOfType(template, "AWS::Lambda::EventSourceMapping").map(
+    ([logicalId, resource]) => readMapping(template, logicalId, resource.Properties ?? {}),
+  );
+  const schedules = readSchedules(template);
   const buses = new Map<string, string>();
   for (const [logicalId, resource] of resourcesOfType(template, "AWS::Events::EventBus")) {
     buses.set(logicalId, String(resource.Properties?.Name ?? logicalId));

@@ -74,8 +74,9 @@ async function engineOnly(dataDir: string | undefined, log: (line: string) => vo
   }
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
+/** The command line options of `npm start`. */
+function parseOptions() {
+  return parseArgs({
     options: {
       scenario: { type: "string", default: "crash" },
       accounts: { type: "string" },
@@ -86,13 +87,11 @@ async function main(): Promise<void> {
       "engine-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
-  if (values.scenario !== "crash") throw new UsageError(`unknown scenario ${values.scenario}; try: crash`);
-  const controller = new AbortController();
+  }).values;
+}
+
+/** Ctrl-C (or SIGTERM) aborts the controller; a second one, or ten seconds later, ends the process. */
+function stopOnSignals(controller: AbortController): void {
   let interrupts = 0;
   const stop = () => {
     interrupts += 1;
@@ -112,42 +111,33 @@ async function main(): Promise<void> {
     console.error(error);
     process.exitCode = 1;
   });
-  stopped = controller.signal;
-  const log = (line: string) => console.log(line);
-  const dataDir = values["data-dir"];
-  if (values["engine-only"]) {
-    await engineOnly(dataDir, log, controller.signal);
-    return;
-  }
+}
+
+/** On a terminal, one line rewritten in place; otherwise a line at most every five seconds. */
+function progressPrinter(): (line: string) => void {
   const interactive = process.stdout.isTTY === true;
-  let lastPrinted = 0;
-  const started = Date.now();
-  const result = await runDemo({
-    accounts: Math.floor(positive("accounts", values.accounts, 2000)),
-    speed: positive("speed", values.speed, 45),
-    minutes: positive("minutes", values.minutes, 60),
-    seed: Math.floor(positive("seed", values.seed, 7)),
-    ...(dataDir ? { dataDir } : {}),
-    log,
-    progress: (line) => {
-      if (interactive) process.stdout.write(`\r\x1b[2K${line.slice(0, (process.stdout.columns ?? 200) - 1)}`);
-      else if (Date.now() - lastPrinted > 5000) {
-        lastPrinted = Date.now();
-        console.log(line);
-      }
-    },
-    signal: controller.signal,
-  });
-  const seconds = ((Date.now() - started) / 1000).toFixed(0);
-  console.log(`
-Demo finished in ${seconds} s.
+  let lastPrintedMs = 0;
+  return (line) => {
+    if (interactive) process.stdout.write(`\r\x1b[2K${line.slice(0, (process.stdout.columns ?? 200) - 1)}`);
+    else if (Date.now() - lastPrintedMs > 5000) {
+      lastPrintedMs = Date.now();
+      console.log(line);
+    }
+  };
+}
+
+type DemoResult = Awaited<ReturnType<typeof runDemo>>;
+
+function demoSummary(result: DemoResult, elapsedSeconds: string): string {
+  return `
+Demo finished in ${elapsedSeconds} s.
 
 Accounts at the end:   ${Object.entries(result.counts)
-    .map(([status, n]) => `${status} ${n}`)
+    .map(([status, count]) => `${status} ${count}`)
     .join(", ")}
 Calls issued:          ${result.notices.CALL ?? 0}   cured: ${result.notices.CURED ?? 0}   liquidation requests: ${result.liquidationRequests}
 Notices sent:          ${Object.entries(result.notices)
-    .map(([kind, n]) => `${kind} ${n}`)
+    .map(([kind, count]) => `${kind} ${count}`)
     .join(", ")} (each by SMS and email)
 Loss taken:            ${result.loss} USD
 Tick -> call recorded: p50 ${result.tickToCallMs.p50.toFixed(0)} ms, p99 ${result.tickToCallMs.p99.toFixed(0)} ms (${result.tickToCallMs.n} calls)
@@ -157,7 +147,39 @@ Liquidations out of attempts (no fill within the limit prices; operator action):
 
 Rendered notices:  ${join(result.outputDir, "outbox")}
 Events:            ${join(result.outputDir, "events.jsonl")}
-Report:            ${result.reportPath}`);
+Report:            ${result.reportPath}`;
+}
+
+async function main(): Promise<void> {
+  const values = parseOptions();
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (values.scenario !== "crash") throw new UsageError(`unknown scenario ${values.scenario}; try: crash`);
+  const controller = new AbortController();
+  stopOnSignals(controller);
+  stopped = controller.signal;
+  const log = (line: string) => console.log(line);
+  const dataDir = values["data-dir"];
+  if (values["engine-only"]) {
+    await engineOnly(dataDir, log, controller.signal);
+    return;
+  }
+  const progress = progressPrinter();
+  const startedMs = Date.now();
+  const result = await runDemo({
+    accounts: Math.floor(positive("accounts", values.accounts, 2000)),
+    speed: positive("speed", values.speed, 45),
+    minutes: positive("minutes", values.minutes, 60),
+    seed: Math.floor(positive("seed", values.seed, 7)),
+    ...(dataDir ? { dataDir } : {}),
+    log,
+    progress,
+    signal: controller.signal,
+  });
+  const elapsedSeconds = ((Date.now() - startedMs) / 1000).toFixed(0);
+  console.log(demoSummary(result, elapsedSeconds));
 }
 
 main().catch((error: unknown) => {
