@@ -165,6 +165,57 @@ interface PlanStep {
   limitPrice: string;
 }
 
+/** A LiquidationRequested event's detail: only what the execution system reads. */
+export interface LiquidationRequest {
+  requestId: string;
+  accountId: string;
+  plan: { steps: PlanStep[] };
+}
+
+/**
+ * One plan step filled at the market, a little worse than the mark and never past the limit, for no more
+ * than is there: the item's new quantity or size, and the cash after the proceeds and the fee. Undefined
+ * when the limit does not allow a fill or nothing is left.
+ */
+function fillAtMarket(
+  step: PlanStep,
+  item: Item,
+  asset: string,
+  mark: Dec,
+  cashBefore: Dec,
+  now: string,
+): { cash: Dec; write: Item; quantity: Dec; price: Dec; fee: Dec } | undefined {
+  const limit = dec(step.limitPrice);
+  const fillable = step.side === "SELL" ? mark.greaterThanOrEqualTo(limit) : mark.lessThanOrEqualTo(limit);
+  if (!fillable) return undefined;
+  const slip = dec("0.001");
+  const price = quantize(
+    step.side === "SELL" ? mark.times(dec("1").minus(slip)) : mark.times(dec("1").plus(slip)),
+    step.target.kind === "HOLDING" && asset === "SOL" ? 3 : 2,
+    Rounding.HALF_EVEN,
+  );
+  const available = dec(String(step.target.kind === "HOLDING" ? item.quantity : item.size)).abs();
+  // Never more than is there: an earlier attempt may have filled part of it already.
+  const wanted = dec(step.quantity);
+  const quantity = wanted.greaterThan(available) ? available : wanted;
+  if (quantity.isZero()) return undefined;
+  let cash = cashBefore;
+  let write: Item;
+  if (step.target.kind === "HOLDING") {
+    const held = dec(String(item.quantity));
+    const next = step.side === "SELL" ? held.minus(quantity) : held.plus(quantity);
+    cash = step.side === "SELL" ? cash.plus(quantity.times(price)) : cash.minus(quantity.times(price));
+    write = { ...item, quantity: next.toFixed(), seq: Number(item.seq) + 1, updatedAt: now };
+  } else {
+    const size = dec(String(item.size));
+    const closed = size.isNegative() ? quantity.negated() : quantity;
+    cash = cash.plus(closed.times(price.minus(dec(String(item.entryPrice)))));
+    write = { ...item, size: size.minus(closed).toFixed(), seq: Number(item.seq) + 1, updatedAt: now };
+  }
+  const fee = quantize(quantity.times(price).times(dec("0.0005")), 2, Rounding.UP);
+  return { cash: cash.minus(fee), write, quantity, price, fee };
+}
+
 export class ExecutionSystem {
   readonly stats: Pick<ActorStats, "fills" | "unfilled"> = { fills: 0, unfilled: 0 };
   private readonly seen = new Set<string>();
@@ -175,11 +226,7 @@ export class ExecutionSystem {
     private readonly random: () => number,
   ) {}
 
-  onLiquidationRequested(detail: {
-    requestId: string;
-    accountId: string;
-    plan: { steps: PlanStep[] };
-  }): void {
+  onLiquidationRequested(detail: LiquidationRequest): void {
     if (this.seen.has(detail.requestId)) return;
     this.seen.add(detail.requestId);
     const at = this.clock.nowMs() + (20 + this.random() * 60) * 1000;
@@ -187,11 +234,7 @@ export class ExecutionSystem {
   }
 
   /** Works each step at the market if the limit allows; fills move holdings and cash, then one final report. */
-  private async work(detail: {
-    requestId: string;
-    accountId: string;
-    plan: { steps: PlanStep[] };
-  }): Promise<void> {
+  private async work(detail: LiquidationRequest): Promise<void> {
     const items = await itemsOf(this.dynamo, detail.accountId);
     const bySk = new Map(items.map((item) => [String(item.sk), item]));
     const cashItem = bySk.get("HOLDING#USD");
@@ -209,40 +252,10 @@ export class ExecutionSystem {
       const asset = step.target.kind === "HOLDING" ? step.target.asset : String(item.underlying);
       const mark = await markOf(this.dynamo, asset);
       if (!mark) continue;
-      const limit = dec(step.limitPrice);
-      const fillable =
-        step.side === "SELL" ? mark.greaterThanOrEqualTo(limit) : mark.lessThanOrEqualTo(limit);
-      if (!fillable) continue;
-      // A fill a little worse than the mark, never past the limit.
-      const slip = dec("0.001");
-      const price = quantize(
-        step.side === "SELL" ? mark.times(dec("1").minus(slip)) : mark.times(dec("1").plus(slip)),
-        step.target.kind === "HOLDING" && asset === "SOL" ? 3 : 2,
-        Rounding.HALF_EVEN,
-      );
-      const available = dec(String(step.target.kind === "HOLDING" ? item.quantity : item.size)).abs();
-      // Never more than is there: an earlier attempt may have filled part of it already.
-      const wanted = dec(step.quantity);
-      const quantity = wanted.greaterThan(available) ? available : wanted;
-      if (quantity.isZero()) continue;
-      if (step.target.kind === "HOLDING") {
-        const held = dec(String(item.quantity));
-        const next = step.side === "SELL" ? held.minus(quantity) : held.plus(quantity);
-        cash = step.side === "SELL" ? cash.plus(quantity.times(price)) : cash.minus(quantity.times(price));
-        writes.push({ ...item, quantity: next.toFixed(), seq: Number(item.seq) + 1, updatedAt: now });
-      } else {
-        const size = dec(String(item.size));
-        const closed = size.isNegative() ? quantity.negated() : quantity;
-        cash = cash.plus(closed.times(price.minus(dec(String(item.entryPrice)))));
-        writes.push({
-          ...item,
-          size: size.minus(closed).toFixed(),
-          seq: Number(item.seq) + 1,
-          updatedAt: now,
-        });
-      }
-      const fee = quantize(quantity.times(price).times(dec("0.0005")), 2, Rounding.UP);
-      cash = cash.minus(fee);
+      const fill = fillAtMarket(step, item, asset, mark, cash, now);
+      if (!fill) continue;
+      cash = fill.cash;
+      writes.push(fill.write);
       const reportId = `FILL-${detail.requestId.replace(/[^A-Za-z0-9]/g, "")}-${index + 1}`;
       reports.push({
         accountId: detail.accountId,
@@ -253,13 +266,22 @@ export class ExecutionSystem {
         requestId: detail.requestId,
         target: step.target,
         side: step.side,
-        filledQuantity: quantity.toFixed(),
-        averagePrice: price.toFixed(),
-        fee: fee.toFixed(2),
+        filledQuantity: fill.quantity.toFixed(),
+        averagePrice: fill.price.toFixed(),
+        fee: fill.fee.toFixed(2),
         final: false,
         executedAt: now,
       });
     }
+    await this.report(detail, { cashItem, cash, writes, reports, now });
+  }
+
+  /** The fills, the new cash and the reports of one request: one transaction (the data contract's rule). */
+  private async report(
+    detail: LiquidationRequest,
+    filled: { cashItem: Item | undefined; cash: Dec; writes: Item[]; reports: Item[]; now: string },
+  ): Promise<void> {
+    const { cashItem, cash, writes, reports, now } = filled;
     const last = reports[reports.length - 1];
     if (!last) {
       // Nothing within the limits: the engine retries with a fresh plan after its retry period.
@@ -267,7 +289,6 @@ export class ExecutionSystem {
       return;
     }
     reports[reports.length - 1] = { ...last, final: true };
-    // The fills, the new cash and the reports of one request: one transaction (the data contract's rule).
     await putAll(this.dynamo, [
       ...writes,
       {

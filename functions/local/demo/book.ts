@@ -15,10 +15,10 @@ export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    let bits = state;
+    bits = Math.imul(bits ^ (bits >>> 15), bits | 1);
+    bits ^= bits + Math.imul(bits ^ (bits >>> 7), bits | 61);
+    return ((bits ^ (bits >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
 
@@ -27,6 +27,45 @@ const TIME_ZONES = ["America/New_York", "Europe/London", "Asia/Singapore", "Asia
 export interface DemoAccount {
   readonly accountId: string;
   readonly items: Item[];
+}
+
+/**
+ * Named accounts with known fates, beside the generated book: one that never borrows, one that pays its
+ * calls, one that never does, and an ETH account whose breach falls in the stale-ETH episode.
+ */
+export function namedAccounts(at: string): DemoAccount[] {
+  const account = (accountId: string, cash: string, holdings: Record<string, string>): DemoAccount => {
+    const common = { accountId, updatedAt: at, seq: 1 };
+    return {
+      accountId,
+      items: [
+        {
+          ...common,
+          sk: "PROFILE",
+          currency: "USD",
+          policyId: "crypto-demo",
+          timeZone: "America/New_York",
+          contact: { phoneE164: "+12125550100", email: `${accountId.toLowerCase()}@example.com` },
+          borrowerName: accountId,
+        },
+        { ...common, sk: "HOLDING#USD", asset: "USD", quantity: cash },
+        ...Object.entries(holdings).map(([asset, quantity]) => ({
+          ...common,
+          sk: `HOLDING#${asset}`,
+          asset,
+          quantity,
+        })),
+      ],
+    };
+  };
+  return [
+    account("ACC-SAFE", "0", { BTC: "1" }),
+    // SOL: breach when 0.65 · 100 · P = loan, i.e. at SOL 135 (-10%) and 142.50 (-5%).
+    account("ACC-CURES", "-8775.00", { SOL: "100" }),
+    account("ACC-DEFAULTS", "-9262.50", { SOL: "100" }),
+    // ETH: breach when 0.77 · 10 · P = loan, at ETH 2,520 (-16%): inside the stale-ETH episode.
+    account("ACC-ETH-HALT", "-19404.00", { ETH: "10" }),
+  ];
 }
 
 /**
@@ -46,74 +85,13 @@ export function generateBook(
   at: string,
 ): DemoAccount[] {
   const random = seededRandom(seed);
-  const marks = new Map(Object.entries(opening).map(([asset, price]) => [asset, { price: dec(price) }]));
   const accounts: DemoAccount[] = [];
   for (let index = 0; index < count; index += 1) {
     const accountId = `ACC-${String(100_000 + index)}`;
-    const odds: Record<string, number> = { BTC: 0.7, ETH: 0.55, SOL: 0.35 };
-    const chosen = Object.keys(odds).filter((asset) => random() < (odds[asset] ?? 0));
-    if (chosen.length === 0) chosen.push("BTC");
-    // Collateral of 5,000 to 250,000 USD, log-uniform, in whole dollars.
-    const collateralDollars = BigInt(Math.floor(5000 * Math.exp(random() * Math.log(50))));
-    const holdings: Array<{ asset: string; quantity: string }> = [];
-    for (const asset of chosen) {
-      const share = (collateralDollars * units(random, 30, 100)) / 100n / BigInt(chosen.length);
-      const scale = policy.assets.get(asset)?.quantityScale ?? 8;
-      const quantity = quantize(
-        dec(share.toString()).dividedBy(dec(opening[asset] ?? "1")),
-        Math.min(scale, 6),
-        Rounding.FLOOR,
-      );
-      if (quantity.greaterThan(0)) holdings.push({ asset, quantity: quantity.toFixed() });
-    }
-    const positions: Array<{ instrument: string; size: string; entryPrice: string }> = [];
-    if (random() < 0.25) {
-      const instrument = random() < 0.6 ? "BTC-PERP" : "ETH-PERP";
-      const underlying = instrument.split("-")[0] ?? "BTC";
-      const notional = dec(((collateralDollars * units(random, 10, 40)) / 100n).toString());
-      const side = random() < 0.75 ? 1 : -1;
-      const mark = dec(opening[underlying] ?? "1");
-      const entry = quantize(
-        mark.times(dec(String(units(random, 980, 1020))).dividedBy(1000)),
-        2,
-        Rounding.HALF_EVEN,
-      );
-      const scale = policy.instruments.get(instrument)?.quantityScale ?? 3;
-      const size = quantize(notional.dividedBy(mark), scale, Rounding.FLOOR).times(side);
-      if (!size.isZero()) positions.push({ instrument, size: size.toFixed(), entryPrice: entry.toFixed(2) });
-    }
-    // The loan, as a share of what the collateral lends (its value after haircuts): most of the book
-    // borrows well within it, a tenth close to it.
-    const lendable = holdings.reduce((total, h) => {
-      const haircut = policy.assets.get(h.asset)?.haircut ?? dec("0");
-      return total.plus(
-        dec(h.quantity)
-          .times(dec(opening[h.asset] ?? "0"))
-          .times(dec("1").minus(haircut)),
-      );
-    }, dec("0"));
-    const draw = random();
-    const loanPercent =
-      draw < 0.6 ? units(random, 15, 50) : draw < 0.9 ? units(random, 50, 70) : units(random, 70, 85);
-    let loan = quantize(lendable.times(dec(loanPercent.toString())).dividedBy(100), 2, Rounding.FLOOR);
-    const accountOf = (cash: string): Account => ({
-      accountId,
-      cash: dec(cash),
-      holdings: holdings.map((h) => ({ asset: h.asset, quantity: dec(h.quantity) })),
-      positions: positions.map((p) => ({
-        instrument: p.instrument,
-        size: dec(p.size),
-        entryPrice: dec(p.entryPrice),
-      })),
-      pendingDeposits: [],
-    });
-    // Everyone opens healthy, above the warning line.
-    for (let tries = 0; tries < 40; tries += 1) {
-      const valuation = valueAccount(accountOf(loan.negated().toFixed(2)), marks, policy);
-      if (!ratioBelow(valuation, dec("1.2"))) break;
-      loan = loan.times("0.9");
-    }
-    const cash = toFixedString(loan.negated(), 2, Rounding.FLOOR);
+    // The draws come in a fixed order (holdings, positions, the loan), so a seed always gives the same book.
+    const { collateralDollars, holdings } = drawHoldings(random, policy, opening);
+    const positions = drawPositions(random, collateralDollars, policy, opening);
+    const cash = drawLoan(random, { accountId, holdings, positions }, policy, opening);
     const common = { accountId, updatedAt: at, seq: 1 };
     const items: Item[] = [
       {
@@ -129,15 +107,15 @@ export function generateBook(
         borrowerName: `Borrower ${index}`,
       },
       { ...common, sk: "HOLDING#USD", asset: "USD", quantity: cash },
-      ...holdings.map((h) => ({ ...common, sk: `HOLDING#${h.asset}`, ...h })),
-      ...positions.map((p) => ({
+      ...holdings.map((holding) => ({ ...common, sk: `HOLDING#${holding.asset}`, ...holding })),
+      ...positions.map((position) => ({
         ...common,
-        sk: `POSITION#${p.instrument}`,
-        instrument: p.instrument,
-        underlying: p.instrument.split("-")[0],
+        sk: `POSITION#${position.instrument}`,
+        instrument: position.instrument,
+        underlying: position.instrument.split("-")[0],
         instrumentType: "PERPETUAL",
-        size: p.size,
-        entryPrice: p.entryPrice,
+        size: position.size,
+        entryPrice: position.entryPrice,
       })),
     ];
     accounts.push({ accountId, items });
@@ -145,7 +123,110 @@ export function generateBook(
   return accounts;
 }
 
-/** Writes items 25 at a time, several requests in flight, retrying what DynamoDB leaves unprocessed. */
+interface DrawnHolding {
+  readonly asset: string;
+  readonly quantity: string;
+}
+
+interface DrawnPosition {
+  readonly instrument: string;
+  readonly size: string;
+  readonly entryPrice: string;
+}
+
+/** One to three assets, worth 5,000 to 250,000 USD together (log-uniform, in whole dollars). */
+function drawHoldings(
+  random: () => number,
+  policy: Policy,
+  opening: Readonly<Record<string, string>>,
+): { collateralDollars: bigint; holdings: DrawnHolding[] } {
+  const odds: Record<string, number> = { BTC: 0.7, ETH: 0.55, SOL: 0.35 };
+  const chosen = Object.keys(odds).filter((asset) => random() < (odds[asset] ?? 0));
+  if (chosen.length === 0) chosen.push("BTC");
+  const collateralDollars = BigInt(Math.floor(5000 * Math.exp(random() * Math.log(50))));
+  const holdings: DrawnHolding[] = [];
+  for (const asset of chosen) {
+    const share = (collateralDollars * units(random, 30, 100)) / 100n / BigInt(chosen.length);
+    const scale = policy.assets.get(asset)?.quantityScale ?? 8;
+    const quantity = quantize(
+      dec(share.toString()).dividedBy(dec(opening[asset] ?? "1")),
+      Math.min(scale, 6),
+      Rounding.FLOOR,
+    );
+    if (quantity.greaterThan(0)) holdings.push({ asset, quantity: quantity.toFixed() });
+  }
+  return { collateralDollars, holdings };
+}
+
+/** A quarter of the book also holds a perpetual, mostly long, of 10% to 40% of its collateral. */
+function drawPositions(
+  random: () => number,
+  collateralDollars: bigint,
+  policy: Policy,
+  opening: Readonly<Record<string, string>>,
+): DrawnPosition[] {
+  const positions: DrawnPosition[] = [];
+  if (random() < 0.25) {
+    const instrument = random() < 0.6 ? "BTC-PERP" : "ETH-PERP";
+    const underlying = instrument.split("-")[0] ?? "BTC";
+    const notional = dec(((collateralDollars * units(random, 10, 40)) / 100n).toString());
+    const side = random() < 0.75 ? 1 : -1;
+    const mark = dec(opening[underlying] ?? "1");
+    const entry = quantize(
+      mark.times(dec(String(units(random, 980, 1020))).dividedBy(1000)),
+      2,
+      Rounding.HALF_EVEN,
+    );
+    const scale = policy.instruments.get(instrument)?.quantityScale ?? 3;
+    const size = quantize(notional.dividedBy(mark), scale, Rounding.FLOOR).times(side);
+    if (!size.isZero()) positions.push({ instrument, size: size.toFixed(), entryPrice: entry.toFixed(2) });
+  }
+  return positions;
+}
+
+/**
+ * The loan, as a share of what the collateral lends (its value after haircuts): most of the book borrows
+ * well within it, a tenth close to it. Returns the cash holding: the loan, negative, at 2 places.
+ */
+function drawLoan(
+  random: () => number,
+  drawn: { accountId: string; holdings: readonly DrawnHolding[]; positions: readonly DrawnPosition[] },
+  policy: Policy,
+  opening: Readonly<Record<string, string>>,
+): string {
+  const marks = new Map(Object.entries(opening).map(([asset, price]) => [asset, { price: dec(price) }]));
+  const lendable = drawn.holdings.reduce((total, holding) => {
+    const haircut = policy.assets.get(holding.asset)?.haircut ?? dec("0");
+    return total.plus(
+      dec(holding.quantity)
+        .times(dec(opening[holding.asset] ?? "0"))
+        .times(dec("1").minus(haircut)),
+    );
+  }, dec("0"));
+  const draw = random();
+  const loanPercent =
+    draw < 0.6 ? units(random, 15, 50) : draw < 0.9 ? units(random, 50, 70) : units(random, 70, 85);
+  let loan = quantize(lendable.times(dec(loanPercent.toString())).dividedBy(100), 2, Rounding.FLOOR);
+  const accountOf = (cash: string): Account => ({
+    accountId: drawn.accountId,
+    cash: dec(cash),
+    holdings: drawn.holdings.map((holding) => ({ asset: holding.asset, quantity: dec(holding.quantity) })),
+    positions: drawn.positions.map((position) => ({
+      instrument: position.instrument,
+      size: dec(position.size),
+      entryPrice: dec(position.entryPrice),
+    })),
+    pendingDeposits: [],
+  });
+  // Everyone opens healthy, above the warning line.
+  for (let tries = 0; tries < 40; tries += 1) {
+    const valuation = valueAccount(accountOf(loan.negated().toFixed(2)), marks, policy);
+    if (!ratioBelow(valuation, dec("1.2"))) break;
+    loan = loan.times("0.9");
+  }
+  return toFixedString(loan.negated(), 2, Rounding.FLOOR);
+}
+
 /**
  * Writes accounts as upstream must (docs/data-contract.md): every item of one account in the same
  * TransactWriteItems, never an account split across two writes, so the engine never sees a loan without
