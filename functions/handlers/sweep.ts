@@ -26,7 +26,12 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
   const due = await dueCalls(engine, engine.now, engine.maxAccountsPerInvocation);
   let transitions = 0;
   for (const accountId of new Set(due.accountIds)) {
-    const outcome = await revalueAccount(engine, accountId, { type: "REVALUE", cause: "SWEEP", eventId }, engine.now);
+    const outcome = await revalueAccount(
+      engine,
+      accountId,
+      { type: "REVALUE", cause: "SWEEP", eventId },
+      engine.now,
+    );
     logOutcome(engine, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }

@@ -194,7 +194,7 @@ function callTexts(ctx: Context, reminder: boolean): Texts {
 }
 
 function warningTexts(ctx: Context): Texts {
-  const { payload, recipient, account, callReference, options } = ctx;
+  const { payload, account, options } = ctx;
   const percent = payload.marginRatio === null ? null : formatRatioPercent(payload.marginRatio);
   const level =
     percent === null
@@ -212,7 +212,7 @@ function warningTexts(ctx: Context): Texts {
 }
 
 function curedTexts(ctx: Context): Texts {
-  const { payload, recipient, account, callReference, options } = ctx;
+  const { payload, account, callReference } = ctx;
   const call = callReference === null ? "The margin call" : `Margin call ${callReference}`;
   const how =
     payload.met === "DEPOSIT"
@@ -231,7 +231,7 @@ function curedTexts(ctx: Context): Texts {
 }
 
 function liquidationNoticeTexts(ctx: Context): Texts {
-  const { payload, recipient, account, callReference, options } = ctx;
+  const { payload, recipient, account, callReference } = ctx;
   const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
   const due =
     payload.amountDue === null ? "" : ` (${formatMoney(payload.amountDue, recipient.currency)} due)`;
@@ -262,7 +262,7 @@ function liquidationNoticeTexts(ctx: Context): Texts {
 }
 
 function liquidationCompleteTexts(ctx: Context): Texts {
-  const { payload, recipient, account, callReference, options } = ctx;
+  const { payload, recipient, account, callReference } = ctx;
   const call = callReference === null ? "the margin call" : `margin call ${callReference}`;
   const loss =
     payload.loss === undefined || payload.loss === null
