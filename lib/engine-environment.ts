@@ -8,7 +8,7 @@ import type { EventBus } from "aws-cdk-lib/aws-events";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { ENV } from "../functions/domain/environment.ts";
-import { type Policy, type PolicyDocument, PolicyError, parsePolicy } from "../functions/domain/policy.ts";
+import { type PolicyDocument, PolicySetError, parsePolicySet } from "../functions/domain/policy.ts";
 import type { EngineTables } from "./tables.ts";
 
 /** Lambda's limit on a function's environment, all variables together. */
@@ -45,26 +45,12 @@ export interface EngineEnvironmentProps {
  * schema's refinements (canonical decimal strings, rates between 0 and 1).
  */
 export function validatePolicyDocuments(documents: readonly PolicyDocument[]): void {
-  if (!Array.isArray(documents) || documents.length === 0) {
-    throw new Error(`${ENV.policies} must be a non-empty JSON array of policy documents`);
+  try {
+    parsePolicySet(documents, ENV.policies);
+  } catch (error) {
+    if (error instanceof PolicySetError) throw new Error(error.message);
+    throw error;
   }
-  const policyIds = new Set<string>();
-  documents.forEach((document: unknown, index) => {
-    let policy: Policy;
-    try {
-      policy = parsePolicy(document);
-    } catch (error) {
-      if (error instanceof PolicyError) {
-        const detail = error.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
-        throw new Error(`policy ${index} in ${ENV.policies}: ${detail}`);
-      }
-      throw error;
-    }
-    if (policyIds.has(policy.policyId)) {
-      throw new Error(`policy ${policy.policyId} appears twice in ${ENV.policies}`);
-    }
-    policyIds.add(policy.policyId);
-  });
 }
 
 /** The environment of every function, after checking the policies and that it fits Lambda's 4 KB. */

@@ -4,7 +4,7 @@
  * the handlers.
  */
 import { ENV, type EnvName } from "../domain/environment.ts";
-import { type Policy, PolicyError, parsePolicy } from "../domain/policy.ts";
+import { type Policy, PolicySetError, parsePolicySet } from "../domain/policy.ts";
 
 export { ENV, type EnvName };
 
@@ -64,25 +64,10 @@ export function parsePolicies(json: string): ReadonlyMap<string, PolicyEntry> {
   } catch {
     throw new SettingsError(`${ENV.policies} is not valid JSON`);
   }
-  if (!Array.isArray(documents) || documents.length === 0) {
-    throw new SettingsError(`${ENV.policies} must be a non-empty JSON array of policy documents`);
+  try {
+    return parsePolicySet(documents, ENV.policies);
+  } catch (error) {
+    if (error instanceof PolicySetError) throw new SettingsError(error.message);
+    throw error;
   }
-  const entries = new Map<string, PolicyEntry>();
-  documents.forEach((document: unknown, index) => {
-    let policy: Policy;
-    try {
-      policy = parsePolicy(document);
-    } catch (error) {
-      if (error instanceof PolicyError) {
-        const detail = error.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
-        throw new SettingsError(`policy ${index} in ${ENV.policies}: ${detail}`);
-      }
-      throw error;
-    }
-    if (entries.has(policy.policyId)) {
-      throw new SettingsError(`policy ${policy.policyId} appears twice in ${ENV.policies}`);
-    }
-    entries.set(policy.policyId, { policy, document });
-  });
-  return entries;
 }

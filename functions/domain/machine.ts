@@ -497,6 +497,28 @@ const money = (step: StepBuilder, value: Dec): string =>
 /** An exact amount at the currency scale, or with all its places when it has more: never rounded. */
 const exactMoney = (step: StepBuilder, value: Dec): string => toExactString(value, step.policy.currencyScale);
 
+/** The record of a call closed now: how, and the amounts (a daily record of calls reports these). */
+function closureOf(
+  step: StepBuilder,
+  call: OpenCall,
+  how: CallMet,
+  outcome: { readonly sold?: readonly SoldLine[]; readonly loss?: string | null } = {},
+): CallClosure {
+  const standing = callStanding(call, step.assessment, step.policy);
+  return {
+    callId: call.callId,
+    how,
+    at: step.now,
+    amountCalled: money(step, standing.amountCalled),
+    amountDue: call.amountDue,
+    paymentToMeet: exactMoney(step, standing.toMeet),
+    paid: exactMoney(step, standing.paid),
+    waived: how === "WAIVED" ? money(step, standing.remaining) : null,
+    sold: outcome.sold ?? [],
+    loss: outcome.loss ?? null,
+  };
+}
+
 function issueCall(step: StepBuilder, reason: string): void {
   const { policy, now } = step;
   const callsIssued = step.state.callsIssued + 1;
@@ -529,19 +551,7 @@ function issueCall(step: StepBuilder, reason: string): void {
 
 /** Closes an open call that was met (or waived) and tells the borrower; CALLED → CURED. */
 function closeCall(step: StepBuilder, call: OpenCall, how: CallMet, reason: string): void {
-  const standing = callStanding(call, step.assessment, step.policy);
-  const closure: CallClosure = {
-    callId: call.callId,
-    how,
-    at: step.now,
-    amountCalled: money(step, standing.amountCalled),
-    amountDue: call.amountDue,
-    paymentToMeet: exactMoney(step, standing.toMeet),
-    paid: exactMoney(step, standing.paid),
-    waived: how === "WAIVED" ? money(step, standing.remaining) : null,
-    sold: [],
-    loss: null,
-  };
+  const closure = closureOf(step, call, how);
   step.move("CURED", reason, { call: { ...call, closure, hardFloorSince: null } }, { closure });
   step.notify("CURED", { met: how });
 }
@@ -599,19 +609,7 @@ function lossOf(step: StepBuilder): string | null {
 
 function nothingToSell(step: StepBuilder, call: OpenCall): void {
   const loss = lossOf(step);
-  const standing = callStanding(call, step.assessment, step.policy);
-  const closure: CallClosure = {
-    callId: call.callId,
-    how: "LIQUIDATION",
-    at: step.now,
-    amountCalled: money(step, standing.amountCalled),
-    amountDue: call.amountDue,
-    paymentToMeet: exactMoney(step, standing.toMeet),
-    paid: exactMoney(step, standing.paid),
-    waived: null,
-    sold: [],
-    loss,
-  };
+  const closure = closureOf(step, call, "LIQUIDATION", { loss });
   step.move(
     "BAD_DEBT",
     "nothing to sell: the shortfall is a bad-debt case for the operator",
@@ -866,19 +864,7 @@ function settle(step: StepBuilder, call: OpenCall): void {
   const { event, policy } = step;
   const sold = event.type === "EXECUTION_REPORT" ? soldLines(event.fills ?? [], call, policy) : [];
   const loss = lossOf(step);
-  const standing = callStanding(call, step.assessment, policy);
-  const closure: CallClosure = {
-    callId: call.callId,
-    how: "LIQUIDATION",
-    at: step.now,
-    amountCalled: money(step, standing.amountCalled),
-    amountDue: call.amountDue,
-    paymentToMeet: exactMoney(step, standing.toMeet),
-    paid: exactMoney(step, standing.paid),
-    waived: null,
-    sold,
-    loss,
-  };
+  const closure = closureOf(step, call, "LIQUIDATION", { sold, loss });
   const closed = { ...call, closure };
   if (loss) {
     step.move("BAD_DEBT", "liquidation complete with negative equity", { loss, call: closed }, { closure });

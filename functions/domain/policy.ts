@@ -441,3 +441,39 @@ export function parsePolicy(document: unknown): Policy {
     document: parsedPolicy,
   };
 }
+
+export class PolicySetError extends Error {
+  override readonly name = "PolicySetError";
+}
+
+/**
+ * A deployed policy set: a non-empty array of valid documents with distinct ids, each compiled, by id.
+ * `source` names where the set came from in the messages. Throws PolicySetError naming the policy and
+ * the field. The functions read their set with it, and the stack checks the set with it at synth.
+ */
+export function parsePolicySet(
+  documents: unknown,
+  source: string,
+): ReadonlyMap<string, { readonly policy: Policy; readonly document: unknown }> {
+  if (!Array.isArray(documents) || documents.length === 0) {
+    throw new PolicySetError(`${source} must be a non-empty JSON array of policy documents`);
+  }
+  const entries = new Map<string, { readonly policy: Policy; readonly document: unknown }>();
+  documents.forEach((document: unknown, index) => {
+    let policy: Policy;
+    try {
+      policy = parsePolicy(document);
+    } catch (error) {
+      if (error instanceof PolicyError) {
+        const detail = error.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");
+        throw new PolicySetError(`policy ${index} in ${source}: ${detail}`);
+      }
+      throw error;
+    }
+    if (entries.has(policy.policyId)) {
+      throw new PolicySetError(`policy ${policy.policyId} appears twice in ${source}`);
+    }
+    entries.set(policy.policyId, { policy, document });
+  });
+  return entries;
+}
