@@ -226,14 +226,16 @@ export type EngineEvent =
       readonly fills?: readonly ExecutionFill[] | undefined;
     };
 
-export type NoticeKind =
-  | "WARNING"
-  | "CALL"
-  | "CALL_INCREASED"
-  | "REMINDER"
-  | "CURED"
-  | "LIQUIDATION_NOTICE"
-  | "LIQUIDATION_COMPLETE";
+export const NOTICE_KINDS = [
+  "WARNING",
+  "CALL",
+  "CALL_INCREASED",
+  "REMINDER",
+  "CURED",
+  "LIQUIDATION_NOTICE",
+  "LIQUIDATION_COMPLETE",
+] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
 export type Effect =
   | {

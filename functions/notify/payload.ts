@@ -4,18 +4,8 @@
  * as a notice with a missing or wrong figure. Money stays a decimal string (render.ts formats it).
  */
 import { z } from "zod";
-import type { NoticeKind } from "../domain/machine.ts";
+import { NOTICE_KINDS } from "../domain/machine.ts";
 import type { NoticePayload } from "./render.ts";
-
-const NOTICE_KINDS = [
-  "WARNING",
-  "CALL",
-  "CALL_INCREASED",
-  "REMINDER",
-  "CURED",
-  "LIQUIDATION_NOTICE",
-  "LIQUIDATION_COMPLETE",
-] as const satisfies readonly NoticeKind[];
 
 const decimal = z.string().regex(/^-?\d+(\.\d+)?$/, { error: "must be a decimal string" });
 const target = z.discriminatedUnion("kind", [
