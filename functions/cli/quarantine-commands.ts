@@ -130,6 +130,27 @@ function replayCandidate(
   return { image, candidate };
 }
 
+/**
+ * The condition that the item in its table is still the one quarantined: the same `seq` (upstream's
+ * per-item sequence), or, for an image without one, an item that still has none. A replay never
+ * overwrites what upstream wrote since, nor brings back what it deleted.
+ */
+function unchangedSince(item: Record<string, unknown>) {
+  const image = JSON.parse(String(item.image ?? "null")) as Record<string, AttributeValue> | null;
+  const key = item.sourceTable === "Prices" ? "asset" : "accountId";
+  const seq = image?.seq;
+  return seq
+    ? {
+        ConditionExpression: "#seq = :seq",
+        ExpressionAttributeNames: { "#seq": "seq" },
+        ExpressionAttributeValues: { ":seq": seq },
+      }
+    : {
+        ConditionExpression: "attribute_exists(#key) AND attribute_not_exists(#seq)",
+        ExpressionAttributeNames: { "#key": key, "#seq": "seq" },
+      };
+}
+
 /** `replay`: checks the item against the contract, writes it back to its table and marks the record REPLAYED. */
 async function replayQuarantined(
   store: Target,
@@ -146,12 +167,23 @@ async function replayQuarantined(
     throw new QuarantineCommandError(`the item still breaks the contract:\n${formatIssues(parsed.issues)}`);
   }
   const { marshall } = await import("@aws-sdk/util-dynamodb");
-  await store.client.send(
-    new PutItemCommand({
-      TableName: isPrices ? store.tables.prices : store.tables.accounts,
-      Item: image ?? marshall(candidate, { removeUndefinedValues: true }),
-    }),
-  );
+  try {
+    await store.client.send(
+      new PutItemCommand({
+        TableName: isPrices ? store.tables.prices : store.tables.accounts,
+        Item: image ?? marshall(candidate, { removeUndefinedValues: true }),
+        ...unchangedSince(item),
+      }),
+    );
+  } catch (error) {
+    if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
+      throw new QuarantineCommandError(
+        `${id}: the item changed in its table since it was quarantined (upstream wrote or deleted it); ` +
+          "nothing was replayed. Check the current item, then discard this record or replay a newer fix.",
+      );
+    }
+    throw error;
+  }
   await store.client.send(
     new UpdateItemCommand({
       TableName: store.tables.quarantine,

@@ -315,6 +315,35 @@ describe("a malformed upstream record", () => {
     // Replaying twice is refused: the record is no longer OPEN.
     await expect(runQuarantine(["replay", id, "--file", fixed])).rejects.toThrow(/REPLAYED, not OPEN/);
   });
+
+  it("refuses a replay over what upstream wrote since, and keeps the newer item", async () => {
+    await leveredAccount("ACC-BAD-NEW");
+    await p.put("Accounts", { ...holding("ACC-BAD-NEW", "ETH", "0"), quantity: 6 });
+    await p.drain();
+    const [record] = (await p.scan("Quarantine")).filter((entry) =>
+      String(entry.keys).includes("ACC-BAD-NEW"),
+    );
+    // Upstream fixes it itself, with a higher seq, before the operator gets to the record.
+    await p.put("Accounts", holding("ACC-BAD-NEW", "ETH", "7.00000000", 2));
+    await p.drain();
+    const stale = join(mkdtempSync(join(tmpdir(), "margin-call-replay-")), "stale.json");
+    writeFileSync(stale, JSON.stringify(holding("ACC-BAD-NEW", "ETH", "6.00000000", 1)));
+    try {
+      await expect(runQuarantine(["replay", String(record?.quarantineId), "--file", stale])).rejects.toThrow(
+        /changed in its table since it was quarantined/,
+      );
+    } finally {
+      rmSync(dirname(stale), { recursive: true, force: true });
+    }
+    const [current] = (await p.query("Accounts", "accountId", "ACC-BAD-NEW")).filter(
+      (item) => item.sk === "HOLDING#ETH",
+    );
+    expect(current).toMatchObject({ quantity: "7.00000000", seq: 2 });
+    const [after] = (await p.scan("Quarantine")).filter(
+      (entry) => entry.quarantineId === record?.quarantineId,
+    );
+    expect(after).toMatchObject({ status: "OPEN" });
+  });
 });
 
 describe("the hard floor", () => {
