@@ -9,6 +9,13 @@ import { DynamoDBPersistenceLayer } from "@aws-lambda-powertools/idempotency/dyn
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Context } from "aws-lambda";
 
+/**
+ * The prefix of every idempotency key. Powertools prefixes keys with the function's name by default, so a
+ * renamed or replaced function would send again every SMS, email and event of a replayed stream; a fixed
+ * prefix keeps "at most once" across redeploys. Changing it forgets every record made before.
+ */
+export const IDEMPOTENCY_KEY_PREFIX = "margin-call-engine";
+
 /** How long a completed side effect is remembered: longer than any stream retention (24 h). */
 export const IDEMPOTENCY_EXPIRY_SECONDS = 7 * 86_400;
 
@@ -43,6 +50,7 @@ export function once<Result extends Record<string, unknown>>(
   const idempotent = makeIdempotent(async (input: { key: string }) => run(input.key), {
     persistenceStore: store,
     config,
+    keyPrefix: IDEMPOTENCY_KEY_PREFIX,
   });
   return (key: string) => idempotent({ key }) as Promise<Result>;
 }

@@ -8,8 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
+import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toItem } from "../../functions/adapters/codec.ts";
 import { runQuarantine } from "../../functions/cli/quarantine-commands.ts";
+import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
 import { deposit, executionReport, holding, perpetual, price, profile } from "../support/upstream.ts";
@@ -413,5 +416,40 @@ describe("the sweep", () => {
     // Offsets 6 h and 18 h: one reminder each, however many sweeps pass.
     expect(reminders()).toBe(2);
     expect((await p.callState("ACC-REMIND"))?.call?.remindersSent).toBe(2);
+  });
+});
+
+describe("a replaced function", () => {
+  it("sends no notice again when the outbox is replayed under a new function name", async () => {
+    const [notice] = (await p.scan("Outbox")).filter((item) => item.kind === "NOTIFY" && item.deliveredAt);
+    if (!notice) throw new Error("no delivered notice to replay");
+    const notificationId = String(notice.outboxId);
+    // Nothing at all may be published by the replay: neither the SMS nor the email of that notice.
+    const sent = () => p.stub.published.length;
+    const before = sent();
+    expect(before).toBeGreaterThan(0);
+    const { handler } = await import("../../functions/handlers/notifier.ts");
+    // The function is replaced: a new name, and a fresh execution environment (new clients and stores).
+    process.env.AWS_LAMBDA_FUNCTION_NAME = "margin-call-test-replaced";
+    resetRuntime();
+    setClock(() => p.now());
+    const record = {
+      eventID: "replayed-after-rename",
+      eventName: "INSERT" as const,
+      eventSource: "aws:dynamodb",
+      dynamodb: {
+        Keys: { outboxId: { S: notificationId } },
+        NewImage: toItem(notice) as never,
+        SequenceNumber: "1",
+      },
+    };
+    const renamed = {
+      functionName: "MarginCallEngine-NotifierReplaced",
+      awsRequestId: "replay-1",
+      getRemainingTimeInMillis: () => 60_000,
+    } as unknown as Context;
+    const result = (await handler({ Records: [record] }, renamed)) as { batchItemFailures: unknown[] };
+    expect(result.batchItemFailures).toEqual([]);
+    expect(sent()).toBe(before);
   });
 });
