@@ -3,7 +3,7 @@
  * person (a failing or throttled function, a stream falling behind, a message set aside, a log signal, a
  * notice SNS could not deliver, SMS spend near its limit). Grouped so the stack hands it what to watch.
  */
-import { Duration } from "aws-cdk-lib";
+import { Duration, Stack } from "aws-cdk-lib";
 import {
   Alarm,
   ComparisonOperator,
@@ -87,11 +87,14 @@ export class EngineAlarms extends Construct {
       enableKeyRotation: true,
       description: "Encrypts the alarm topic; CloudWatch may use it to publish alarms",
     });
+    // Only this account's alarms may use the key: without the source-account condition, CloudWatch acting
+    // for any account could (the confused-deputy guard AWS recommends for service principals).
     alarmKey.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
         actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
         resources: ["*"],
+        conditions: { StringEquals: { "aws:SourceAccount": Stack.of(this).account } },
       }),
     );
     const topic = new Topic(this.resourceScope, "AlarmTopic", { masterKey: alarmKey, enforceSSL: true });

@@ -4,7 +4,7 @@
  * reads as its parts; the dispatcher handler is given the bus to publish on.
  */
 import { Duration } from "aws-cdk-lib";
-import { EventBus, Rule } from "aws-cdk-lib/aws-events";
+import { type CfnRule, EventBus, Rule } from "aws-cdk-lib/aws-events";
 import { SqsQueue } from "aws-cdk-lib/aws-events-targets";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
@@ -55,11 +55,16 @@ export class LiquidationBus extends Construct {
     });
     this.executionRequests = execution.queue;
     this.executionRequestsDeadLetter = execution.deadLetter;
-    new Rule(scope, "LiquidationRequestsToExecution", {
+    const toExecution = new Rule(scope, "LiquidationRequestsToExecution", {
       eventBus: this.eventBus,
-      description: "Example: route LiquidationRequested to the execution system's queue",
+      description: "Example: route LiquidationRequested to the execution system's queue, never a replay",
       eventPattern: { source: [EVENT_SOURCE], detailType: ["LiquidationRequested"] },
       targets: [new SqsQueue(this.executionRequests)],
     });
+    // A replay of the archive (for audit or a rebuilt consumer) carries `replay-name`: it must never reach the
+    // execution system as a fresh liquidation request. CDK's EventPattern has no field for it.
+    (toExecution.node.defaultChild as CfnRule).addPropertyOverride("EventPattern.replay-name", [
+      { exists: false },
+    ]);
   }
 }

@@ -307,6 +307,27 @@ describe("SNS and EventBridge", () => {
       EventPattern: { source: ["margin-call-engine"], "detail-type": ["LiquidationRequested"] },
     });
   });
+
+  it("never routes a replay of the archive to the execution system", () => {
+    const [rule] = ofType("AWS::Events::Rule").filter(([, r]) => r.Properties.EventPattern?.["detail-type"]);
+    expect(rule?.[1].Properties.EventPattern).toEqual({
+      source: ["margin-call-engine"],
+      "detail-type": ["LiquidationRequested"],
+      "replay-name": [{ exists: false }],
+    });
+  });
+
+  it("lets CloudWatch use the alarm key only for this account's alarms", () => {
+    const [key] = ofType("AWS::KMS::Key").filter(([id]) => id.startsWith("AlarmKey"));
+    const statements = key?.[1].Properties.KeyPolicy.Statement as Array<Record<string, unknown>>;
+    const cloudWatch = statements.filter((statement) =>
+      JSON.stringify(statement.Principal).includes("cloudwatch.amazonaws.com"),
+    );
+    expect(cloudWatch).toHaveLength(1);
+    expect(cloudWatch[0]?.Condition).toEqual({
+      StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } },
+    });
+  });
 });
 
 describe("alarms", () => {
