@@ -131,7 +131,7 @@ async function commit(
   now: string,
 ) {
   const { step, snapshot } = decision;
-  const context = { ...deps, inputs, previous: state, now, snapshot };
+  const context = { ...deps, inputs, previous: state, now, snapshot: snapshot() };
   try {
     await deps.dynamo.send(
       new TransactWriteItemsCommand({

@@ -30,8 +30,11 @@ export interface Decision {
   readonly step: Step;
   /** Breach and warning prices, with the hard floor and the cure line as `levels` [floor, cure]. */
   readonly triggers: readonly TriggerPrices[];
-  /** What `margin-call evaluate` replays to the same step. */
-  readonly snapshot: ReturnType<typeof snapshotOf>;
+  /**
+   * What `margin-call evaluate` replays to the same step. Built on demand: only a step that is committed
+   * keeps it, and most revaluations change nothing.
+   */
+  readonly snapshot: () => ReturnType<typeof snapshotOf>;
 }
 
 /**
@@ -50,6 +53,7 @@ export function decide(input: DecideInput): Decision {
     assessment,
     step: transition(state, assessment, policy, event, now),
     triggers: triggerPricesOf(assessment.valuation, policy, triggerLevels(policy)),
-    snapshot: snapshotOf({ account, policy: policy.document, sources: input.sources, state, event, now }),
+    snapshot: () =>
+      snapshotOf({ account, policy: policy.document, sources: input.sources, state, event, now }),
   };
 }
