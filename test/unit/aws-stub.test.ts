@@ -118,6 +118,7 @@ describe("aws-stub: SNS (awsQuery)", () => {
         messageAttributes: { "AWS.SNS.SMS.SMSType": { dataType: "String", stringValue: "Transactional" } },
         messageId: out.MessageId,
         receivedAt: expect.any(String),
+        seq: expect.any(Number),
       },
     ]);
     expect(Number.isNaN(Date.parse(stub.published[0]?.receivedAt ?? ""))).toBe(false);
@@ -223,6 +224,7 @@ describe("aws-stub: EventBridge (awsJson1_1)", () => {
         time: "2024-05-06T07:08:09.123Z",
         eventId: out.Entries?.[0]?.EventId,
         receivedAt: expect.any(String),
+        seq: expect.any(Number),
       },
       {
         source: "margin-call.engine",
@@ -232,9 +234,11 @@ describe("aws-stub: EventBridge (awsJson1_1)", () => {
         resources: entry(2).Resources,
         eventId: out.Entries?.[1]?.EventId,
         receivedAt: expect.any(String),
+        seq: expect.any(Number),
       },
     ]);
     expect(out.Entries?.[0]?.EventId).not.toBe(out.Entries?.[1]?.EventId);
+    expect(stub.events[1]?.seq).toBe((stub.events[0]?.seq ?? 0) + 1);
     expect(eventsSeen).toEqual(stub.events);
   });
 

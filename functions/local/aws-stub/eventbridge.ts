@@ -1,7 +1,8 @@
 /**
  * The stub's EventBridge: PutEvents over the awsJson1_1 protocol. Each entry is checked as EventBridge
  * checks it and either recorded (and handed to the caller's event callback) or listed as failed inside the
- * 200 reply, as EventBridge reports a partial failure.
+ * 200 reply, as EventBridge reports a partial failure. The fault seam may fail single entries, or fail the
+ * reply of a request whose entries were all handled as usual.
  */
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
@@ -15,6 +16,8 @@ const PUT_EVENTS_MAX_ENTRIES = 10;
 export interface EventBridgeState {
   readonly events: PutEventsEntry[];
   readonly faults: Faults;
+  /** The next value of the stub's record counter. */
+  readonly nextSeq: () => number;
   readonly options: Pick<AwsStubOptions, "onEvent">;
 }
 
@@ -57,7 +60,7 @@ function detailIsObject(detail: string): boolean {
 }
 
 /** The entry as the stub records it, or why EventBridge would refuse it. */
-function parseEntry(raw: unknown): PutEventsEntry | EntryFailure {
+function parseEntry(raw: unknown): Omit<PutEventsEntry, "seq"> | EntryFailure {
   const entry: Record<string, unknown> = isRecord(raw) ? raw : {};
   const { Source, DetailType, Detail, EventBusName, Resources, Time, TraceHeader } = entry;
   if (typeof Source !== "string" || Source === "") return invalidArgument("Source");
@@ -80,16 +83,25 @@ function parseEntry(raw: unknown): PutEventsEntry | EntryFailure {
 }
 
 /** One entry's result: an injected failure, a refusal, or the recorded event's id. */
-async function putEntry(raw: unknown, state: EventBridgeState): Promise<EntryFailure | { EventId: string }> {
+async function putEntry(
+  raw: unknown,
+  state: EventBridgeState,
+  replyFailed: boolean,
+): Promise<EntryFailure | { EventId: string }> {
   const injectedCode = state.faults.takePutEventsFailure();
   if (injectedCode !== undefined) {
     return { ErrorCode: injectedCode, ErrorMessage: `Injected failure (${injectedCode}) by aws-stub` };
   }
   const parsed = parseEntry(raw);
   if ("ErrorCode" in parsed) return parsed;
-  state.events.push(parsed);
-  await runCallback(state.options.onEvent, parsed);
-  return { EventId: parsed.eventId };
+  const event: PutEventsEntry = {
+    ...parsed,
+    seq: state.nextSeq(),
+    ...(replyFailed ? { replyFailed: true as const } : {}),
+  };
+  state.events.push(event);
+  await runCallback(state.options.onEvent, event);
+  return { EventId: event.eventId };
 }
 
 /** One PutEvents request: its JSON body already read. */
@@ -99,9 +111,18 @@ export async function handlePutEvents(
   requestId: string,
   state: EventBridgeState,
 ): Promise<void> {
+  const entries = parseEntries(body);
+  const replyFailed = state.faults.takeAcceptThenFail("eventbridge");
   const results: (EntryFailure | { EventId: string })[] = [];
-  for (const raw of parseEntries(body)) {
-    results.push(await putEntry(raw, state));
+  for (const raw of entries) {
+    results.push(await putEntry(raw, state, replyFailed));
+  }
+  if (replyFailed) {
+    throw new StubError(
+      500,
+      "InternalException",
+      "Internal error (reply failed by aws-stub after PutEvents)",
+    );
   }
   const failed = results.filter((result) => "ErrorCode" in result).length;
   sendJson(response, 200, { FailedEntryCount: failed, Entries: results }, requestId);

@@ -18,14 +18,15 @@
  * personal data.
  *
  * This file is the router: it tells the services apart by `X-Amz-Target`, applies the test seam's request
- * faults (`faults.ts`), and hands each request to `sns.ts`, `eventbridge.ts` or `sqs-actions.ts`.
+ * faults (`faults.ts`: latency, failed requests, throttling), and hands each request to `sns.ts`,
+ * `eventbridge.ts` or `sqs-actions.ts`.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { type EventBridgeState, handlePutEvents } from "./eventbridge.ts";
-import { Faults } from "./faults.ts";
+import { Faults, faultControl, type StubService } from "./faults.ts";
 import { closeServer, listen, trackSockets } from "./server.ts";
-import { handleSns, type SnsState } from "./sns.ts";
+import { handleSns, isSmsPublish, type SnsState } from "./sns.ts";
 import { handleSqsAction } from "./sqs-actions.ts";
 import { sqsLocalApi } from "./sqs-local.ts";
 import { SqsModel } from "./sqs-model.ts";
@@ -42,10 +43,11 @@ import {
   sendSqsError,
 } from "./wire.ts";
 
-export type { FaultInjection } from "./faults.ts";
+export type * from "./fault-modes.ts";
+export type { FaultControl, FaultInjection } from "./faults.ts";
 export type * from "./types.ts";
 
-type Service = "sns" | "sqs" | "eventbridge";
+type Service = StubService;
 
 const THROTTLING_CODES: Readonly<Record<Service, string>> = {
   sns: "Throttling",
@@ -94,6 +96,37 @@ async function routeSqs(
   if (!callerGone()) sendJson(response, 200, reply, requestId, SQS_CONTENT_TYPE);
 }
 
+function sleep(ms: number): Promise<void> {
+  // Unreferenced: a delayed request must not keep the process alive once its caller and the stub are gone.
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * The request-level faults, in order: latency, failNextRequests, throttling. Throws the injected error;
+ * resolves to false if the caller hung up (or the stub stopped) while the request was delayed.
+ */
+async function applyRequestFaults(
+  service: Service,
+  form: URLSearchParams | undefined,
+  request: IncomingMessage,
+  response: ServerResponse,
+  faults: Faults,
+): Promise<boolean> {
+  const delayMs = faults.takeLatency(service);
+  if (delayMs > 0) {
+    await sleep(delayMs);
+    if (response.destroyed || request.socket.destroyed) return false;
+  }
+  const injectedStatus = faults.takeRequestFailure();
+  if (injectedStatus !== undefined) {
+    throw new StubError(injectedStatus, THROTTLING_CODES[service], "Rate exceeded (injected by aws-stub)");
+  }
+  if (!faults.admit(service, form !== undefined && isSmsPublish(form))) {
+    throw new StubError(400, THROTTLING_CODES[service], "Rate exceeded (throttled by aws-stub)");
+  }
+  return true;
+}
+
 async function route(request: IncomingMessage, response: ServerResponse, state: StubState): Promise<void> {
   state.requests += 1;
   const requestId = randomUUID();
@@ -102,10 +135,8 @@ async function route(request: IncomingMessage, response: ServerResponse, state: 
   const service = serviceOf(target);
   try {
     const body = await readBody(request);
-    const injectedStatus = state.faults.takeRequestFailure();
-    if (injectedStatus !== undefined) {
-      throw new StubError(injectedStatus, THROTTLING_CODES[service], "Rate exceeded (injected by aws-stub)");
-    }
+    const form = service === "sns" ? new URLSearchParams(body) : undefined;
+    if (!(await applyRequestFaults(service, form, request, response, state.faults))) return;
     if (request.method !== "POST") {
       throw new StubError(405, "MethodNotAllowed", "aws-stub only accepts POST");
     }
@@ -121,7 +152,7 @@ async function route(request: IncomingMessage, response: ServerResponse, state: 
       }
       await handlePutEvents(body, response, requestId, state);
     } else {
-      await handleSns(new URLSearchParams(body), response, requestId, state);
+      await handleSns(form ?? new URLSearchParams(body), response, requestId, state);
     }
   } catch (error) {
     if (response.headersSent) {
@@ -141,12 +172,17 @@ export async function startAwsStub(options: AwsStubOptions = {}): Promise<AwsStu
   const server = createServer();
   const sockets = trackSockets(server);
   const endpoint = await listen(server);
+  let seq = 0;
   const state: StubState = {
     published: [],
     events: [],
     smsAttributes: {},
     requests: 0,
     faults: new Faults(),
+    nextSeq: () => {
+      seq += 1;
+      return seq;
+    },
     sqs: new SqsModel(endpoint, options.now ?? Date.now),
     options,
   };
@@ -173,6 +209,7 @@ export async function startAwsStub(options: AwsStubOptions = {}): Promise<AwsStu
     failNextPutEvents: (count, errorCode) => state.faults.failNextPutEvents(count, errorCode),
     failNextSqsBatchEntries: (count, errorCode) => state.faults.failNextSqsBatchEntries(count, errorCode),
     failNextRequests: (count, status) => state.faults.failNextRequests(count, status),
+    faults: faultControl(state.faults),
     ...sqsLocalApi(state.sqs),
     reset() {
       state.published.length = 0;

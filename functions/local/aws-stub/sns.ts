@@ -1,10 +1,12 @@
 /**
  * The stub's SNS: Publish and SetSMSAttributes over the awsQuery protocol (a form-encoded body, XML
  * replies). A Publish is recorded and handed to the caller's SMS or topic callback before the reply, so that
- * the local runtime can render each SMS as it arrives.
+ * the local runtime can render each SMS as it arrives. The fault seam may drop an SMS past a spend limit
+ * (recorded, answered, not handed on) or fail the reply of a Publish it accepted.
  */
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
+import type { Faults } from "./faults.ts";
 import type { AwsStubOptions, SnsMessageAttribute, SnsPublish } from "./types.ts";
 import { optional, queryMapEntries, runCallback, StubError, sendSnsXml } from "./wire.ts";
 
@@ -12,7 +14,15 @@ import { optional, queryMapEntries, runCallback, StubError, sendSnsXml } from ".
 export interface SnsState {
   readonly published: SnsPublish[];
   readonly smsAttributes: Record<string, string>;
+  readonly faults: Faults;
+  /** The next value of the stub's record counter. */
+  readonly nextSeq: () => number;
   readonly options: Pick<AwsStubOptions, "onSms" | "onTopicMessage">;
+}
+
+/** Whether the request is a Publish to a PhoneNumber (an SMS). */
+export function isSmsPublish(form: URLSearchParams): boolean {
+  return form.get("Action") === "Publish" && form.get("PhoneNumber") !== null;
 }
 
 function parseMessageAttributes(form: URLSearchParams): Record<string, SnsMessageAttribute> {
@@ -30,7 +40,7 @@ function parseMessageAttributes(form: URLSearchParams): Record<string, SnsMessag
   return messageAttributes;
 }
 
-function parsePublish(form: URLSearchParams): SnsPublish {
+function parsePublish(form: URLSearchParams): Omit<SnsPublish, "seq"> {
   const message = form.get("Message");
   if (message === null) {
     throw new StubError(400, "InvalidParameter", "Invalid parameter: Message is required");
@@ -65,12 +75,21 @@ async function publish(
   requestId: string,
   state: SnsState,
 ): Promise<void> {
-  const published = parsePublish(form);
+  const parsed = parsePublish(form);
+  const isSms = parsed.phoneNumber !== undefined;
+  const dropped = isSms && !state.faults.deliverSms();
+  const replyFailed = state.faults.takeAcceptThenFail("sns");
+  const published: SnsPublish = {
+    ...parsed,
+    seq: state.nextSeq(),
+    ...(replyFailed ? { replyFailed: true as const } : {}),
+    ...(dropped ? { dropped: true as const } : {}),
+  };
   state.published.push(published);
-  await runCallback(
-    published.phoneNumber === undefined ? state.options.onTopicMessage : state.options.onSms,
-    published,
-  );
+  if (!dropped) await runCallback(isSms ? state.options.onSms : state.options.onTopicMessage, published);
+  if (replyFailed) {
+    throw new StubError(500, "InternalError", "Internal error (reply failed by aws-stub after the Publish)");
+  }
   sendSnsXml(
     response,
     "Publish",

@@ -3,7 +3,7 @@
  * SQS queues, its options and the `AwsStub` handle itself. Kept in one file so that a reader of the stub's
  * API, or an importer of its types, need not read how any service works.
  */
-import type { FaultInjection } from "./faults.ts";
+import type { FaultControl, FaultInjection } from "./faults.ts";
 import type { Callback } from "./wire.ts";
 
 export interface SnsMessageAttribute {
@@ -27,6 +27,15 @@ export interface SnsPublish {
   readonly messageAttributes: Record<string, SnsMessageAttribute>;
   readonly messageId: string;
   readonly receivedAt: string;
+  /**
+   * The stub's record counter, shared by SNS publishes and EventBridge entries and never reset: a later
+   * record has a greater seq, whatever its service.
+   */
+  readonly seq: number;
+  /** Present when the Publish was accepted and recorded but its reply failed (`faults.acceptThenFail`). */
+  readonly replyFailed?: true;
+  /** Present when the SMS was answered as a success but not delivered (`faults.smsSpendLimit`). */
+  readonly dropped?: true;
 }
 
 export interface PutEventsEntry {
@@ -41,6 +50,10 @@ export interface PutEventsEntry {
   readonly traceHeader?: string;
   readonly eventId: string;
   readonly receivedAt: string;
+  /** The stub's record counter, shared with SNS publishes (see `SnsPublish.seq`). */
+  readonly seq: number;
+  /** Present when the PutEvents request was accepted but its reply failed (`faults.acceptThenFail`). */
+  readonly replyFailed?: true;
 }
 
 /** An SQS message attribute. */
@@ -111,7 +124,7 @@ export interface SqsSendOptions {
 }
 
 export interface AwsStubOptions {
-  /** Called (and awaited before the reply) for each Publish to a PhoneNumber. */
+  /** Called (and awaited before the reply) for each Publish to a PhoneNumber, unless dropped. */
   readonly onSms?: Callback<SnsPublish>;
   /** Called (and awaited before the reply) for each Publish to a TopicArn or TargetArn. */
   readonly onTopicMessage?: Callback<SnsPublish>;
@@ -126,7 +139,7 @@ export interface AwsStubOptions {
 
 /**
  * A running stub. Its fault-injection methods (`failNextPutEvents`, `failNextSqsBatchEntries`,
- * `failNextRequests`) are a test seam; see `FaultInjection`.
+ * `failNextRequests`) and `faults` are a test seam; see `FaultInjection` and `FaultControl`.
  */
 export interface AwsStub extends FaultInjection {
   /** `http://127.0.0.1:<port>`, for the `endpoint` of SNSClient and EventBridgeClient. */
@@ -135,9 +148,15 @@ export interface AwsStub extends FaultInjection {
   readonly env: Readonly<
     Record<"AWS_ENDPOINT_URL_SNS" | "AWS_ENDPOINT_URL_EVENTBRIDGE" | "AWS_ENDPOINT_URL_SQS", string>
   >;
-  /** Successful SNS Publish calls, in arrival order. */
+  /**
+   * Accepted SNS Publish calls, in the order recorded (ascending seq); this includes the ones whose reply
+   * was failed on purpose (`replyFailed`) and the SMS dropped past the spend limit (`dropped`).
+   */
   readonly published: SnsPublish[];
-  /** Successful PutEvents entries, in arrival order (entries that failed are not here). */
+  /**
+   * Accepted PutEvents entries, in the order recorded (ascending seq), including those of a request whose
+   * reply was failed on purpose (`replyFailed`); entries that failed are not here.
+   */
   readonly events: PutEventsEntry[];
   /** The SMS attributes set so far through SetSMSAttributes. */
   readonly smsAttributes: Record<string, string>;
@@ -163,7 +182,9 @@ export interface AwsStub extends FaultInjection {
    * of a message still in the queue (as SQS, which then succeeds without deleting).
    */
   deleteLocal(url: string, receiptHandle: string): boolean;
-  /** Forgets what was received, every SQS queue, and any fault still pending. */
+  /** Every fault mode (including the three above), and what was injected so far. */
+  readonly faults: FaultControl;
+  /** Forgets what was received, every SQS queue, and every fault and its counts (not the seq counter). */
   reset(): void;
   /** Closes the server and every socket. Safe to call twice. */
   stop(): Promise<void>;
