@@ -37,7 +37,7 @@ function positiveInteger(app: App, key: string): number | undefined {
  *
  * Configuration, all through CDK context (`cdk synth -c key=value` or cdk.json):
  *   stage, policiesFile (a JSON array of policy documents), sweepRateMinutes, smsMonthlySpendLimitUsd,
- *   alarmEmail, maxAccountsPerInvocation, sweepSegments.
+ *   alarmEmail, maxAccountsPerInvocation, sweepSegments, smsPerSecond.
  */
 export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallStack } {
   const app = new App(props);
@@ -49,6 +49,7 @@ export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallSta
   const smsMonthlySpendLimitUsd = positiveInteger(app, "smsMonthlySpendLimitUsd");
   const maxAccountsPerInvocation = positiveInteger(app, "maxAccountsPerInvocation");
   const sweepSegments = positiveInteger(app, "sweepSegments");
+  const smsPerSecond = positiveInteger(app, "smsPerSecond");
   const alarmEmail = context(app, "alarmEmail");
   const stack = new MarginCallStack(app, stackNameFor(stage), {
     stage,
@@ -58,6 +59,7 @@ export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallSta
     ...(smsMonthlySpendLimitUsd ? { smsMonthlySpendLimitUsd } : {}),
     ...(maxAccountsPerInvocation ? { maxAccountsPerInvocation } : {}),
     ...(sweepSegments ? { sweepSegments } : {}),
+    ...(smsPerSecond ? { smsPerSecond } : {}),
     ...(alarmEmail ? { alarmEmail } : {}),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -25,6 +25,12 @@ export interface EngineEnvironmentProps {
   /** The margin policies; each account's PROFILE names one by policyId. */
   readonly policies: readonly PolicyDocument[];
   readonly fanOutQueue: IQueue;
+  /** The queue the outbox relay puts notices on, for the notifier. */
+  readonly noticeQueue: IQueue;
+  /** SMS per second the notifier may publish in all (the account's SNS SMS throughput). */
+  readonly smsPerSecond: number;
+  /** The notifier's invocations at once, at most. */
+  readonly notifierConcurrency: number;
   readonly emailTopic: ITopic;
   readonly eventBus: EventBus;
   /**
@@ -66,9 +72,11 @@ export function engineEnvironment(props: EngineEnvironmentProps): Record<string,
     [ENV.outboxTable]: tables.outbox.tableName,
     [ENV.auditLogTable]: tables.auditLog.tableName,
     [ENV.quarantineTable]: tables.quarantine.tableName,
-    [ENV.idempotencyTable]: tables.idempotency.tableName,
     [ENV.policies]: policiesJson,
     [ENV.fanOutQueueUrl]: props.fanOutQueue.queueUrl,
+    [ENV.noticeQueueUrl]: props.noticeQueue.queueUrl,
+    [ENV.smsPerSecond]: String(props.smsPerSecond),
+    [ENV.notifierConcurrency]: String(props.notifierConcurrency),
     [ENV.emailTopicArn]: props.emailTopic.topicArn,
     [ENV.eventBusName]: props.eventBus.eventBusName,
     [ENV.maxAccountsPerInvocation]: String(props.maxAccountsPerInvocation ?? 500),

@@ -9,13 +9,14 @@ import { type EventBus, Rule, RuleTargetInput, Schedule } from "aws-cdk-lib/aws-
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import { StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { IQueue, Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { EngineFunction } from "./engine-function.ts";
 import {
-  type FanOutQueueTrigger,
   HANDLERS,
   type HandlerDefinition,
+  type QueueTrigger,
   type ScheduleTrigger,
   type StreamTrigger,
 } from "./handler-table.ts";
@@ -26,6 +27,9 @@ export interface EngineHandlersProps {
   readonly tables: EngineTables;
   /** The queue that spreads a large revaluation over many invocations. */
   readonly fanOutQueue: IQueue;
+  /** The queue the outbox relay puts notices on, for the notifier. */
+  readonly noticeQueue: IQueue;
+  readonly emailTopic: ITopic;
   /** The bus the liquidation dispatcher publishes on. */
   readonly eventBus: EventBus;
   /** The settings every function reads (table names, policies, queue, topic and bus). */
@@ -89,14 +93,14 @@ export class EngineHandlers extends Construct {
   }
 
   private deploy(definition: HandlerDefinition): DeployedHandler {
-    const { tables, fanOutQueue, eventBus, environment } = this.props;
+    const { tables, fanOutQueue, noticeQueue, emailTopic, eventBus, environment } = this.props;
     const engineFunction = new EngineFunction(this.resourceScope, definition.id, {
       entry: definition.entry,
       description: definition.description,
       environment,
       timeout: definition.timeout,
       memorySizeMegabytes: definition.memorySizeMegabytes,
-      statements: definition.statements({ tables, fanOutQueue, eventBus }),
+      statements: definition.statements({ tables, fanOutQueue, noticeQueue, emailTopic, eventBus }),
     });
     const trigger = definition.trigger;
     switch (trigger.kind) {
@@ -106,8 +110,8 @@ export class EngineHandlers extends Construct {
           engineFunction,
           deadLetter: this.stream(definition.id, engineFunction, trigger),
         };
-      case "fanOutQueue":
-        this.fanOut(engineFunction, trigger);
+      case "queue":
+        this.queue(engineFunction, trigger);
         return { definition, engineFunction };
       case "schedule":
         return {
@@ -140,10 +144,10 @@ export class EngineHandlers extends Construct {
     return onFailure;
   }
 
-  /** Maps the fan-out queue to the function, reporting each failed message rather than the batch. */
-  private fanOut(engineFunction: EngineFunction, trigger: FanOutQueueTrigger): void {
+  /** Maps the trigger's queue to the function, reporting each failed message rather than the batch. */
+  private queue(engineFunction: EngineFunction, trigger: QueueTrigger): void {
     engineFunction.lambdaFunction.addEventSource(
-      new SqsEventSource(this.props.fanOutQueue, {
+      new SqsEventSource(this.props[trigger.queue], {
         batchSize: trigger.batchSize,
         reportBatchItemFailures: true,
         maxConcurrency: trigger.maximumConcurrency,

@@ -8,13 +8,18 @@ import type { Table } from "aws-cdk-lib/aws-dynamodb";
 import type { EventBus } from "aws-cdk-lib/aws-events";
 import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { FilterCriteria, FilterRule } from "aws-cdk-lib/aws-lambda";
+import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
+import { noticePublishStatements } from "./notice-permissions.ts";
 import type { EngineTables, TableName } from "./tables.ts";
 
 /** The resources that the handlers' statements name. */
 export interface HandlerResources {
   readonly tables: EngineTables;
   readonly fanOutQueue: IQueue;
+  /** The queue the outbox relay puts each notice on, for the notifier. */
+  readonly noticeQueue: IQueue;
+  readonly emailTopic: ITopic;
   readonly eventBus: EventBus;
 }
 
@@ -31,9 +36,11 @@ export interface StreamTrigger {
   readonly filters: ReadonlyArray<Record<string, unknown>>;
 }
 
-/** The fan-out queue invokes the handler, which reports the messages that failed. */
-export interface FanOutQueueTrigger {
-  readonly kind: "fanOutQueue";
+/** One of the engine's queues invokes the handler, which reports the messages that failed. */
+export interface QueueTrigger {
+  readonly kind: "queue";
+  /** Which queue: the fan-out queue, or the notice queue. */
+  readonly queue: "fanOutQueue" | "noticeQueue";
   readonly batchSize: number;
   /** Invocations at once, at most. */
   readonly maximumConcurrency: number;
@@ -48,7 +55,7 @@ export interface ScheduleTrigger {
   readonly maximumEventAge: Duration;
 }
 
-export type HandlerTrigger = StreamTrigger | FanOutQueueTrigger | ScheduleTrigger;
+export type HandlerTrigger = StreamTrigger | QueueTrigger | ScheduleTrigger;
 
 /** One row of the table: a handler, its function's settings and its trigger. */
 export interface HandlerDefinition {
@@ -83,21 +90,15 @@ function revalue({ tables }: HandlerResources): PolicyStatement[] {
   return [
     allow(["dynamodb:Query"], tables.accounts, tables.prices),
     allow(["dynamodb:GetItem", "dynamodb:PutItem"], tables.marginCalls),
-    allow(["dynamodb:PutItem"], tables.outbox, tables.auditLog),
+    allow(["dynamodb:PutItem"], tables.auditLog),
+    // GetItem: when a liquidation was dispatched (a retry counts from it).
+    allow(["dynamodb:PutItem", "dynamodb:GetItem"], tables.outbox),
     allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], tables.triggerIndex),
   ];
 }
 
 function sendToFanOut({ fanOutQueue }: HandlerResources): PolicyStatement {
   return new PolicyStatement({ actions: ["sqs:SendMessage"], resources: [fanOutQueue.queueArn] });
-}
-
-/** Powertools' idempotency records, so each notice and event goes out at most once. */
-function idempotency({ tables }: HandlerResources): PolicyStatement {
-  return allow(
-    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-    tables.idempotency,
-  );
 }
 
 /** A Lambda event filter pattern, in the form the event source mapping takes. */
@@ -168,7 +169,7 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       allow(["dynamodb:Scan"], resources.tables.accounts),
       sendToFanOut(resources),
     ],
-    trigger: { kind: "fanOutQueue", batchSize: 1, maximumConcurrency: 10 },
+    trigger: { kind: "queue", queue: "fanOutQueue", batchSize: 1, maximumConcurrency: 10 },
   },
   {
     id: "Sweep",
@@ -191,37 +192,14 @@ export const HANDLERS: readonly HandlerDefinition[] = [
     },
   },
   {
-    id: "Notifier",
-    entry: "functions/handlers/notifier.ts",
-    description: "Sends each margin notice by SMS and email through SNS, once per notification id",
-    timeout: Duration.seconds(30),
-    statements: (resources) => [
-      allow(["dynamodb:GetItem"], resources.tables.accounts),
-      allow(["dynamodb:UpdateItem"], resources.tables.outbox),
-      idempotency(resources),
-      // Publishing an SMS to a phone number has no resource ARN, so sns:Publish cannot be scoped tighter
-      // than "*" (which also covers the email topic). See docs/notifications.md.
-      new PolicyStatement({ actions: ["sns:Publish"], resources: ["*"] }),
-    ],
-    trigger: {
-      kind: "stream",
-      table: "outbox",
-      batchSize: 10,
-      parallelizationFactor: 2,
-      retryAttempts: 10,
-      maximumRecordAge: Duration.hours(6),
-      filters: [pattern({ eventName: ["INSERT"], dynamodb: { NewImage: { kind: { S: ["NOTIFY"] } } } })],
-    },
-    wildcardResourceReason: "sns:Publish to a phone number (SMS) has no resource ARN either.",
-  },
-  {
-    id: "LiquidationDispatcher",
-    entry: "functions/handlers/liquidation-dispatcher.ts",
-    description: "Puts LiquidationRequested and LossRecorded on the engine's event bus, once per reference",
+    id: "OutboxRelay",
+    entry: "functions/handlers/outbox-relay.ts",
+    description:
+      "Relays the outbox: notices to the notice queue, liquidation requests (after their call notice) and losses to the bus",
     timeout: Duration.seconds(60),
     statements: (resources) => [
-      allow(["dynamodb:GetItem"], resources.tables.outbox),
-      idempotency(resources),
+      allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], resources.tables.outbox),
+      new PolicyStatement({ actions: ["sqs:SendMessage"], resources: [resources.noticeQueue.queueArn] }),
       new PolicyStatement({ actions: ["events:PutEvents"], resources: [resources.eventBus.eventBusArn] }),
     ],
     trigger: {
@@ -234,9 +212,36 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       filters: [
         pattern({
           eventName: ["INSERT"],
-          dynamodb: { NewImage: { kind: { S: ["REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+          dynamodb: { NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+        }),
+        // A notice that got its outcome while liquidation requests were held on it: release them.
+        pattern({
+          eventName: ["MODIFY"],
+          dynamodb: {
+            NewImage: {
+              kind: { S: ["NOTIFY"] },
+              hasHeld: { BOOL: [true] },
+              outcome: { S: [{ exists: true }] },
+            },
+          },
         }),
       ],
     },
+  },
+  {
+    id: "Notifier",
+    entry: "functions/handlers/notifier.ts",
+    description:
+      "Sends each margin notice by SMS and email through SNS, at most once per channel, at SNS's pace",
+    timeout: Duration.seconds(30),
+    statements: (resources) => [
+      allow(["dynamodb:GetItem"], resources.tables.accounts),
+      allow(["dynamodb:UpdateItem"], resources.tables.outbox),
+      ...noticePublishStatements(resources.emailTopic.topicArn),
+    ],
+    // Two at once (the least SQS allows), each pacing its SMS to half of SMS_PER_SECOND.
+    trigger: { kind: "queue", queue: "noticeQueue", batchSize: 10, maximumConcurrency: 2 },
+    wildcardResourceReason:
+      "sns:Publish to a phone number (SMS) has no resource ARN: see lib/notice-permissions.ts.",
   },
 ];

@@ -9,6 +9,7 @@
  */
 import { Duration, Stack, type StackProps, Tags } from "aws-cdk-lib";
 import type { EventBus } from "aws-cdk-lib/aws-events";
+import type { IRole } from "aws-cdk-lib/aws-iam";
 import type { Topic } from "aws-cdk-lib/aws-sns";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
@@ -55,6 +56,11 @@ export interface MarginCallStackProps extends StackProps {
    * @default 4
    */
   readonly sweepSegments?: number;
+  /**
+   * SMS per second the notifier may publish in all: the account's SNS SMS throughput (docs/notifications.md).
+   * @default 10
+   */
+  readonly smsPerSecond?: number;
 }
 
 /** The margin-call engine: tables, handlers and their triggers, notices, the liquidation bus and alarms. */
@@ -71,6 +77,8 @@ export class MarginCallStack extends Stack {
   readonly alarmTopic: Topic;
   /** Spreads a large revaluation (a tick's range, a sweep segment) over many invocations. */
   readonly fanOutQueue: Queue;
+  /** Notices waiting for their turn at SNS: the outbox relay puts them, the notifier takes them. */
+  readonly noticeQueue: Queue;
   /** Every queue that holds what was set aside for an operator, by name; each one's depth is alarmed. */
   readonly deadLetterQueues: Readonly<Record<string, Queue>>;
 
@@ -93,15 +101,28 @@ export class MarginCallStack extends Stack {
       visibilityTimeout: Duration.minutes(30),
     });
     this.fanOutQueue = fanOut.queue;
+    // A notice waits here for its turn at SNS. Throttled notices come back after a backoff of at most 8 s
+    // until their delivery deadline (notices.deliverWithinSeconds, default 600 s): hence the receives.
+    const noticeQueue = redrivenQueue(this, "NoticeQueue", {
+      retentionPeriod: Duration.days(4),
+      visibilityTimeout: Duration.minutes(3),
+      maxReceiveCount: 500,
+    });
+    this.noticeQueue = noticeQueue.queue;
 
     this.handlers = new EngineHandlers(this, "EngineHandlers", {
       tables: this.tables,
       fanOutQueue: this.fanOutQueue,
+      noticeQueue: this.noticeQueue,
+      emailTopic: this.emailTopic,
       eventBus: this.eventBus,
       environment: engineEnvironment({
         tables: this.tables,
         policies: props.policies,
         fanOutQueue: this.fanOutQueue,
+        noticeQueue: this.noticeQueue,
+        smsPerSecond: props.smsPerSecond ?? 10,
+        notifierConcurrency: 2,
         emailTopic: this.emailTopic,
         eventBus: this.eventBus,
         maxAccountsPerInvocation: props.maxAccountsPerInvocation,
@@ -110,10 +131,14 @@ export class MarginCallStack extends Stack {
       scheduleRate: props.sweepRate,
     });
     this.functions = this.handlers.functions;
+    // Only the relay may put engine events on the bus, and only the notifier may publish to the email topic.
+    this.liquidationBus.restrictPublishersTo([this.roleOf("OutboxRelay")]);
+    this.notices.restrictPublishersTo([this.roleOf("Notifier")]);
     this.deadLetterQueues = {
       EmailDelivery: this.notices.emailDeliveryDeadLetter,
       ExecutionRequests: this.liquidationBus.executionRequestsDeadLetter,
       FanOut: fanOut.deadLetter,
+      NoticeQueue: noticeQueue.deadLetter,
       ...this.handlers.deadLetterQueues,
     };
 
@@ -126,5 +151,11 @@ export class MarginCallStack extends Stack {
     });
     this.alarmTopic = this.alarms.alarmTopic;
     acknowledgeNagFindings(this, { handlers: this.handlers, notices: this.notices });
+  }
+
+  private roleOf(handlerId: string): IRole {
+    const role = this.functions[handlerId]?.lambdaFunction.role;
+    if (!role) throw new Error(`no function ${handlerId} with a role`);
+    return role;
   }
 }

@@ -29,9 +29,14 @@ export interface RedrivenQueueProps {
    * @default SQS's default, 30 seconds
    */
   readonly visibilityTimeout?: Duration;
+  /**
+   * Receives after which a message moves to the dead-letter queue.
+   * @default 5
+   */
+  readonly maxReceiveCount?: number;
 }
 
-/** A queue and the dead-letter queue it redrives to after five receives. */
+/** A queue and the dead-letter queue it redrives to after `maxReceiveCount` receives. */
 export interface RedrivenQueue {
   readonly queue: Queue;
   readonly deadLetter: Queue;
@@ -45,7 +50,10 @@ export function redrivenQueue(scope: Construct, id: string, props: RedrivenQueue
     encryption: QueueEncryption.SQS_MANAGED,
     enforceSSL: true,
     ...(props.visibilityTimeout ? { visibilityTimeout: props.visibilityTimeout } : {}),
-    deadLetterQueue: { queue: deadLetter, maxReceiveCount: RECEIVES_BEFORE_DEAD_LETTER },
+    deadLetterQueue: {
+      queue: deadLetter,
+      maxReceiveCount: props.maxReceiveCount ?? RECEIVES_BEFORE_DEAD_LETTER,
+    },
   });
   return { queue, deadLetter };
 }

@@ -20,7 +20,6 @@ export const TABLE_LOGICAL_IDS = {
   outbox: "Outbox",
   auditLog: "AuditLog",
   quarantine: "Quarantine",
-  idempotency: "Idempotency",
 } as const;
 
 export type TableName = keyof typeof TABLE_LOGICAL_IDS;
@@ -73,7 +72,6 @@ const TABLE_SHAPES: Record<TableName, TableShape> = {
     indexes: [{ indexName: "byStatus", partitionKey: "status", sortKey: "receivedAtId" }],
   },
   // Powertools' default expiry attribute: the records are disposable once past the stream retention.
-  idempotency: { partitionKey: "id", timeToLiveAttribute: "expiration" },
 };
 
 export interface EngineTablesProps {
@@ -110,8 +108,6 @@ export class EngineTables extends Construct {
   readonly auditLog: Table;
   /** Engine: upstream records that broke the data contract, kept for an operator to inspect and replay. */
   readonly quarantine: Table;
-  /** Engine: Powertools idempotency records, so each SMS, email and event goes out at most once. */
-  readonly idempotency: Table;
 
   constructor(scope: Construct, id: string, props: EngineTablesProps = {}) {
     super(scope, id);
@@ -131,7 +127,6 @@ export class EngineTables extends Construct {
     this.outbox = this.table("outbox", common);
     this.auditLog = this.table("auditLog", common);
     this.quarantine = this.table("quarantine", common);
-    this.idempotency = this.table("idempotency", common);
   }
 
   /** Every table, by name, for grants and alarms. */
@@ -144,7 +139,6 @@ export class EngineTables extends Construct {
       outbox: this.outbox,
       auditLog: this.auditLog,
       quarantine: this.quarantine,
-      idempotency: this.idempotency,
     };
   }
 

@@ -1,10 +1,16 @@
 /**
  * Reads everything one revaluation needs: the account's items (one strongly consistent Query), its policy,
- * and the marks of the assets it holds (one Query per asset on the Prices table). Items are checked against
- * the upstream contract again here: an item that breaks it was quarantined by the stream consumer, and the
- * account is not valued on a guess while it is there.
+ * the marks of the assets it holds (one Query per asset on the Prices table) and, while a liquidation
+ * request is outstanding, when the outbox relay dispatched it (one GetItem on the Outbox, alongside the
+ * Query). Items are checked against the upstream contract again here: an item that breaks it was
+ * quarantined by the stream consumer, and the account is not valued on a guess while it is there.
  */
-import { type DynamoDBClient, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  type QueryCommandOutput,
+} from "@aws-sdk/client-dynamodb";
 import {
   type AccountItem,
   type ExecutionReportItem,
@@ -12,7 +18,9 @@ import {
   type ProfileItem,
   parseAccountItem,
   parsePriceItem,
+  Timestamp,
 } from "../domain/contract.ts";
+import type { CallState, LiquidationDispatch } from "../domain/machine.ts";
 import { dec } from "../domain/money.ts";
 import { type ResolvedMark, resolveMark, type SourceMark } from "../domain/prices.ts";
 import type { Account } from "../domain/valuation.ts";
@@ -27,6 +35,12 @@ export interface AccountInputs {
   /** Every source of every asset the account needs, as read: the audit log keeps them for replay. */
   readonly sources: ReadonlyMap<string, readonly SourceMark[]>;
   readonly marks: ReadonlyMap<string, ResolvedMark>;
+  /**
+   * The dispatch of the state's current liquidation request, when the state read before the inputs is
+   * LIQUIDATING with one and its Outbox item was found; absent otherwise (unknown: the retry counts from the
+   * commit). An input of the decision, kept in its snapshot.
+   */
+  readonly liquidationDispatch?: LiquidationDispatch;
 }
 
 export type LoadResult =
@@ -147,14 +161,55 @@ function assetsNeeded(account: Account, entry: PolicyEntry): string[] | Failure 
   return unknown ? { ok: false, reason: `asset ${unknown} is not in policy ${policy.policyId}` } : sorted;
 }
 
+/**
+ * When the outbox relay put the request on the bus: its Outbox item's `dispatchedAt` (set once the put
+ * succeeded, or to the relay's claim time when its outcome was uncertain), null while it is absent.
+ * Undefined, unknown, when the item is gone (expired) or the attribute is not an ISO-8601 UTC time.
+ */
+export async function readLiquidationDispatch(
+  client: DynamoDBClient,
+  tables: Tables,
+  requestId: string,
+): Promise<LiquidationDispatch | undefined> {
+  const result = await client.send(
+    new GetItemCommand({
+      TableName: tables.outbox,
+      Key: { outboxId: { S: requestId } },
+      ConsistentRead: true,
+      ProjectionExpression: "dispatchedAt",
+    }),
+  );
+  if (!result.Item) return undefined;
+  const attribute = result.Item.dispatchedAt;
+  if (attribute === undefined) return { requestId, dispatchedAt: null };
+  // The replay snapshot accepts the same timestamps as the upstream contract: what is read replays.
+  const dispatchedAt = Timestamp.safeParse(attribute.S);
+  return dispatchedAt.success ? { requestId, dispatchedAt: dispatchedAt.data } : undefined;
+}
+
+/** The request whose dispatch the decision needs: the current one while LIQUIDATING, else none. */
+function outstandingRequest(state: CallState | undefined): string | null {
+  if (state?.status !== "LIQUIDATING") return null;
+  return state.call?.liquidationRequestId ?? null;
+}
+
+/**
+ * Everything one revaluation needs. `state` is the call state the decision will be applied to, read before
+ * this: while it is LIQUIDATING with a request, the request's dispatch is read too, alongside the Query.
+ */
 export async function loadAccountInputs(
   client: DynamoDBClient,
   tables: Tables,
   policies: ReadonlyMap<string, PolicyEntry>,
   accountId: string,
   nowMs: number,
+  state?: CallState,
 ): Promise<LoadResult> {
-  const items = await accountItems(client, tables, accountId);
+  const requestId = outstandingRequest(state);
+  const [items, liquidationDispatch] = await Promise.all([
+    accountItems(client, tables, accountId),
+    requestId === null ? undefined : readLiquidationDispatch(client, tables, requestId),
+  ]);
   if (!Array.isArray(items)) return items;
   const profile = items.find((item): item is ProfileItem => item.sk === "PROFILE");
   if (!profile) return { ok: false, reason: "no PROFILE item: the account is not onboarded" };
@@ -173,5 +228,16 @@ export async function loadAccountInputs(
     sources.set(asset, assetSources);
     marks.set(asset, mark);
   }
-  return { ok: true, inputs: { profile, policy, account, executionReports, sources, marks } };
+  return {
+    ok: true,
+    inputs: {
+      profile,
+      policy,
+      account,
+      executionReports,
+      sources,
+      marks,
+      ...(liquidationDispatch ? { liquidationDispatch } : {}),
+    },
+  };
 }

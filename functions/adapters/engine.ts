@@ -113,6 +113,7 @@ function decideFrom(inputs: AccountInputs, state: CallState, event: EngineEvent,
       policy: inputs.policy.policy,
       event: withFills(event, inputs),
       now,
+      liquidationDispatch: inputs.liquidationDispatch,
     });
   } catch (error) {
     // The items pass the contract but cannot be valued under the policy (a borrowed asset the policy
@@ -168,6 +169,7 @@ export async function revalueAccount(
       deps.policies,
       accountId,
       Date.parse(now),
+      state,
     );
     if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
     const decision = decideFrom(loaded.inputs, state, event, now);

@@ -1,18 +1,18 @@
 /**
- * The notifier's ports and their AWS adapters: who to tell (the borrower's PROFILE), how to tell them (SNS:
- * an SMS to the phone number, an email through the engine's topic), each at most once per notification id
- * and channel, and where to record that a notice went out (its outbox item). The notifier handler parses
- * a record, calls these, and logs; nothing in it speaks to AWS.
+ * The notifier's ports and their AWS adapters: who to tell (the borrower's PROFILE) and how to tell them
+ * (SNS: an SMS to the phone number, an email through the engine's topic), one attempt per publish with its
+ * outcome classified. The claims that make each channel go out at most once are the outbox item's
+ * (outbox-claims.ts). The notifier handler calls these and logs; nothing in it speaks to AWS.
  */
-import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { type MessageAttributeValue, PublishCommand } from "@aws-sdk/client-sns";
-import type { Context } from "aws-lambda";
 import { type ProfileItem, parseAccountItem } from "../domain/contract.ts";
 import type { RenderedNotice } from "../notify/render.ts";
+import { describeFailure, failureKind } from "./aws-outcome.ts";
 import { fromImage } from "./codec.ts";
 import type { EngineDeps } from "./engine.ts";
-import { once, onceStore } from "./idempotency.ts";
+import type { ChannelResult } from "./outbox-claims.ts";
 import type { Environment } from "./settings.ts";
 import { ENV, required } from "./settings.ts";
 
@@ -30,20 +30,17 @@ export interface ProfileReader {
 }
 
 export interface NoticeSender {
-  /** Sends the SMS of one notice to `phone`, once per notification id. */
-  sendSms(notificationId: string, phone: string, rendered: RenderedNotice): Promise<void>;
-  /** Sends the email of one notice to `recipient` through the email topic, once per notification id. */
-  sendEmail(
-    notificationId: string,
-    notice: string,
-    recipient: string,
-    rendered: RenderedNotice,
-  ): Promise<void>;
+  /** Publishes the SMS of one notice to `phone`, once: the caller holds the channel's claim. */
+  sendSms(phone: string, rendered: RenderedNotice): Promise<ChannelResult>;
+  /** Publishes the email of one notice to the email topic, once: the caller holds the channel's claim. */
+  sendEmail(notice: NoticeAddress, recipient: string, rendered: RenderedNotice): Promise<ChannelResult>;
 }
 
-export interface DeliveryLog {
-  /** Marks the notice's outbox item delivered at `at` by `channels` (first delivery wins). */
-  markDelivered(notificationId: string, channels: readonly string[], at: string): Promise<void>;
+/** What the email message says about its notice, for the mail gateway's routing and checks. */
+export interface NoticeAddress {
+  readonly notificationId: string;
+  readonly notice: string;
+  readonly accountId: string;
 }
 
 const attribute = (value: string): MessageAttributeValue => ({ DataType: "String", StringValue: value });
@@ -74,71 +71,51 @@ export function dynamoProfiles(deps: NoticeDeps): ProfileReader {
   };
 }
 
-export function snsNoticeSender(deps: NoticeDeps, context?: Context): NoticeSender {
-  const store = onceStore(deps.dynamo, required(deps.env, ENV.idempotencyTable));
-  const publish = async (input: ConstructorParameters<typeof PublishCommand>[0]) => {
-    const result = await deps.sns.send(new PublishCommand(input));
-    return { messageId: result.MessageId ?? "" };
-  };
+/** One attempt per publish; a failure is classified (aws-outcome.ts), never retried blindly. */
+async function attempt(run: () => Promise<{ MessageId?: string | undefined }>): Promise<ChannelResult> {
+  try {
+    const result = await run();
+    return { state: "SENT", detail: result.MessageId ?? "" };
+  } catch (error) {
+    const kind = failureKind(error);
+    const detail = describeFailure(error);
+    if (kind === "THROTTLED") return { state: "RETRY", detail };
+    return { state: kind === "REFUSED" ? "FAILED" : "UNCERTAIN", detail };
+  }
+}
+
+export function snsNoticeSender(deps: NoticeDeps): NoticeSender {
   return {
-    async sendSms(notificationId, phone, rendered) {
-      const sendOnce = once(
-        store,
-        () =>
-          publish({
+    sendSms: (phone, rendered) =>
+      attempt(() =>
+        deps.sns.send(
+          new PublishCommand({
             PhoneNumber: phone,
             Message: rendered.sms,
             MessageAttributes: { "AWS.SNS.SMS.SMSType": attribute(SMS_TYPE) },
           }),
-        context,
-      );
-      await sendOnce(`${notificationId}#sms`);
-    },
-    async sendEmail(notificationId, notice, recipient, rendered) {
-      const topicArn = required(deps.env, ENV.emailTopicArn);
-      const sendOnce = once(
-        store,
-        () =>
-          publish({
-            TopicArn: topicArn,
+        ),
+      ),
+    sendEmail: (notice, recipient, rendered) =>
+      attempt(() =>
+        deps.sns.send(
+          new PublishCommand({
+            TopicArn: required(deps.env, ENV.emailTopicArn),
             // SNS refuses subjects of 100 characters or more; raw delivery drops the subject, so the mail
             // gateway gets it as an attribute too.
             Subject: subjectOf(rendered.emailSubject),
             Message: rendered.emailText,
             MessageAttributes: {
-              notice: attribute(notice),
-              notificationId: attribute(notificationId),
+              notice: attribute(notice.notice),
+              notificationId: attribute(notice.notificationId),
+              // The gateway mails `recipient` only if it is the address on this account's PROFILE.
+              accountId: attribute(notice.accountId),
               channel: attribute("email"),
               recipient: attribute(recipient),
               subject: attribute(rendered.emailSubject),
             },
           }),
-        context,
-      );
-      await sendOnce(`${notificationId}#email`);
-    },
-  };
-}
-
-/**
- * Marks the notice delivered on its outbox item, so the liquidation dispatcher can see the call notice went
- * out before it sends a liquidation request (an update: the notifier's filter ignores MODIFY).
- */
-export function outboxDeliveryLog(deps: NoticeDeps): DeliveryLog {
-  return {
-    async markDelivered(notificationId, channels, at) {
-      await deps.dynamo.send(
-        new UpdateItemCommand({
-          TableName: deps.tables.outbox,
-          Key: { outboxId: { S: notificationId } },
-          UpdateExpression: "SET deliveredAt = if_not_exists(deliveredAt, :now), channels = :channels",
-          ConditionExpression: "attribute_exists(outboxId)",
-          ExpressionAttributeValues: {
-            ":now": { S: at },
-            ":channels": { S: channels.join(",") || "none" },
-          },
-        }),
-      );
-    },
+        ),
+      ),
   };
 }

@@ -49,7 +49,7 @@ export function auditSeq(version: number, index: number): string {
 /** The next state, written only if the stored version is still the one the step was computed from. */
 export function marginCallsItem(context: StepContext, next: CallState): TransactWriteItem {
   const { previous, inputs, now } = context;
-  const dueAt = nextDueAt(next, inputs.policy.policy);
+  const dueAt = nextDueAt(next, inputs.policy.policy, inputs.liquidationDispatch);
   return {
     Put: {
       TableName: context.tables.marginCalls,

@@ -53,4 +53,33 @@ export const LOG_SIGNALS = {
     metric: "NotRevalued",
     description: "an account could not be valued; its call state is frozen",
   },
+  NOTICE_UNDELIVERED: {
+    message: "notice undelivered",
+    metric: "NoticeUndelivered",
+    description:
+      "a notice (or one of its channels) could not be sent within notices.deliverWithinSeconds; the borrower may not know",
+  },
+  NOTICE_UNCERTAIN: {
+    message: "notice delivery uncertain",
+    metric: "NoticeUncertain",
+    description: "SNS may or may not have accepted a notice (a 5xx or a lost reply); it is not sent again",
+  },
+  EVENT_UNCERTAIN: {
+    message: "event put uncertain",
+    metric: "EventUncertain",
+    description:
+      "EventBridge may or may not have accepted an engine event (a 5xx or a lost reply); it is not put again",
+  },
+  LIQUIDATION_WITHOUT_NOTICE: {
+    message: "liquidation requested without a delivered notice",
+    metric: "LiquidationWithoutNotice",
+    description:
+      "a call notice was undeliverable and the policy (notices.whenUndelivered LIQUIDATE) sent the liquidation anyway",
+  },
+  LIQUIDATION_HELD: {
+    message: "liquidation held: notice undeliverable",
+    metric: "LiquidationHeld",
+    description:
+      "a call notice was undeliverable and the policy (notices.whenUndelivered HOLD) holds the liquidation for an operator",
+  },
 } as const satisfies Record<string, LogSignal>;

@@ -5,7 +5,7 @@
  * decision can be replayed. Nothing here reads a clock or does I/O.
  */
 import { assess } from "./assess.ts";
-import type { Assessment, CallState, EngineEvent, Step } from "./machine.ts";
+import type { Assessment, CallState, EngineEvent, LiquidationDispatch, Step } from "./machine.ts";
 import { transition } from "./machine.ts";
 import { ONE } from "./money.ts";
 import type { Policy } from "./policy.ts";
@@ -23,6 +23,11 @@ export interface DecideInput {
   readonly policy: Policy;
   readonly event: EngineEvent;
   readonly now: string;
+  /**
+   * The dispatch of the current liquidation request, read only while LIQUIDATING with one; omitted:
+   * unknown, and a retry counts from the request's commit (machine.ts `retryClockStart`).
+   */
+  readonly liquidationDispatch?: LiquidationDispatch | undefined;
 }
 
 export interface Decision {
@@ -47,13 +52,21 @@ export function triggerLevels(policy: Policy) {
 
 /** Decides one step. Throws ValuationError when the account cannot be valued under the policy. */
 export function decide(input: DecideInput): Decision {
-  const { state, account, marks, policy, event, now } = input;
+  const { state, account, marks, policy, event, now, liquidationDispatch } = input;
   const assessment = assess(account, marks, policy);
   return {
     assessment,
-    step: transition(state, assessment, policy, event, now),
+    step: transition(state, assessment, policy, event, now, liquidationDispatch),
     triggers: triggerPricesOf(assessment.valuation, policy, triggerLevels(policy)),
     snapshot: () =>
-      snapshotOf({ account, policy: policy.document, sources: input.sources, state, event, now }),
+      snapshotOf({
+        account,
+        policy: policy.document,
+        sources: input.sources,
+        state,
+        event,
+        now,
+        liquidationDispatch,
+      }),
   };
 }

@@ -12,10 +12,15 @@ export const ENV = {
   outboxTable: "OUTBOX_TABLE",
   auditLogTable: "AUDIT_LOG_TABLE",
   quarantineTable: "QUARANTINE_TABLE",
-  idempotencyTable: "IDEMPOTENCY_TABLE",
   /** A JSON array of policy documents; each account's PROFILE names one by `policyId`. */
   policies: "POLICY_DOCUMENTS",
   fanOutQueueUrl: "FAN_OUT_QUEUE_URL",
+  /** The queue the outbox relay puts each notice on; the notifier sends from it at a bounded rate. */
+  noticeQueueUrl: "NOTICE_QUEUE_URL",
+  /** SMS per second the whole notifier may publish (the account's SNS SMS throughput). */
+  smsPerSecond: "SMS_PER_SECOND",
+  /** Notifier invocations at once, at most (the notice queue mapping's maximum concurrency). */
+  notifierConcurrency: "NOTIFIER_CONCURRENCY",
   emailTopicArn: "EMAIL_TOPIC_ARN",
   eventBusName: "EVENT_BUS_NAME",
   /** Accounts one invocation revalues before it hands the rest of a range to the fan-out queue. */

@@ -1,7 +1,7 @@
 /**
  * The margin-call state machine: one pure, deterministic function
  *
- *   transition(state, assessment, policy, event, now) → { next, effects }
+ *   transition(state, assessment, policy, event, now, dispatch?) → { next, effects }
  *
  * Effects are what the adapters must do, in order: notify, request a liquidation, record a loss, and append
  * to the audit log. See docs/state-machine.md for the graph and the invariants, each enforced here:
@@ -138,7 +138,8 @@ export interface OpenCall {
   readonly liquidationRequestedAt: string | null;
   /**
    * When the engine gave up waiting: maxAttempts requests sent and none finally filled retrySeconds after
-   * the last. The account stays LIQUIDATING for an operator; a final report still settles it.
+   * the last one's dispatch (`retryClockStart`). The account stays LIQUIDATING for an operator; a final
+   * report still settles it.
    */
   readonly liquidationExhaustedAt: string | null;
 }
@@ -203,6 +204,19 @@ export interface ExecutionFill {
   readonly averagePrice: string | null;
   readonly fee: string;
   readonly final: boolean;
+}
+
+/**
+ * What the engine read of the current liquidation request's dispatch: the outbox relay sets `dispatchedAt`
+ * on the request's Outbox item once it has put it on the bus (or claimed it, when the put's outcome was
+ * uncertain). An input of the decision, kept in its replay snapshot. Absent, or read for another request:
+ * unknown, and the retry counts from the commit (`liquidationRequestedAt`), as before dispatches were read.
+ */
+export interface LiquidationDispatch {
+  /** The request it was read for: the call's liquidationRequestId at the read. */
+  readonly requestId: string;
+  /** When the relay put the request on the bus; null while it has not. */
+  readonly dispatchedAt: string | null;
 }
 
 export type EngineEvent =
@@ -319,6 +333,7 @@ class StepBuilder {
     readonly policy: Policy,
     readonly event: EngineEvent,
     readonly now: string,
+    readonly dispatch: LiquidationDispatch | undefined,
   ) {
     this.state = initial;
     this.nextVersion = initial.version + 1;
@@ -883,9 +898,27 @@ function settle(step: StepBuilder, call: OpenCall): void {
 }
 
 /**
+ * Where the current attempt's retry clock starts: its dispatch (never before its commit, whatever the
+ * relay's clock says), or its commit when the dispatch is unknown; null while it is known not to have gone
+ * out. A request still in the outbox has not reached the execution system, so it cannot have timed out
+ * there: retrying it would only queue a second request with the same plan behind the first.
+ */
+export function retryClockStart(call: OpenCall, dispatch: LiquidationDispatch | undefined): string | null {
+  const requestedAt = call.liquidationRequestedAt;
+  if (requestedAt === null) return null;
+  if (dispatch === undefined || dispatch.requestId !== call.liquidationRequestId) return requestedAt;
+  const { dispatchedAt } = dispatch;
+  if (dispatchedAt === null) return null;
+  return atOrAfter(dispatchedAt, requestedAt) ? dispatchedAt : requestedAt;
+}
+
+/**
  * While LIQUIDATING: settle on a final report that filled something, else retry, else flag the liquidation
  * as exhausted. A final report with nothing filled ends its attempt: the next one goes out at once when it
- * may. During a price halt (`halted`) only settling and flagging happen: neither is escalation.
+ * may. Otherwise the attempt times out retrySeconds after its dispatch (`retryClockStart`), never while it
+ * waits in the outbox. A retry plans on the account as upstream holds it now, its holdings and cash net of
+ * every fill written with them: it asks only for what is still to be sold, and supersedes the attempt.
+ * During a price halt (`halted`) only settling and flagging happen: neither is escalation.
  */
 function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): void {
   const { policy, now } = step;
@@ -899,10 +932,10 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
     (report !== null && report.attempt === call.liquidationAttempts) ||
     call.liquidationEndedEmpty === call.liquidationAttempts;
   const newlyEmpty = endedEmpty && call.liquidationEndedEmpty !== call.liquidationAttempts;
-  const requestedAt = call.liquidationRequestedAt;
+  const clockStart = retryClockStart(call, step.dispatch);
   const retryDue =
     endedEmpty ||
-    (requestedAt !== null && atOrAfter(now, addSeconds(requestedAt, policy.liquidationRetrySeconds)));
+    (clockStart !== null && atOrAfter(now, addSeconds(clockStart, policy.liquidationRetrySeconds)));
   if (!retryDue) return;
   const plan = step.assessment.liquidationPlan;
   if (endedEmpty && !halted && !inGracePeriod(step)) {
@@ -1037,15 +1070,20 @@ export function assertStep(initial: CallState, step: Step): Step {
   return step;
 }
 
-/** The transition function. Pure and deterministic: the same inputs always give the same step. */
+/**
+ * The transition function. Pure and deterministic: the same inputs always give the same step. `dispatch` is
+ * what the engine read of the current liquidation request's dispatch; omitted: unknown (see
+ * LiquidationDispatch).
+ */
 export function transition(
   state: CallState,
   assessment: Assessment,
   policy: Policy,
   event: EngineEvent,
   now: string,
+  dispatch?: LiquidationDispatch,
 ): Step {
-  return assertStep(state, decideStep(state, assessment, policy, event, now));
+  return assertStep(state, decideStep(state, assessment, policy, event, now, dispatch));
 }
 
 function decideStep(
@@ -1054,8 +1092,9 @@ function decideStep(
   policy: Policy,
   event: EngineEvent,
   now: string,
+  dispatch: LiquidationDispatch | undefined,
 ): Step {
-  const step = new StepBuilder(state, assessment, policy, event, now);
+  const step = new StepBuilder(state, assessment, policy, event, now, dispatch);
   const status = state.status;
 
   if (assessment.priceStatus !== "OK") {
@@ -1104,9 +1143,11 @@ function decideStep(
  * The next moment at which time alone changes what `transition` decides for this state, or null when only a
  * price or account change can: a reminder, the deadline, the confirmation of a breach of the hard floor,
  * a new call after a deposit closure, a liquidation retry. The sweep revalues the account then (the
- * sparse byDeadline index holds it).
+ * sparse byDeadline index holds it). A retry is due retrySeconds after the request's dispatch when
+ * `dispatch` says when that was; otherwise retrySeconds after its commit, the earliest it can be due (a
+ * request is dispatched after its commit), and the sweep looks again on every run until it is due.
  */
-export function nextDueAt(state: CallState, policy: Policy): string | null {
+export function nextDueAt(state: CallState, policy: Policy, dispatch?: LiquidationDispatch): string | null {
   const call = state.call;
   if (!call) return null;
   if (state.status === "CALLED") {
@@ -1123,7 +1164,8 @@ export function nextDueAt(state: CallState, policy: Policy): string | null {
   }
   // An exhausted liquidation waits for an operator (or a late fill), not for the sweep.
   if (state.status === "LIQUIDATING" && call.liquidationRequestedAt && !call.liquidationExhaustedAt) {
-    return addSeconds(call.liquidationRequestedAt, policy.liquidationRetrySeconds);
+    const from = retryClockStart(call, dispatch) ?? call.liquidationRequestedAt;
+    return addSeconds(from, policy.liquidationRetrySeconds);
   }
   return null;
 }

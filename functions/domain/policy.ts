@@ -71,6 +71,37 @@ const assetSchema = z.strictObject({
 export const CALL_MET_BY = ["PAYMENT", "EQUITY", "EITHER"] as const;
 export type CallMetBy = (typeof CALL_MET_BY)[number];
 
+/** What a liquidation waiting for a call notice recorded undeliverable does: see docs/margin-model.md. */
+export const WHEN_NOTICE_UNDELIVERED = ["LIQUIDATE", "HOLD"] as const;
+export type WhenNoticeUndelivered = (typeof WHEN_NOTICE_UNDELIVERED)[number];
+
+/** An E.164 country calling code without "+": 1 to 3 digits, never starting with 0 ("1", "44", "420"). */
+const countryCallingCode = z.string().regex(/^[1-9][0-9]{0,2}$/, {
+  error: 'must be an E.164 country calling code: 1 to 3 digits without "+", not starting with 0, e.g. "44"',
+});
+
+const noticesSchema = z.strictObject({
+  /** How long delivery of a notice is tried before it is recorded undeliverable and alarmed. Default 600. */
+  deliverWithinSeconds: seconds.min(1).default(600),
+  /**
+   * A call notice recorded undeliverable: LIQUIDATE sends a liquidation waiting for it anyway (recorded as sent
+   * without notice); HOLD keeps it for an operator. Default LIQUIDATE.
+   */
+  whenUndelivered: z.enum(WHEN_NOTICE_UNDELIVERED).default("LIQUIDATE"),
+  /** SMS only to numbers with one of these country codes (the e-mail still goes). Omitted: any country. */
+  smsCountryCodes: z
+    .array(countryCallingCode)
+    .max(50)
+    .superRefine((codes, context) => {
+      codes.forEach((code, index) => {
+        if (codes.indexOf(code) !== index) {
+          context.addIssue({ code: "custom", path: [index], message: `"${code}" is listed twice` });
+        }
+      });
+    })
+    .optional(),
+});
+
 const instrumentSchema = z.strictObject({
   /** The asset whose mark prices this perpetual or future. */
   underlying: assetCode,
@@ -146,6 +177,8 @@ export const policySchema = z
       /** A halt that lasts longer than this raises an operator alarm (escalation stays halted). Default 900. */
       haltAlarmSeconds: seconds.min(1).default(900),
     }),
+    /** Delivery of borrower notices. The whole section is optional: omitted, every field takes its default. */
+    notices: noticesSchema.prefault({}),
   })
   .superRefine((policy, context) => {
     if (dec(policy.call.exitBuffer).greaterThan(dec(policy.call.restoreBuffer))) {
@@ -327,6 +360,12 @@ export interface Policy {
   readonly haltGraceSeconds: number;
   readonly priceMaxFutureSkewSeconds: number;
   readonly haltAlarmSeconds: number;
+  /** notices.deliverWithinSeconds: how long a notice's delivery is tried before it is recorded undeliverable. */
+  readonly noticeDeliverWithinSeconds: number;
+  /** notices.whenUndelivered: what a liquidation waiting for an undeliverable call notice does. */
+  readonly whenNoticeUndelivered: WhenNoticeUndelivered;
+  /** notices.smsCountryCodes: the country codes an SMS may go to, or null for any. */
+  readonly smsCountryCodes: readonly string[] | null;
   /** The document as given, for the audit record. */
   readonly document: ParsedPolicy;
 }
@@ -438,6 +477,9 @@ export function parsePolicy(document: unknown): Policy {
     haltGraceSeconds: parsedPolicy.prices.haltGraceSeconds,
     priceMaxFutureSkewSeconds: parsedPolicy.prices.maxFutureSkewSeconds,
     haltAlarmSeconds: parsedPolicy.prices.haltAlarmSeconds,
+    noticeDeliverWithinSeconds: parsedPolicy.notices.deliverWithinSeconds,
+    whenNoticeUndelivered: parsedPolicy.notices.whenUndelivered,
+    smsCountryCodes: parsedPolicy.notices.smsCountryCodes ? [...parsedPolicy.notices.smsCountryCodes] : null,
     document: parsedPolicy,
   };
 }

@@ -14,6 +14,7 @@ import {
   creditableDeposits,
   type EngineEvent,
   initialState,
+  type LiquidationDispatch,
   STATUSES,
   type Step,
   transition,
@@ -174,6 +175,13 @@ export const snapshotSchema = z.strictObject({
       }),
     ])
     .default({ type: "REVALUE", cause: "SWEEP", eventId: "snapshot" }),
+  /**
+   * What the engine read of the current liquidation request's dispatch (machine.ts LiquidationDispatch).
+   * Absent in snapshots recorded before it was read, and whenever it was not: unknown.
+   */
+  liquidationDispatch: z
+    .strictObject({ requestId: z.string().min(1), dispatchedAt: timestamp.nullable() })
+    .optional(),
 });
 
 /** One problem with the input: its JSON path and the reason, as for a policy. */
@@ -193,6 +201,8 @@ export interface Evaluation {
   readonly now: string;
   readonly state: CallState;
   readonly event: EngineEvent;
+  /** The dispatch of the current liquidation request, as recorded; undefined: unknown. */
+  readonly liquidationDispatch: LiquidationDispatch | undefined;
   readonly valuation: Valuation;
   readonly triggers: readonly TriggerPrices[];
   readonly cureOptions: readonly CureOption[];
@@ -278,6 +288,7 @@ export function evaluateSnapshot(input: unknown): Evaluation {
       now: snapshot.now,
       state,
       event: snapshot.event,
+      liquidationDispatch: snapshot.liquidationDispatch,
       valuation: assessment.valuation,
       triggers: triggerPrices(account, marks, policy),
       cureOptions: assessment.cureOptions,
@@ -285,7 +296,7 @@ export function evaluateSnapshot(input: unknown): Evaluation {
       sizing: assessment.sizing,
       priceStatus: assessment.priceStatus,
       standing: state.status === "CALLED" && state.call ? callStanding(state.call, assessment, policy) : null,
-      step: transition(state, assessment, policy, snapshot.event, snapshot.now),
+      step: transition(state, assessment, policy, snapshot.event, snapshot.now, snapshot.liquidationDispatch),
     };
   } catch (error) {
     if (error instanceof ValuationError) throw new SnapshotError([{ path: "$", message: error.message }]);
@@ -383,6 +394,8 @@ export interface DecisionInputs {
   readonly state: CallState;
   readonly event: EngineEvent;
   readonly now: string;
+  /** What was read of the current liquidation request's dispatch; omitted: not read. */
+  readonly liquidationDispatch?: LiquidationDispatch | undefined;
 }
 
 /**
@@ -431,5 +444,6 @@ export function snapshotOf(inputs: DecisionInputs) {
     ),
     state: state.version === 0 ? null : state,
     event: inputs.event,
+    ...(inputs.liquidationDispatch ? { liquidationDispatch: inputs.liquidationDispatch } : {}),
   };
 }

@@ -1,75 +1,96 @@
 /**
- * Handler 4: the notifier, on the Outbox stream (filtered to inserted NOTIFY items). For each notice it
- * sends one SMS (to the phone number, Transactional) and one email (through the email topic, routed by
- * message attributes), each at most once per notification id, and marks the notice delivered. It parses,
- * calls its ports (adapters/notice-ports.ts) and logs. Phone numbers and addresses go only into the SNS
- * request, never into logs. See docs/notifications.md for the SNS limits.
+ * Handler 5: the notifier, on the notice queue (one message per NOTIFY outbox item, put there by the outbox
+ * relay). For each notice it claims the outbox item, sends the SMS (Transactional, to the phone number, at
+ * this invocation's share of `SMS_PER_SECOND`) and the email (through the email topic), and completes the
+ * claim; adapters/notice-delivery.ts has the rules. A throttled notice goes back to the queue with a
+ * backoff: throttling is waiting, not failure. Phone numbers and addresses go only into the SNS request,
+ * never into logs. See docs/notifications.md for the SNS limits and docs/pipeline.md for the claims.
  */
+import { randomUUID } from "node:crypto";
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { fromImage } from "../adapters/codec.ts";
-import {
-  type DeliveryLog,
-  dynamoProfiles,
-  type NoticeSender,
-  outboxDeliveryLog,
-  type ProfileReader,
-  snsNoticeSender,
-} from "../adapters/notice-ports.ts";
-import { parseNoticePayload } from "../notify/payload.ts";
-import { renderNotice } from "../notify/render.ts";
+import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
+import { type DeliveryPorts, deliverNotice } from "../adapters/notice-delivery.ts";
+import { dynamoProfiles, snsNoticeSender } from "../adapters/notice-ports.ts";
+import { OutboxClaims } from "../adapters/outbox-claims.ts";
+import { ENV, integer, required } from "../adapters/settings.ts";
+import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
 export { SMS_TYPE, subjectOf } from "../adapters/notice-ports.ts";
 
-interface Ports {
-  readonly profiles: ProfileReader;
-  readonly sender: NoticeSender;
-  readonly deliveries: DeliveryLog;
+/** How long a claim on a notice lasts: longer than the function's timeout (30 s). */
+export const NOTICE_LEASE_MS = 60_000;
+
+/** A message for later: visible again in `seconds`, and reported as failed so the queue keeps it. */
+class NotYet extends Error {
+  override readonly name = "NotYet";
 }
 
-async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecord): Promise<void> {
-  const image = record.dynamodb?.NewImage;
-  if (record.eventName !== "INSERT" || !image) return;
-  const item = fromImage(image);
-  if (item.kind !== "NOTIFY") return;
-  const payload = parseNoticePayload(String(item.payload));
-  const profile = await ports.profiles.profileOf(payload.accountId);
-  const rendered = renderNotice(payload, {
-    ...(profile.borrowerName ? { borrowerName: profile.borrowerName } : {}),
-    timeZone: profile.timeZone,
-    currency: profile.currency,
-  });
-  const channels: string[] = [];
-  const { phoneE164, email } = profile.contact;
-  if (phoneE164) {
-    await ports.sender.sendSms(payload.notificationId, phoneE164, rendered);
-    channels.push("sms");
-  }
-  if (email) {
-    await ports.sender.sendEmail(payload.notificationId, payload.notice, email, rendered);
-    channels.push("email");
-  }
-  await ports.deliveries.markDelivered(payload.notificationId, channels, engine.now());
-  engine.logger.info("notice sent", {
-    notificationId: payload.notificationId,
-    notice: payload.notice,
-    accountId: payload.accountId,
-    channels,
-  });
+/** Spaces this invocation's SMS by its share of the account-wide SMS throughput. */
+function pacer(engine: Runtime): () => Promise<void> {
+  const perSecond = integer(engine.env, ENV.smsPerSecond, 10);
+  const intervalMs = (1000 * integer(engine.env, ENV.notifierConcurrency, 2)) / perSecond;
+  let nextMs = 0;
+  return async () => {
+    const waitMs = nextMs - Date.now();
+    nextMs = Math.max(nextMs, Date.now()) + intervalMs;
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  };
 }
 
-export async function handler(event: DynamoDBStreamEvent, context?: Context) {
+async function handleMessage(engine: Runtime, ports: DeliveryPorts, record: SQSRecord): Promise<void> {
+  const { notificationId } = JSON.parse(record.body) as { notificationId: string };
+  const token = randomUUID();
+  const delivery = await deliverNotice(ports, notificationId, {
+    now: engine.now(),
+    token,
+    leaseMs: NOTICE_LEASE_MS,
+  });
+  if (delivery.status === "MISSING") throw new Error(`notice ${notificationId} has no outbox item`);
+  if (delivery.status === "DONE") return;
+  if (delivery.status === "RETRY") {
+    await engine.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: required(engine.env, ENV.noticeQueueUrl),
+        ReceiptHandle: record.receiptHandle,
+        VisibilityTimeout: delivery.inSeconds,
+      }),
+    );
+    throw new NotYet(`notice ${notificationId}: again in ${delivery.inSeconds} s`);
+  }
+  const states = Object.fromEntries(
+    Object.entries(delivery.results).map(([channel, r]) => [channel, r.state]),
+  );
+  const fields = { notificationId, notice: delivery.notice, accountId: delivery.accountId, channels: states };
+  if (delivery.outcome === "UNDELIVERABLE" || Object.values(states).includes("FAILED")) {
+    const reasons = Object.fromEntries(
+      Object.entries(delivery.results).map(([channel, r]) => [channel, r.detail]),
+    );
+    engine.logger.error(LOG_SIGNALS.NOTICE_UNDELIVERED.message, {
+      ...fields,
+      outcome: delivery.outcome,
+      reasons,
+    });
+  }
+  if (Object.values(states).includes("UNCERTAIN"))
+    engine.logger.error(LOG_SIGNALS.NOTICE_UNCERTAIN.message, fields);
+  engine.logger.info("notice sent", { ...fields, outcome: delivery.outcome });
+}
+
+export async function handler(event: SQSEvent, context?: Context) {
   const engine = runtime();
-  const ports: Ports = {
+  const ports: DeliveryPorts = {
+    claims: new OutboxClaims(engine.dynamo, engine.tables.outbox),
     profiles: dynamoProfiles(engine),
-    sender: snsNoticeSender(engine, context),
-    deliveries: outboxDeliveryLog(engine),
+    sender: snsNoticeSender(engine),
+    policies: engine.policies,
+    smsTurn: pacer(engine),
   };
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(engine, ports, record),
-    new BatchProcessor(EventType.DynamoDBStreams),
-    { ...(context ? { context } : {}), processInParallel: false },
+    (record: SQSRecord) => handleMessage(engine, ports, record),
+    new BatchProcessor(EventType.SQS),
+    { ...(context ? { context } : {}), processInParallel: false, throwOnFullBatchFailure: false },
   );
 }

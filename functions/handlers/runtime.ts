@@ -44,8 +44,10 @@ function createRuntime(env: Environment): Runtime {
     env,
     logger,
     dynamo: new DynamoDBClient({}),
-    sns: new SNSClient({}),
-    eventBridge: new EventBridgeClient({}),
+    // One attempt per publish and per put: a retry after a reply that was lost would send twice. The
+    // callers classify each failure and decide (adapters/aws-outcome.ts).
+    sns: new SNSClient({ maxAttempts: 1 }),
+    eventBridge: new EventBridgeClient({ maxAttempts: 1 }),
     sqs: new SQSClient({}),
     tables: tablesFrom(env),
     policies: parsePolicies(required(env, ENV.policies)),

@@ -278,7 +278,7 @@ export class LocalRuntime {
     const fire = async () => {
       // Locally, one machine does the work of many Lambdas: a run still going (or its fan-out still
       // queued) means the next one would only pile up. It is counted as skipped.
-      if (busy || [...this.queueMappings.values()].some((mapping) => mapping.depth() > 0)) {
+      if (busy || this.fanOutBusy()) {
         stats.skipped += 1;
         return;
       }
@@ -323,6 +323,34 @@ export class LocalRuntime {
         next = this.nowMs() + schedule.rateSeconds * 1000;
         void fire();
       }, 50),
+    );
+  }
+
+  /**
+   * Replaces a function as a redeploy under a new name would: a fresh execution environment (new clients,
+   * settings read again) and, for its stream mappings, new mappings that start at the oldest record still in
+   * the stream (TRIM_HORIZON), so everything it already handled is delivered to it again.
+   */
+  replaceFunction(prefix: string, newName: string): string[] {
+    const replaced: string[] = [];
+    for (const [name, mapping] of this.streamMappings) {
+      if (!mapping.mapping.functionLogicalId.startsWith(prefix)) continue;
+      mapping.reader.rewind();
+      replaced.push(name);
+    }
+    process.env.AWS_LAMBDA_FUNCTION_NAME = newName;
+    resetRuntime();
+    setClock(() => this.now());
+    return replaced;
+  }
+
+  /** Whether a revaluation queue (the fan-out queue) still holds work; the notice queue does not count. */
+  private fanOutBusy(): boolean {
+    return [...this.queueMappings.values()].some(
+      (mapping) =>
+        mapping.mapping.source.kind === "sqs" &&
+        mapping.mapping.source.queue.startsWith("FanOut") &&
+        mapping.depth() > 0,
     );
   }
 

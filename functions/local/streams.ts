@@ -122,7 +122,22 @@ export class StreamReader {
   /** Records fetched by the last fetch: zero means the stream was quiet. */
   lastFetched = 0;
 
+  private rewindRequested = false;
+
+  /**
+   * Starts again from the starting position at the next fetch, as a new event source mapping would (a
+   * replaced function's): whatever is buffered is dropped. It takes effect inside fetch, which a mapping
+   * calls before it peeks, so no record a mapping is handling is committed against the new buffers.
+   */
+  rewind(): void {
+    this.rewindRequested = true;
+  }
+
   private async fetchNow(limitPerShard: number): Promise<number> {
+    if (this.rewindRequested) {
+      this.rewindRequested = false;
+      this.shards.clear();
+    }
     const firstFetch = this.shards.size === 0;
     for (const shard of await this.describeShards()) {
       if (!shard.ShardId || this.shards.has(shard.ShardId)) continue;

@@ -25,7 +25,7 @@ import { type TestDatabase, testDatabase } from "./local-dynamodb.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-export type MappingName = "AccountChanges" | "PriceTicks" | "Notifier" | "LiquidationDispatcher";
+export type MappingName = "AccountChanges" | "PriceTicks" | "OutboxRelay";
 export type Item = Record<string, unknown>;
 
 export interface Pipeline {
@@ -35,6 +35,8 @@ export interface Pipeline {
   readonly mappings: Record<MappingName, StreamMapping>;
   /** The fan-out worker's SQS mapping. */
   readonly fanOut: QueueMapping;
+  /** The notifier's SQS mapping, on the notice queue. */
+  readonly notices: QueueMapping;
   /** Records each mapping gave up on, as its on-failure destination received them. */
   readonly discarded: Record<MappingName, StreamFailureRecord[]>;
   now(): string;
@@ -113,7 +115,7 @@ export async function startPipeline(
     return loaded as (event: T) => Promise<unknown>;
   }
 
-  const names: MappingName[] = ["AccountChanges", "PriceTicks", "Notifier", "LiquidationDispatcher"];
+  const names: MappingName[] = ["AccountChanges", "PriceTicks", "OutboxRelay"];
   const mappings = {} as Record<MappingName, StreamMapping>;
   const discarded = {} as Record<MappingName, StreamFailureRecord[]>;
   for (const name of names) {
@@ -139,16 +141,20 @@ export async function startPipeline(
     );
   }
 
-  const workerId = functionId(deployment, "FanOutWorker");
-  const workerMapping = deployment.mappings.find((m) => m.functionLogicalId === workerId);
-  if (workerMapping?.source.kind !== "sqs") throw new Error("no queue mapping for the worker");
-  const worker = await handler<unknown>("FanOutWorker");
-  const fanOut = new QueueMapping(
-    workerMapping,
-    stub,
-    queueUrl(workerMapping.source.queue),
-    (event) => worker(event) as Promise<{ batchItemFailures?: { itemIdentifier: string }[] }>,
-  );
+  async function queueMapping(prefix: string): Promise<QueueMapping> {
+    const fnId = functionId(deployment, prefix);
+    const mapping = deployment.mappings.find((m) => m.functionLogicalId === fnId);
+    if (mapping?.source.kind !== "sqs") throw new Error(`no queue mapping for ${prefix}`);
+    const invoke = await handler<unknown>(prefix);
+    return new QueueMapping(
+      mapping,
+      stub,
+      queueUrl(mapping.source.queue),
+      (event) => invoke(event) as Promise<{ batchItemFailures?: { itemIdentifier: string }[] }>,
+    );
+  }
+  const fanOut = await queueMapping("FanOutWorker");
+  const notices = await queueMapping("Notifier");
 
   return {
     db,
@@ -156,6 +162,7 @@ export async function startPipeline(
     deployment,
     mappings,
     fanOut,
+    notices,
     discarded,
     now: () => new Date(clock).toISOString(),
     setNow: (iso) => {
@@ -171,13 +178,13 @@ export async function startPipeline(
       let total = 0;
       for (let round = 0; round < maxRounds; round += 1) {
         let invocations = 0;
-        // Each mapping runs until it is idle before the next, in pipeline order: in AWS they run
-        // concurrently, and the dispatcher's wait for the call notice assumes the notifier is not starved.
+        // Each mapping runs until it is idle before the next, in pipeline order (in AWS they run
+        // concurrently; the order between a notice and its liquidation does not depend on it).
         for (const name of ["AccountChanges", "PriceTicks"] as const)
           invocations += await untilIdle(mappings[name]);
         invocations += await untilIdle(fanOut);
-        for (const name of ["Notifier", "LiquidationDispatcher"] as const)
-          invocations += await untilIdle(mappings[name]);
+        invocations += await untilIdle(mappings.OutboxRelay);
+        invocations += await untilIdle(notices);
         total += invocations;
         if (invocations === 0) return total;
       }

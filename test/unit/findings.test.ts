@@ -235,17 +235,17 @@ describe("latencies", () => {
   });
 
   it("measures call → notice from the outbox record to its delivery, for delivered CALL notices only", () => {
-    const notify = (notice: string, deliveredAt?: string) => ({
+    const notify = (notice: string, sentAt?: string) => ({
       kind: "NOTIFY",
       createdAt: "2026-03-02T14:00:00.000Z",
       payload: JSON.stringify({ kind: "NOTIFY", notice }),
-      ...(deliveredAt ? { deliveredAt } : {}),
+      ...(sentAt ? { sentAt } : {}),
     });
     const outbox = [
       notify("CALL", "2026-03-02T14:00:09.000Z"),
       notify("CALL"),
       notify("CALL_INCREASED", "2026-03-02T14:00:01.000Z"),
-      { kind: "REQUEST_LIQUIDATION", createdAt: "2026-03-02T14:00:00.000Z", payload: "{}", deliveredAt: "x" },
+      { kind: "REQUEST_LIQUIDATION", createdAt: "2026-03-02T14:00:00.000Z", payload: "{}", sentAt: "x" },
     ];
     expect(callToNoticeMs(outbox, 3)).toEqual([3000]);
   });

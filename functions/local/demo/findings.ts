@@ -119,8 +119,8 @@ export function tickToCallMs(
 /** From a call notice's outbox record to its delivery, per delivered call notice, in real milliseconds. */
 export function callToNoticeMs(outbox: readonly RecordedRow[], speed: number): number[] {
   return outbox
-    .filter((item) => item.kind === "NOTIFY" && item.deliveredAt && payloadOf(item).notice === "CALL")
-    .map((item) => (Date.parse(String(item.deliveredAt)) - Date.parse(String(item.createdAt))) / speed);
+    .filter((item) => item.kind === "NOTIFY" && item.sentAt && payloadOf(item).notice === "CALL")
+    .map((item) => (Date.parse(String(item.sentAt)) - Date.parse(String(item.createdAt))) / speed);
 }
 
 /** The sum of the RECORD_LOSS amounts in the outbox, in USD at 2 places. */

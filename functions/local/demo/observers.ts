@@ -81,7 +81,7 @@ export async function marginRatios(
   accountIds: readonly string[],
 ): Promise<string[]> {
   // Local tables are named after their logical ids.
-  const { idempotency: _idempotency, ...tables } = TABLE_LOGICAL_IDS;
+  const tables = TABLE_LOGICAL_IDS;
   const ratios: string[] = [];
   let next = 0;
   const worker = async () => {

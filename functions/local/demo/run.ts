@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type PolicyEntry, parsePolicies } from "../../adapters/settings.ts";
 import type { Policy } from "../../domain/policy.ts";
+import type { FaultSummary, PutEventsEntry, SnsPublish } from "../aws-stub/index.ts";
 import { type RunReportData, renderReport } from "../report.ts";
 import { LocalRuntime } from "../runtime.ts";
 import { type DemoAccount, generateBook, namedAccounts, seededRandom, writeAccounts } from "./book.ts";
@@ -34,6 +35,19 @@ export interface DemoOptions {
   /** Live progress lines; the CLI redraws one line on a terminal. */
   readonly progress?: (line: string) => void;
   readonly signal?: AbortSignal;
+  /**
+   * Faults to inject, for the fault scenarios: `start` runs once the book is seeded, just before the crash;
+   * `midway` once half of the scenario's simulated minutes have passed.
+   */
+  readonly faults?: {
+    readonly start?: (runtime: LocalRuntime) => void;
+    readonly midway?: (runtime: LocalRuntime) => void;
+  };
+  /**
+   * Wall-clock milliseconds to let the pipeline drain after the scenario.
+   * @default 60000
+   */
+  readonly drainMs?: number;
 }
 
 export interface DemoResult {
@@ -53,6 +67,12 @@ export interface DemoResult {
   readonly audit: Record<string, unknown>[];
   readonly events: Array<{ detailType: string; detail: Record<string, unknown> }>;
   readonly finalStates: ReadonlyMap<string, string>;
+  /** Every outbox item at the end, with its delivery and dispatch records. */
+  readonly outbox: Record<string, unknown>[];
+  /** The local AWS endpoint's own logs: every SNS publish and every event it accepted, in order (seq). */
+  readonly endpoint: { readonly published: readonly SnsPublish[]; readonly puts: readonly PutEventsEntry[] };
+  /** What the endpoint injected. */
+  readonly injected: FaultSummary;
   readonly halts: RunReportData["halts"];
 }
 
@@ -64,6 +84,9 @@ export const DEMO_CONTEXT = {
   policiesFile: "lib/config/demo-policies.json",
   stage: "local",
   sweepRateMinutes: "5",
+  // The notifier paces SMS by the wall clock while the demo runs 45 to 60 times faster: 10 SMS a second
+  // of simulated time would be 450 to 600 here.
+  smsPerSecond: "600",
 };
 
 /**
@@ -80,7 +103,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const ratiosBefore = await marginRatios(runtime, policies, accountIds);
     const sampler = new StateSampler(runtime, book.length);
     const crash = await playCrash(runtime, feed, sampler, options);
-    await drain(runtime, pump, sampler, options.log);
+    await drain(runtime, pump, sampler, options);
     const ratiosAfter = await marginRatios(runtime, policies, accountIds);
     const { audit, outbox, calls } = await readRecords(runtime);
     const { events, notices } = parties;
@@ -117,6 +140,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       audit,
       events,
       finalStates: new Map(calls.map((item) => [String(item.accountId), String(item.status)])),
+      outbox,
+      endpoint: { published: [...runtime.stub.published], puts: [...runtime.stub.events] },
+      injected: runtime.stub.faults.summary(),
       halts,
     };
   } finally {
@@ -158,12 +184,12 @@ async function drain(
   runtime: LocalRuntime,
   pump: MarketPump,
   sampler: StateSampler,
-  log: (line: string) => void,
+  options: DemoOptions,
 ): Promise<void> {
   pump.stop();
-  log("\nScenario over; letting the pipeline drain...");
+  options.log("\nScenario over; letting the pipeline drain...");
   runtime.setSpeed(1);
-  await runtime.settle(60_000);
+  await runtime.settle(options.drainMs ?? 60_000);
   await sampler.sample();
 }
 
@@ -206,7 +232,13 @@ async function playCrash(
       `ETH feeds stale from minute ${STALE_EPISODES[0]?.fromMinute} to ${STALE_EPISODES[0]?.toMinute}, recoveries, deposits and fills.`,
   );
   const endMs = startMs + options.minutes * 60_000;
+  let midway = options.faults?.midway;
+  options.faults?.start?.(runtime);
   while (runtime.nowMs() < endMs) {
+    if (midway && runtime.nowMs() >= startMs + options.minutes * 30_000) {
+      midway(runtime);
+      midway = undefined;
+    }
     if (options.signal?.aborted) throw new Error("stopped");
     const counts = await sampler.sample();
     options.progress?.(progressLine(runtime, feed, counts));

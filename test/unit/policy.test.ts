@@ -1,0 +1,97 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { PolicyError, parsePolicy, parsePolicySet } from "../../functions/domain/policy.ts";
+import { policyDocument } from "../support/domain-builders.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const readJson = (...path: string[]): unknown => JSON.parse(readFileSync(join(ROOT, ...path), "utf8"));
+
+/** The issues parsePolicy reports for a document, as `path: message` lines. */
+function issuesOf(document: unknown): string[] {
+  try {
+    parsePolicy(document);
+  } catch (error) {
+    if (error instanceof PolicyError) return error.issues.map((issue) => `${issue.path}: ${issue.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe("policy notices", () => {
+  it("validates every shipped policy, none of which has notices, with the defaults", () => {
+    const snapshot = readJson("docs", "snapshots", "crypto-called.json") as { policy: unknown };
+    const sets = [
+      parsePolicySet(readJson("lib", "config", "policies.json"), "policies.json"),
+      parsePolicySet(readJson("lib", "config", "demo-policies.json"), "demo-policies.json"),
+      parsePolicySet([snapshot.policy], "crypto-called.json"),
+    ];
+    for (const [policyId, { policy, document }] of sets.flatMap((set) => [...set])) {
+      expect(document, policyId).not.toHaveProperty("notices");
+      expect(policy.noticeDeliverWithinSeconds, policyId).toBe(600);
+      expect(policy.whenNoticeUndelivered, policyId).toBe("LIQUIDATE");
+      expect(policy.smsCountryCodes, policyId).toBeNull();
+      expect(policy.document.notices, policyId).toEqual({
+        deliverWithinSeconds: 600,
+        whenUndelivered: "LIQUIDATE",
+      });
+    }
+  });
+
+  it("fills the defaults of an empty or partial notices section", () => {
+    const empty = parsePolicy({ ...policyDocument(), notices: {} });
+    expect([empty.noticeDeliverWithinSeconds, empty.whenNoticeUndelivered, empty.smsCountryCodes]).toEqual([
+      600,
+      "LIQUIDATE",
+      null,
+    ]);
+    const partial = parsePolicy({ ...policyDocument(), notices: { whenUndelivered: "HOLD" } });
+    expect([partial.noticeDeliverWithinSeconds, partial.whenNoticeUndelivered]).toEqual([600, "HOLD"]);
+  });
+
+  it("resolves a full notices section into the typed policy", () => {
+    const policy = parsePolicy({
+      ...policyDocument(),
+      notices: { deliverWithinSeconds: 1, whenUndelivered: "HOLD", smsCountryCodes: ["1", "44", "420"] },
+    });
+    expect(policy.noticeDeliverWithinSeconds).toBe(1);
+    expect(policy.whenNoticeUndelivered).toBe("HOLD");
+    expect(policy.smsCountryCodes).toEqual(["1", "44", "420"]);
+    expect(parsePolicy({ ...policyDocument(), notices: { smsCountryCodes: [] } }).smsCountryCodes).toEqual(
+      [],
+    );
+  });
+
+  it.each([
+    [{ deliverWithinSeconds: 0 }, "$.notices.deliverWithinSeconds"],
+    [{ deliverWithinSeconds: 1.5 }, "$.notices.deliverWithinSeconds"],
+    [{ deliverWithinSeconds: "600" }, "$.notices.deliverWithinSeconds"],
+    [{ whenUndelivered: "RETRY" }, "$.notices.whenUndelivered"],
+    [{ whenUndelivered: "liquidate" }, "$.notices.whenUndelivered"],
+    [{ smsCountryCodes: "44" }, "$.notices.smsCountryCodes"],
+    [{ smsCountryCodes: ["1", "+44"] }, "$.notices.smsCountryCodes[1]"],
+    [{ smsCountryCodes: ["044"] }, "$.notices.smsCountryCodes[0]"],
+    [{ smsCountryCodes: ["1234"] }, "$.notices.smsCountryCodes[0]"],
+    [{ smsCountryCodes: [44] }, "$.notices.smsCountryCodes[0]"],
+    [{ smsCountryCodes: ["1", "44", "1"] }, "$.notices.smsCountryCodes[2]"],
+    [
+      { smsCountryCodes: Array.from({ length: 51 }, (_, index) => String(index + 1)) },
+      "$.notices.smsCountryCodes",
+    ],
+    [{ deliverWithin: 600 }, "$.notices"],
+  ])("refuses notices %j, naming %s", (notices, path) => {
+    const issues = issuesOf({ ...policyDocument(), notices });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.startsWith(`${path}: `), issues[0]).toBe(true);
+  });
+
+  it("refuses a notices section that is not an object", () => {
+    expect(issuesOf({ ...policyDocument(), notices: null })).toEqual([
+      expect.stringMatching(/^\$\.notices: /),
+    ]);
+    expect(issuesOf({ ...policyDocument(), notices: ["HOLD"] })).toEqual([
+      expect.stringMatching(/^\$\.notices: /),
+    ]);
+  });
+});
