@@ -30,7 +30,7 @@ export interface EngineHandlersProps {
   /** The queue the outbox relay puts notices on, for the notifier. */
   readonly noticeQueue: IQueue;
   readonly emailTopic: ITopic;
-  /** The bus the liquidation dispatcher publishes on. */
+  /** The bus the outbox relay publishes on. */
   readonly eventBus: EventBus;
   /** The settings every function reads (table names, policies, queue, topic and bus). */
   readonly environment: Readonly<Record<string, string>>;

@@ -241,7 +241,5 @@ export const HANDLERS: readonly HandlerDefinition[] = [
     ],
     // Two at once (the least SQS allows), each pacing its SMS to half of SMS_PER_SECOND.
     trigger: { kind: "queue", queue: "noticeQueue", batchSize: 10, maximumConcurrency: 2 },
-    wildcardResourceReason:
-      "sns:Publish to a phone number (SMS) has no resource ARN: see lib/notice-permissions.ts.",
   },
 ];

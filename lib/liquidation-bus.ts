@@ -12,7 +12,7 @@ import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { redrivenQueue } from "./queues.ts";
 
-/** The `source` of every event the engine puts on its bus (functions/handlers/liquidation-dispatcher.ts). */
+/** The `source` of every event the engine puts on its bus (functions/adapters/liquidation-ports.ts). */
 export const EVENT_SOURCE = "margin-call-engine";
 
 export interface LiquidationBusProps {

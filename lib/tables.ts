@@ -71,7 +71,6 @@ const TABLE_SHAPES: Record<TableName, TableShape> = {
     timeToLiveAttribute: TTL_ATTRIBUTE,
     indexes: [{ indexName: "byStatus", partitionKey: "status", sortKey: "receivedAtId" }],
   },
-  // Powertools' default expiry attribute: the records are disposable once past the stream retention.
 };
 
 export interface EngineTablesProps {

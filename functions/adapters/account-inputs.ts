@@ -176,11 +176,16 @@ export async function readLiquidationDispatch(
       TableName: tables.outbox,
       Key: { outboxId: { S: requestId } },
       ConsistentRead: true,
-      ProjectionExpression: "dispatchedAt",
+      ProjectionExpression: "dispatchedAt, dispatchClaimedAt, dispatchLeaseUntilMs",
     }),
   );
   if (!result.Item) return undefined;
-  const attribute = result.Item.dispatchedAt;
+  // A claim whose lease ran out with no outcome recorded (the relay died putting it) may have put the event:
+  // it counts as dispatched at its claim time, so the machine's next attempt follows instead of waiting
+  // for a relay that will not come back.
+  const leaseUntil = Number(result.Item.dispatchLeaseUntilMs?.N ?? Number.POSITIVE_INFINITY);
+  const attribute =
+    result.Item.dispatchedAt ?? (leaseUntil < Date.now() ? result.Item.dispatchClaimedAt : undefined);
   if (attribute === undefined) return { requestId, dispatchedAt: null };
   // The replay snapshot accepts the same timestamps as the upstream contract: what is read replays.
   const dispatchedAt = Timestamp.safeParse(attribute.S);

@@ -3,7 +3,8 @@
  * engine's SNS and EventBridge clients make one attempt per call (no SDK retries: a retry after a reply
  * that was lost would publish twice), so each failure is classified here instead:
  *
- * - THROTTLED: the service refused the request for its rate. Nothing was sent; wait and try again.
+ * - THROTTLED: the service refused the request for its rate, or the request never left (no connection, no
+ *   name resolution, no credentials). Nothing was sent; wait and try again.
  * - REFUSED: the service answered with a client error (4xx): nothing was sent, and trying again will not
  *   help (an invalid or opted-out phone number, a bad parameter).
  * - UNCERTAIN: a server error (5xx), a timeout or a broken connection. The request may have been accepted:
@@ -21,9 +22,13 @@ const THROTTLING_CODES = new Set([
   "KMSThrottlingException",
 ]);
 
+/** Failures before a request is on the wire: it certainly was not accepted. */
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "CredentialsProviderError"]);
+
 interface ServiceErrorShape {
   readonly name?: unknown;
   readonly Code?: unknown;
+  readonly code?: unknown;
   readonly $metadata?: { readonly httpStatusCode?: unknown };
 }
 
@@ -33,6 +38,8 @@ export function failureKind(error: unknown): FailureKind {
   const code = typeof shape.Code === "string" ? shape.Code : typeof shape.name === "string" ? shape.name : "";
   const status = typeof shape.$metadata?.httpStatusCode === "number" ? shape.$metadata.httpStatusCode : 0;
   if (THROTTLING_CODES.has(code) || status === 429) return "THROTTLED";
+  const cause = typeof shape.code === "string" ? shape.code : code;
+  if (status === 0 && (NOT_SENT_CODES.has(cause) || NOT_SENT_CODES.has(code))) return "THROTTLED";
   if (status >= 400 && status < 500) return "REFUSED";
   return "UNCERTAIN";
 }

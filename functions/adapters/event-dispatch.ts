@@ -11,8 +11,12 @@ import { LOG_SIGNALS } from "../domain/alarms.ts";
 import type { EngineEvent, EventPublisher } from "./liquidation-ports.ts";
 import type { OutboxClaims } from "./outbox-claims.ts";
 
-/** How long a claim on an event lasts: longer than the relay's timeout (60 s). */
-export const DISPATCH_LEASE_MS = 90_000;
+/**
+ * How long a claim on an event lasts: longer than a put can take (4 requests of at most 5 s, and 1.4 s of
+ * waits). Safety does not depend on it: a claim found expired is recorded UNCERTAIN and never put again, and
+ * a late completion of the expired one fails its condition. It only bounds how long a retry waits.
+ */
+export const DISPATCH_LEASE_MS = 30_000;
 
 export class DispatchNotConfirmedError extends Error {
   override readonly name = "DispatchNotConfirmedError";

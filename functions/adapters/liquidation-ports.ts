@@ -43,10 +43,12 @@ export interface EventPublisher {
 }
 
 export function eventBridgePublisher(deps: EventDeps): EventPublisher {
+  // Read before any claim: a missing setting fails the invocation, never a put half-way.
+  const eventBusName = required(deps.env, ENV.eventBusName);
   return {
     async put(event) {
       const entry: PutEventsRequestEntry = {
-        EventBusName: required(deps.env, ENV.eventBusName),
+        EventBusName: eventBusName,
         Source: EVENT_SOURCE,
         DetailType: event.detailType,
         Detail: JSON.stringify(event.detail),

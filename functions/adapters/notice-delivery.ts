@@ -11,7 +11,7 @@ import type { Policy } from "../domain/policy.ts";
 import { parseNoticePayload } from "../notify/payload.ts";
 import { checkSmsDestination } from "../notify/phone.ts";
 import { renderNotice } from "../notify/render.ts";
-import type { NoticeSender, ProfileReader } from "./notice-ports.ts";
+import { NoProfileError, type NoticeSender, type ProfileReader } from "./notice-ports.ts";
 import {
   CHANNELS,
   type Channel,
@@ -50,68 +50,136 @@ interface Recipient {
   readonly why: string;
 }
 
+/**
+ * Who to tell, and under which policy. Only "nobody to notify" becomes a FAILED channel; any other error (a
+ * throttled read, say) is thrown before the claim, so the message comes back and the notice is tried again.
+ */
 async function recipientOf(ports: DeliveryPorts, accountId: string): Promise<Recipient> {
   try {
     const profile = await ports.profiles.profileOf(accountId);
     const policy = ports.policies.get(profile.policyId)?.policy ?? null;
     return { profile, policy, why: policy ? "" : `policy ${profile.policyId} is not deployed` };
   } catch (error) {
-    return { profile: null, policy: null, why: error instanceof Error ? error.message : String(error) };
+    if (!(error instanceof NoProfileError)) throw error;
+    return { profile: null, policy: null, why: error.message };
   }
 }
 
-/** One channel's attempt, for a channel this claim owns; RETRY past the deadline becomes FAILED. */
-async function sendChannel(
-  ports: DeliveryPorts,
-  channel: Channel,
-  recipient: Recipient,
-  payload: ReturnType<typeof parseNoticePayload>,
-): Promise<ChannelResult> {
-  const { profile, policy } = recipient;
-  if (!profile) return { state: "FAILED", detail: recipient.why };
-  const rendered = renderNotice(payload, {
-    ...(profile.borrowerName ? { borrowerName: profile.borrowerName } : {}),
-    timeZone: profile.timeZone,
-    currency: profile.currency,
-  });
-  if (channel === "email") {
-    const email = profile.contact.email;
-    if (!email) return { state: "NONE", detail: "no email address on the PROFILE" };
-    const address = {
-      notificationId: payload.notificationId,
-      notice: payload.notice,
-      accountId: payload.accountId,
+/** The notice as the relay queued it: its id. The text comes from the outbox item, never from a message. */
+export interface NoticeMessage {
+  readonly notificationId: string;
+}
+
+/** The outbox item's payload and creation time. */
+interface NoticeSource {
+  readonly payload: string;
+  readonly createdAt: string;
+}
+
+/**
+ * Everything the sends need, prepared before the claim: once a channel is IN_FLIGHT nothing but the SNS call
+ * runs, so a payload that breaks its schema, a PROFILE that is gone or a notice that cannot be rendered is a
+ * FAILED channel with its reason, never an IN_FLIGHT one that a later attempt would take for UNCERTAIN.
+ */
+interface Prepared {
+  readonly policy: Policy | null;
+  readonly deadlineMs: number;
+  readonly withinSeconds: number;
+  readonly accountId: string;
+  readonly notice: string;
+  /** Per channel: what to send, or the channel's final state already. */
+  readonly channels: Readonly<Record<Channel, (() => Promise<ChannelResult>) | ChannelResult>>;
+}
+
+const failed = (detail: string): ChannelResult => ({ state: "FAILED", detail });
+
+async function prepare(ports: DeliveryPorts, source: NoticeSource): Promise<Prepared> {
+  let payload: ReturnType<typeof parseNoticePayload>;
+  try {
+    payload = parseNoticePayload(source.payload);
+  } catch (error) {
+    const why = failed(error instanceof Error ? error.message : String(error));
+    return {
+      policy: null,
+      deadlineMs: 0,
+      withinSeconds: 0,
+      accountId: "",
+      notice: "",
+      channels: { sms: why, email: why },
     };
-    return ports.sender.sendEmail(address, email, rendered);
   }
-  const phone = profile.contact.phoneE164;
-  if (!phone) return { state: "NONE", detail: "no phone number on the PROFILE" };
-  const destination = checkSmsDestination(phone, policy?.smsCountryCodes ?? null);
-  if (!destination.ok) return { state: "FAILED", detail: destination.reason };
-  await ports.smsTurn();
-  return ports.sender.sendSms(phone, rendered);
+  const recipient = await recipientOf(ports, payload.accountId);
+  const withinSeconds = recipient.policy?.noticeDeliverWithinSeconds ?? DEFAULT_DELIVER_WITHIN_SECONDS;
+  const base = {
+    policy: recipient.policy,
+    deadlineMs: Date.parse(source.createdAt) + withinSeconds * 1000,
+    withinSeconds,
+    accountId: payload.accountId,
+    notice: payload.notice,
+  };
+  const { profile } = recipient;
+  if (!profile) return { ...base, channels: { sms: failed(recipient.why), email: failed(recipient.why) } };
+  let rendered: ReturnType<typeof renderNotice>;
+  try {
+    rendered = renderNotice(payload, {
+      ...(profile.borrowerName ? { borrowerName: profile.borrowerName } : {}),
+      timeZone: profile.timeZone,
+      currency: profile.currency,
+    });
+  } catch (error) {
+    const why = failed(`cannot render: ${error instanceof Error ? error.message : String(error)}`);
+    return { ...base, channels: { sms: why, email: why } };
+  }
+  const { email, phoneE164: phone } = profile.contact;
+  const address = {
+    notificationId: payload.notificationId,
+    notice: payload.notice,
+    accountId: payload.accountId,
+  };
+  // Under a policy that is not deployed, no country is allowed: nothing says where an SMS may go.
+  const countries = recipient.policy ? recipient.policy.smsCountryCodes : [];
+  const destination = phone ? checkSmsDestination(phone, countries) : null;
+  return {
+    ...base,
+    channels: {
+      email: email
+        ? () => ports.sender.sendEmail(address, email, rendered)
+        : { state: "NONE", detail: "no email address on the PROFILE" },
+      sms:
+        !phone || !destination
+          ? { state: "NONE", detail: "no phone number on the PROFILE" }
+          : !destination.ok
+            ? failed(destination.reason)
+            : async () => {
+                await ports.smsTurn();
+                return ports.sender.sendSms(phone, rendered);
+              },
+    },
+  };
 }
 
 const backoffSeconds = (attempts: number) => Math.min(2 ** Math.max(0, attempts - 1), 8);
 
 export async function deliverNotice(
   ports: DeliveryPorts,
-  notificationId: string,
+  message: NoticeMessage,
   clock: { readonly now: string; readonly token: string; readonly leaseMs: number },
 ): Promise<Delivery> {
+  const item = await ports.claims.item(message.notificationId);
+  if (!item) return { status: "MISSING" };
+  if (item.outcome !== undefined || item.deliveredAt !== undefined) return { status: "DONE" };
+  const prepared = await prepare(ports, { payload: String(item.payload), createdAt: String(item.createdAt) });
+  const { notificationId } = message;
   const nowMs = Date.now();
   const claim = await ports.claims.claimNotice(notificationId, clock.token, nowMs, nowMs + clock.leaseMs);
   if (claim.status === "DONE") return { status: "DONE" };
   if (claim.status === "MISSING") return { status: "MISSING" };
   if (claim.status === "BUSY") return { status: "RETRY", inSeconds: claim.retryInSeconds, attempts: 0 };
-  const payload = parseNoticePayload(String(claim.item.payload));
-  const recipient = await recipientOf(ports, payload.accountId);
-  const withinSeconds = recipient.policy?.noticeDeliverWithinSeconds ?? DEFAULT_DELIVER_WITHIN_SECONDS;
-  const deadlineMs = Date.parse(String(claim.item.createdAt)) + withinSeconds * 1000;
-  const late = Date.parse(clock.now) >= deadlineMs;
+  const late = Date.parse(clock.now) >= prepared.deadlineMs;
   const results = {} as Record<Channel, ChannelResult>;
   for (const channel of CHANNELS) {
     const state: "SEND" | FinalChannelState = claim.channels[channel];
+    const send = prepared.channels[channel];
     if (state !== "SEND") {
       results[channel] = {
         state,
@@ -120,13 +188,14 @@ export async function deliverNotice(
       continue;
     }
     // Past the deadline a channel still gets this one attempt; only a throttled one then fails.
-    const result = await sendChannel(ports, channel, recipient, payload);
+    const result = typeof send === "function" ? await send() : send;
     results[channel] =
       result.state === "RETRY" && late
-        ? { state: "FAILED", detail: `not delivered within ${withinSeconds} s ${result.detail}`.trim() }
+        ? failed(`not delivered within ${prepared.withinSeconds} s ${result.detail}`.trim())
         : result;
   }
-  const whenUndelivered = recipient.policy?.whenNoticeUndelivered ?? "LIQUIDATE";
+  // No policy to decide: hold the liquidation for an operator rather than sell on a default.
+  const whenUndelivered = prepared.policy?.whenNoticeUndelivered ?? "HOLD";
   const outcome = await ports.claims.completeNotice(
     notificationId,
     clock.token,
@@ -136,5 +205,5 @@ export async function deliverNotice(
   );
   const attempts = Number(claim.item.attempts ?? 0) + 1;
   if (outcome === "PENDING") return { status: "RETRY", inSeconds: backoffSeconds(attempts), attempts };
-  return { status: "COMPLETE", outcome, accountId: payload.accountId, notice: payload.notice, results };
+  return { status: "COMPLETE", outcome, accountId: prepared.accountId, notice: prepared.notice, results };
 }

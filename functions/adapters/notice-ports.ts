@@ -24,6 +24,11 @@ export interface NoticeDeps extends Pick<EngineDeps, "dynamo" | "tables"> {
   readonly sns: SNSClient;
 }
 
+/** The account has no PROFILE, or one that breaks the contract: nobody to notify, whatever the retries. */
+export class NoProfileError extends Error {
+  override readonly name = "NoProfileError";
+}
+
 export interface ProfileReader {
   /** The borrower's PROFILE; throws when there is none or it breaks the contract (nobody to notify). */
   profileOf(accountId: string): Promise<ProfileItem>;
@@ -61,10 +66,10 @@ export function dynamoProfiles(deps: NoticeDeps): ProfileReader {
           ConsistentRead: true,
         }),
       );
-      if (!result.Item) throw new Error(`account ${accountId} has no PROFILE: nobody to notify`);
+      if (!result.Item) throw new NoProfileError(`account ${accountId} has no PROFILE: nobody to notify`);
       const parsed = parseAccountItem(fromImage(result.Item));
       if (!parsed.ok || parsed.value.sk !== "PROFILE") {
-        throw new Error(`account ${accountId}: its PROFILE breaks the contract`);
+        throw new NoProfileError(`account ${accountId}: its PROFILE breaks the contract`);
       }
       return parsed.value as ProfileItem;
     },
@@ -85,6 +90,8 @@ async function attempt(run: () => Promise<{ MessageId?: string | undefined }>): 
 }
 
 export function snsNoticeSender(deps: NoticeDeps): NoticeSender {
+  // Read before any claim: a missing setting fails the invocation, never a publish half-way.
+  const topicArn = required(deps.env, ENV.emailTopicArn);
   return {
     sendSms: (phone, rendered) =>
       attempt(() =>
@@ -100,7 +107,7 @@ export function snsNoticeSender(deps: NoticeDeps): NoticeSender {
       attempt(() =>
         deps.sns.send(
           new PublishCommand({
-            TopicArn: required(deps.env, ENV.emailTopicArn),
+            TopicArn: topicArn,
             // SNS refuses subjects of 100 characters or more; raw delivery drops the subject, so the mail
             // gateway gets it as an attribute too.
             Subject: subjectOf(rendered.emailSubject),

@@ -136,8 +136,9 @@ export class OutboxClaims {
 
   /**
    * Completes a claim: records each channel; a RETRY channel is released for the next claim. When every
-   * channel is final the notice gets its outcome: SENT if any channel was (or may have been) accepted,
-   * else UNDELIVERABLE, with the policy's `whenUndelivered` for the requests held on it.
+   * channel is final the notice gets its outcome: SENT if SNS confirmed a channel, else UNDELIVERABLE, with
+   * the policy's `whenUndelivered` for the requests held on it. An UNCERTAIN channel (a lost reply, or a
+   * claim that never came back) may have reached the borrower, and may not: it does not count as told.
    */
   async completeNotice(
     notificationId: string,
@@ -160,11 +161,7 @@ export class OutboxClaims {
       attributes[`:${channel}Detail`] = detail;
     }
     const states = CHANNELS.map((channel) => results[channel].state);
-    const outcome = states.includes("RETRY")
-      ? "PENDING"
-      : states.some((state) => state === "SENT" || state === "UNCERTAIN")
-        ? "SENT"
-        : "UNDELIVERABLE";
+    const outcome = states.includes("RETRY") ? "PENDING" : states.includes("SENT") ? "SENT" : "UNDELIVERABLE";
     if (outcome === "SENT") set.push("outcome = :outcome, sentAt = :at");
     if (outcome === "UNDELIVERABLE") {
       set.push("outcome = :outcome, undeliverableAt = :at, whenUndelivered = :when");
@@ -215,7 +212,8 @@ export class OutboxClaims {
         new UpdateItemCommand({
           TableName: this.table,
           Key: key(reference),
-          UpdateExpression: "SET dispatchToken = :token, dispatchClaimedAt = :now, dispatchLeaseMs = :until",
+          UpdateExpression:
+            "SET dispatchToken = :token, dispatchClaimedAt = :now, dispatchLeaseUntilMs = :until",
           ConditionExpression:
             "attribute_exists(outboxId) AND attribute_not_exists(dispatchedAt) AND attribute_not_exists(dispatchToken)",
           ExpressionAttributeValues: values({ ":token": token, ":now": now, ":until": leaseUntilMs }),
@@ -227,7 +225,7 @@ export class OutboxClaims {
     const item = result.item;
     if (!item) throw new Error(`outbox item ${reference} does not exist`);
     if (item.dispatchedAt !== undefined) return { status: "DONE" } as const;
-    const leaseUntil = Number(item.dispatchLeaseMs ?? 0);
+    const leaseUntil = Number(item.dispatchLeaseUntilMs ?? 0);
     if (leaseUntil >= nowMs) return { status: "BUSY", leaseUntilMs: leaseUntil } as const;
     const claimedAt = String(item.dispatchClaimedAt);
     await this.completeDispatch(reference, String(item.dispatchToken), "UNCERTAIN", claimedAt, "");
@@ -247,7 +245,7 @@ export class OutboxClaims {
         TableName: this.table,
         Key: key(reference),
         UpdateExpression:
-          "SET dispatchedAt = :at, dispatchOutcome = :outcome, eventId = :eventId REMOVE dispatchLeaseMs",
+          "SET dispatchedAt = :at, dispatchOutcome = :outcome, eventId = :eventId REMOVE dispatchLeaseUntilMs",
         ConditionExpression: "dispatchToken = :token AND attribute_not_exists(dispatchedAt)",
         ExpressionAttributeValues: values({
           ":at": at,
@@ -266,7 +264,7 @@ export class OutboxClaims {
         new UpdateItemCommand({
           TableName: this.table,
           Key: key(reference),
-          UpdateExpression: "REMOVE dispatchToken, dispatchClaimedAt, dispatchLeaseMs",
+          UpdateExpression: "REMOVE dispatchToken, dispatchClaimedAt, dispatchLeaseUntilMs",
           ConditionExpression: "dispatchToken = :token AND attribute_not_exists(dispatchedAt)",
           ExpressionAttributeValues: values({ ":token": token }),
         }),

@@ -279,7 +279,7 @@ export type Effect =
       readonly requestId: string;
       readonly accountId: string;
       readonly callId: string;
-      /** The call notice's notificationId: the dispatcher holds the request until that notice is sent. */
+      /** The call notice's notificationId: the outbox relay holds the request until that notice has its outcome. */
       readonly callNotificationId: string;
       readonly attempt: number;
       readonly reason: "DEADLINE" | "HARD_FLOOR" | "RETRY";

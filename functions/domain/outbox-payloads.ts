@@ -1,5 +1,5 @@
 /**
- * The REQUEST_LIQUIDATION and RECORD_LOSS outbox payloads, checked when the dispatcher reads them: what
+ * The REQUEST_LIQUIDATION and RECORD_LOSS outbox payloads, checked when the outbox relay reads them: what
  * goes on the bus is what the engine wrote, and an item that is not (an older version's, one edited by
  * hand) fails with its path and reason instead of reaching the execution system. Every field is kept as
  * written: the event's detail is the payload.

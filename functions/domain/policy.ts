@@ -81,8 +81,11 @@ const countryCallingCode = z.string().regex(/^[1-9][0-9]{0,2}$/, {
 });
 
 const noticesSchema = z.strictObject({
-  /** How long delivery of a notice is tried before it is recorded undeliverable and alarmed. Default 600. */
-  deliverWithinSeconds: seconds.min(1).default(600),
+  /**
+   * How long delivery of a notice is tried before it is recorded undeliverable and alarmed. Default 600, at
+   * most 3600: the notice queue keeps a throttled notice for 500 receives at most 8 s apart (about 4,000 s).
+   */
+  deliverWithinSeconds: seconds.min(1).max(3600).default(600),
   /**
    * A call notice recorded undeliverable: LIQUIDATE sends a liquidation waiting for it anyway (recorded as sent
    * without notice); HOLD keeps it for an operator. Default LIQUIDATE.

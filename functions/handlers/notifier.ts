@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
-import { type DeliveryPorts, deliverNotice } from "../adapters/notice-delivery.ts";
+import { type DeliveryPorts, deliverNotice, type NoticeMessage } from "../adapters/notice-delivery.ts";
 import { dynamoProfiles, snsNoticeSender } from "../adapters/notice-ports.ts";
 import { OutboxClaims } from "../adapters/outbox-claims.ts";
 import { ENV, integer, required } from "../adapters/settings.ts";
@@ -40,9 +40,10 @@ function pacer(engine: Runtime): () => Promise<void> {
 }
 
 async function handleMessage(engine: Runtime, ports: DeliveryPorts, record: SQSRecord): Promise<void> {
-  const { notificationId } = JSON.parse(record.body) as { notificationId: string };
+  const message = JSON.parse(record.body) as NoticeMessage;
+  const { notificationId } = message;
   const token = randomUUID();
-  const delivery = await deliverNotice(ports, notificationId, {
+  const delivery = await deliverNotice(ports, message, {
     now: engine.now(),
     token,
     leaseMs: NOTICE_LEASE_MS,

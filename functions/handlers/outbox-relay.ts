@@ -60,15 +60,16 @@ async function release(
     }
     ports.engine.logger.error(LOG_SIGNALS.LIQUIDATION_WITHOUT_NOTICE.message, fields);
   }
-  // A call notice that is gone expired long after it went out (outbox items are kept for 30 days).
+  // A call notice that is not there cannot be said to have been delivered.
   if (notice.status === "NOTICE_MISSING")
-    ports.engine.logger.warn("call notice not found: long sent", fields);
-  await dispatch(ports, request, notice.status !== "NOTICE_UNDELIVERABLE");
+    ports.engine.logger.error(LOG_SIGNALS.LIQUIDATION_WITHOUT_NOTICE.message, fields);
+  await dispatch(ports, request, notice.status === "NOTICE_SENT");
 }
 
 async function inserted(ports: Ports, item: OutboxItem): Promise<void> {
   const { engine } = ports;
   if (item.kind === "NOTIFY") {
+    // Only the id: the notifier renders what the outbox item says, never what a message claims it says.
     const body = JSON.stringify({ notificationId: item.outboxId, accountId: item.accountId });
     await engine.sqs.send(
       new SendMessageCommand({ QueueUrl: required(engine.env, ENV.noticeQueueUrl), MessageBody: body }),
@@ -96,11 +97,19 @@ async function noticeDone(ports: Ports, notice: OutboxItem): Promise<void> {
   const outcome = noticeOutcome(notice);
   if (outcome.status === "HELD") return;
   const held = notice.held instanceof Set ? [...(notice.held as Set<string>)].sort() : [];
+  // Each request on its own: one that cannot be put now does not keep the others back; the record is
+  // retried for it, and the ones already put are skipped by their claims.
+  const failures: string[] = [];
   for (const requestId of held) {
-    const request = await ports.claims.item(requestId);
-    if (!request) throw new Error(`held request ${requestId} has no outbox item`);
-    await release(ports, request, outcome, String(notice.outboxId));
+    try {
+      const request = await ports.claims.item(requestId);
+      if (!request) throw new Error(`held request ${requestId} has no outbox item`);
+      await release(ports, request, outcome, String(notice.outboxId));
+    } catch (error) {
+      failures.push(`${requestId}: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
+  if (failures.length > 0) throw new Error(`held requests not released: ${failures.join("; ")}`);
 }
 
 async function handleRecord(ports: Ports, record: DynamoDBRecord): Promise<void> {

@@ -46,8 +46,16 @@ function createRuntime(env: Environment): Runtime {
     dynamo: new DynamoDBClient({}),
     // One attempt per publish and per put: a retry after a reply that was lost would send twice. The
     // callers classify each failure and decide (adapters/aws-outcome.ts).
-    sns: new SNSClient({ maxAttempts: 1 }),
-    eventBridge: new EventBridgeClient({ maxAttempts: 1 }),
+    // A bounded request, so a hung publish is an UNCERTAIN outcome within the function's time, not a timeout
+    // that leaves a claim behind.
+    sns: new SNSClient({
+      maxAttempts: 1,
+      requestHandler: { requestTimeout: 5_000, connectionTimeout: 2_000 },
+    }),
+    eventBridge: new EventBridgeClient({
+      maxAttempts: 1,
+      requestHandler: { requestTimeout: 5_000, connectionTimeout: 2_000 },
+    }),
     sqs: new SQSClient({}),
     tables: tablesFrom(env),
     policies: parsePolicies(required(env, ENV.policies)),

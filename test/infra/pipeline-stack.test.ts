@@ -37,93 +37,146 @@ const logicalIdOf = (reference: unknown): string => {
 };
 const handlerName = (functionLogicalId: string) => functionLogicalId.replace(/Function[0-9A-F]{8}$/, "");
 
+/** A queue's or a function's logical id without CDK's hash suffix. */
+const unhashed = (logicalId: string) => logicalId.replace(/[0-9A-F]{8}$/, "");
+const functionOf = (name: string) =>
+  ofType("AWS::Lambda::Function").find(([id]) => handlerName(id) === name)?.[1];
+
 describe("event source mappings", () => {
   const mappings = ofType("AWS::Lambda::EventSourceMapping").map(([, resource]) => resource.Properties);
-  const streams = mappings.filter(
-    (mapping) =>
-      logicalIdOf(mapping.EventSourceArn) !== "FanOut4A9AB6BC" &&
-      !String(logicalIdOf(mapping.EventSourceArn)).startsWith("FanOut"),
-  );
+  const isStream = (mapping: Json) => mapping.EventSourceArn?.["Fn::GetAtt"]?.[1] === "StreamArn";
+  const streams = mappings.filter(isStream);
+  const queues = mappings.filter((mapping) => !isStream(mapping));
+  const mappingOf = (name: string) => mappings.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name);
 
-  it("connects each stream to its handler", () => {
+  it("connects each stream to its handler: the outbox has one consumer, the relay", () => {
     expect(
       Object.fromEntries(
         streams.map((m) => [handlerName(logicalIdOf(m.FunctionName)), logicalIdOf(m.EventSourceArn)]),
       ),
-    ).toEqual({
-      AccountChanges: "Accounts",
-      PriceTicks: "Prices",
-      Notifier: "Outbox",
-      LiquidationDispatcher: "Outbox",
-    });
+    ).toEqual({ AccountChanges: "Accounts", PriceTicks: "Prices", OutboxRelay: "Outbox" });
+    expect(streams).toHaveLength(3);
   });
 
-  it.each(["AccountChanges", "PriceTicks", "Notifier", "LiquidationDispatcher"])(
-    "%s: every failure setting is explicit and bounded",
-    (name) => {
-      const mapping = streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name);
-      expect(mapping).toBeDefined();
-      expect(mapping?.StartingPosition).toBe("TRIM_HORIZON");
-      expect(mapping?.BatchSize).toBeGreaterThanOrEqual(1);
-      expect(mapping?.BatchSize).toBeLessThanOrEqual(100);
-      expect(mapping?.BisectBatchOnFunctionError).toBe(true);
-      expect(mapping?.MaximumRetryAttempts).toBeGreaterThanOrEqual(1);
-      expect(mapping?.MaximumRetryAttempts).toBeLessThanOrEqual(10);
-      expect(mapping?.MaximumRecordAgeInSeconds).toBeGreaterThanOrEqual(60);
-      expect(mapping?.MaximumRecordAgeInSeconds).toBeLessThanOrEqual(6 * 3600);
-      expect(mapping?.FunctionResponseTypes).toEqual(["ReportBatchItemFailures"]);
-      expect(mapping?.MaximumBatchingWindowInSeconds).toBe(0);
-      expect(mapping?.ParallelizationFactor).toBeGreaterThanOrEqual(1);
-      const destination = logicalIdOf(mapping?.DestinationConfig?.OnFailure?.Destination);
-      expect(resources[destination]?.Type).toBe("AWS::SQS::Queue");
-      const filters = mapping?.FilterCriteria?.Filters as { Pattern: string }[];
-      expect(filters.length).toBeGreaterThan(0);
-      for (const filter of filters) expect(() => JSON.parse(filter.Pattern)).not.toThrow();
-    },
-  );
+  it("connects each queue to its handler", () => {
+    expect(
+      Object.fromEntries(
+        queues.map((m) => [
+          handlerName(logicalIdOf(m.FunctionName)),
+          unhashed(logicalIdOf(m.EventSourceArn)),
+        ]),
+      ),
+    ).toEqual({ FanOutWorker: "FanOut", Notifier: "NoticeQueue" });
+    expect(queues).toHaveLength(2);
+  });
 
-  it("filters the outbox: the notifier gets notices, the dispatcher liquidation requests and losses", () => {
-    const patternsOf = (name: string) =>
-      (
-        (streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === name)?.FilterCriteria.Filters ??
-          []) as {
-          Pattern: string;
-        }[]
-      ).map((filter) => JSON.parse(filter.Pattern));
-    expect(patternsOf("Notifier")).toEqual([
-      { eventName: ["INSERT"], dynamodb: { NewImage: { kind: { S: ["NOTIFY"] } } } },
-    ]);
-    expect(patternsOf("LiquidationDispatcher")).toEqual([
-      {
-        eventName: ["INSERT"],
-        dynamodb: { NewImage: { kind: { S: ["REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
-      },
-    ]);
-    expect(patternsOf("AccountChanges")).toEqual([
-      { eventName: ["INSERT", "MODIFY"] },
-      { eventName: ["REMOVE"], userIdentity: { principalId: [{ exists: false }] } },
-    ]);
+  it.each([
+    ["AccountChanges", { batch: 100, parallelization: 4, retries: 10, maxAgeSeconds: 3600 }],
+    ["PriceTicks", { batch: 100, parallelization: 1, retries: 10, maxAgeSeconds: 3600 }],
+    ["OutboxRelay", { batch: 10, parallelization: 2, retries: 10, maxAgeSeconds: 6 * 3600 }],
+  ])("%s: every failure setting is explicit and bounded", (name, expected) => {
+    const mapping = mappingOf(name);
+    expect(mapping).toBeDefined();
+    expect(mapping).toMatchObject({
+      StartingPosition: "TRIM_HORIZON",
+      BatchSize: expected.batch,
+      MaximumBatchingWindowInSeconds: 0,
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: expected.retries,
+      MaximumRecordAgeInSeconds: expected.maxAgeSeconds,
+      ParallelizationFactor: expected.parallelization,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
+    const destination = logicalIdOf(mapping?.DestinationConfig?.OnFailure?.Destination);
+    expect(unhashed(destination)).toBe(`${name}StreamFailures`);
+    expect(resources[destination]?.Type).toBe("AWS::SQS::Queue");
+  });
+
+  it("filters each stream: the relay gets inserted notices, requests and losses, and notices done with requests held", () => {
+    const patternsOf = (name: string) => mappingOf(name)?.FilterCriteria?.Filters;
+    const exactly = (...rules: Record<string, unknown>[]) =>
+      rules.map((rule) => ({ Pattern: JSON.stringify(rule) }));
+    expect(patternsOf("OutboxRelay")).toEqual(
+      exactly(
+        {
+          eventName: ["INSERT"],
+          dynamodb: { NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+        },
+        {
+          eventName: ["MODIFY"],
+          dynamodb: {
+            NewImage: {
+              kind: { S: ["NOTIFY"] },
+              hasHeld: { BOOL: [true] },
+              outcome: { S: [{ exists: true }] },
+            },
+          },
+        },
+      ),
+    );
+    expect(patternsOf("AccountChanges")).toEqual(
+      exactly(
+        { eventName: ["INSERT", "MODIFY"] },
+        { eventName: ["REMOVE"], userIdentity: { principalId: [{ exists: false }] } },
+      ),
+    );
+    expect(patternsOf("PriceTicks")).toEqual(exactly({ eventName: ["INSERT", "MODIFY"] }));
   });
 
   it("keeps one writer per asset on the price stream: the trigger index's range cursor depends on it", () => {
-    const prices = streams.find((m) => handlerName(logicalIdOf(m.FunctionName)) === "PriceTicks");
-    expect(prices?.ParallelizationFactor).toBe(1);
+    expect(mappingOf("PriceTicks")?.ParallelizationFactor).toBe(1);
   });
 
   it("feeds the fan-out worker one message at a time with partial failures, behind a redrive queue", () => {
-    const worker = mappings.find((m) => handlerName(logicalIdOf(m.FunctionName)) === "FanOutWorker");
-    expect(worker).toMatchObject({ BatchSize: 1, FunctionResponseTypes: ["ReportBatchItemFailures"] });
+    const worker = mappingOf("FanOutWorker");
+    expect(worker).toEqual({
+      BatchSize: 1,
+      EventSourceArn: worker?.EventSourceArn,
+      FunctionName: worker?.FunctionName,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: 10 },
+      Tags: worker?.Tags,
+    });
     const queue = resources[logicalIdOf(worker?.EventSourceArn)]?.Properties;
+    expect(unhashed(logicalIdOf(queue?.RedrivePolicy?.deadLetterTargetArn))).toBe("FanOutDeadLetter");
     expect(queue?.RedrivePolicy?.maxReceiveCount).toBe(5);
-    expect(queue?.VisibilityTimeout).toBeGreaterThanOrEqual(6 * 300);
+    expect(queue?.VisibilityTimeout).toBe(1800);
+    expect(queue?.VisibilityTimeout).toBeGreaterThanOrEqual(
+      6 * functionOf("FanOutWorker")?.Properties.Timeout,
+    );
+    expect(queue?.MessageRetentionPeriod).toBe(4 * 86400);
+  });
+
+  it("feeds the notifier ten notices at a time, two invocations at once, behind a redrive queue that outlasts the backoff", () => {
+    const notifier = mappingOf("Notifier");
+    expect(notifier).toEqual({
+      BatchSize: 10,
+      EventSourceArn: notifier?.EventSourceArn,
+      FunctionName: notifier?.FunctionName,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: 2 },
+      Tags: notifier?.Tags,
+    });
+    const queue = resources[logicalIdOf(notifier?.EventSourceArn)]?.Properties;
+    expect(unhashed(logicalIdOf(queue?.RedrivePolicy?.deadLetterTargetArn))).toBe("NoticeQueueDeadLetter");
+    expect(queue?.RedrivePolicy?.maxReceiveCount).toBe(500);
+    expect(queue?.VisibilityTimeout).toBe(180);
+    expect(queue?.VisibilityTimeout).toBeGreaterThanOrEqual(6 * functionOf("Notifier")?.Properties.Timeout);
+    expect(queue?.MessageRetentionPeriod).toBe(4 * 86400);
+    // The notifier paces its SMS by its share of the throughput: the concurrency it is told is the mapping's.
+    expect(functionOf("Notifier")?.Properties.Environment.Variables).toMatchObject({
+      SMS_PER_SECOND: "10",
+      NOTIFIER_CONCURRENCY: String(notifier?.ScalingConfig.MaximumConcurrency),
+    });
   });
 });
 
 describe("functions", () => {
+  const ours = ofType("AWS::Lambda::Function").filter(([, resource]) => resource.Properties.Environment);
+
   it("run our handlers on Node 24, arm64, with JSON logs", () => {
-    const ours = ofType("AWS::Lambda::Function").filter(([, resource]) => resource.Properties.Environment);
     expect(ours.map(([id]) => handlerName(id)).sort()).toEqual(
-      ["AccountChanges", "FanOutWorker", "LiquidationDispatcher", "Notifier", "PriceTicks", "Sweep"].sort(),
+      ["AccountChanges", "FanOutWorker", "Notifier", "OutboxRelay", "PriceTicks", "Sweep"].sort(),
     );
     for (const [, resource] of ours) {
       expect(resource.Properties).toMatchObject({
@@ -134,10 +187,34 @@ describe("functions", () => {
     }
   });
 
+  it("tell every handler the notice queue and the notifier's pace, and no idempotency table", () => {
+    const [noticeQueue] = ofType("AWS::SQS::Queue")
+      .map(([id]) => id)
+      .filter((id) => unhashed(id) === "NoticeQueue");
+    expect(noticeQueue).toBeDefined();
+    for (const [id, resource] of ours) {
+      const variables = resource.Properties.Environment.Variables;
+      expect(variables.NOTICE_QUEUE_URL, id).toEqual({ Ref: noticeQueue });
+      expect(variables, id).toMatchObject({ SMS_PER_SECOND: "10", NOTIFIER_CONCURRENCY: "2" });
+      expect(variables, id).not.toHaveProperty("IDEMPOTENCY_TABLE");
+    }
+  });
+
   it("grant each role exactly what its handler calls, and nothing more", () => {
+    /** A resource as the entries read: a logical id without its hash, a stream, or an ARN with pseudo parameters. */
+    const target = (resource: unknown): string => {
+      if (resource === "*") return "*";
+      const join = (resource as { "Fn::Join"?: [string, unknown[]] })["Fn::Join"];
+      if (join) return join[1].map((part) => (typeof part === "string" ? part : target(part))).join("");
+      const id = logicalIdOf(resource);
+      if (id.startsWith("AWS::")) return `<${id}>`;
+      const attribute = (resource as { "Fn::GetAtt"?: [string, string] })["Fn::GetAtt"]?.[1];
+      return attribute === "StreamArn" ? `${id}/stream` : unhashed(id);
+    };
     const grants: Record<string, string[]> = {};
     for (const [, policy] of ofType("AWS::IAM::Policy")) {
       const roles = (policy.Properties.Roles as unknown[]).map(logicalIdOf);
+      expect(roles).toHaveLength(1);
       const role = roles[0] ?? "";
       // CDK's AwsCustomResource provider (SMS settings) has a fixed, hashed name.
       const name = role.startsWith("AWS679f53fac")
@@ -145,18 +222,20 @@ describe("functions", () => {
         : role.replace(/Role[0-9A-F]{8}$/, "");
       const entries: string[] = [];
       for (const statement of policy.Properties.PolicyDocument.Statement) {
-        const actions = [statement.Action].flat();
-        const targets = [statement.Resource].flat().map((resource: unknown) => {
-          if (resource === "*") return "*";
-          const join = (resource as { "Fn::Join"?: [string, unknown[]] })["Fn::Join"];
-          if (join)
-            return join[1].map((part) => (typeof part === "string" ? part : logicalIdOf(part))).join("");
-          const id = logicalIdOf(resource);
-          const attribute = (resource as { "Fn::GetAtt"?: [string, string] })["Fn::GetAtt"]?.[1];
-          return attribute === "StreamArn" ? `${id}/stream` : id.replace(/[0-9A-F]{8}$/, "");
-        });
-        for (const action of actions)
-          for (const target of targets) entries.push(`${statement.Effect} ${action} ${target}`);
+        // Anything else (a Condition, a NotAction, a Principal) would change what the entries below mean.
+        expect(
+          Object.keys(statement).filter(
+            (key) => !["Sid", "Effect", "Action", "Resource", "NotResource"].includes(key),
+          ),
+          name,
+        ).toEqual([]);
+        expect(["Allow", "Deny"]).toContain(statement.Effect);
+        const targets =
+          statement.NotResource !== undefined
+            ? [statement.NotResource].flat().map((resource: unknown) => `not ${target(resource)}`)
+            : [statement.Resource].flat().map(target);
+        for (const action of [statement.Action].flat())
+          for (const resource of targets) entries.push(`${statement.Effect} ${action} ${resource}`);
       }
       grants[name] = entries.sort();
     }
@@ -173,20 +252,22 @@ describe("functions", () => {
         (a) => `Allow sqs:${a} ${name}StreamFailures`,
       ),
     ];
+    const consume = (queue: string) =>
+      ["ReceiveMessage", "ChangeMessageVisibility", "GetQueueUrl", "DeleteMessage", "GetQueueAttributes"].map(
+        (a) => `Allow sqs:${a} ${queue}`,
+      );
     const revalue = [
       "Allow dynamodb:Query Accounts",
       "Allow dynamodb:Query Prices",
       "Allow dynamodb:GetItem MarginCalls",
       "Allow dynamodb:PutItem MarginCalls",
       "Allow dynamodb:PutItem Outbox",
+      "Allow dynamodb:GetItem Outbox",
       "Allow dynamodb:PutItem AuditLog",
       "Allow dynamodb:GetItem TriggerIndex",
       "Allow dynamodb:PutItem TriggerIndex",
       "Allow dynamodb:BatchWriteItem TriggerIndex",
     ];
-    const idempotency = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"].map(
-      (a) => `Allow dynamodb:${a} Idempotency`,
-    );
     const expected: Record<string, string[]> = {
       AccountChanges: [
         ...logs("AccountChanges"),
@@ -208,13 +289,7 @@ describe("functions", () => {
         "Allow dynamodb:Query TriggerIndex",
         "Allow dynamodb:Scan Accounts",
         "Allow sqs:SendMessage FanOut",
-        ...[
-          "ReceiveMessage",
-          "ChangeMessageVisibility",
-          "GetQueueUrl",
-          "DeleteMessage",
-          "GetQueueAttributes",
-        ].map((a) => `Allow sqs:${a} FanOut`),
+        ...consume("FanOut"),
       ],
       Sweep: [
         ...logs("Sweep"),
@@ -222,20 +297,23 @@ describe("functions", () => {
         "Allow dynamodb:Query MarginCalls/index/byDeadline",
         "Allow sqs:SendMessage FanOut",
       ],
+      OutboxRelay: [
+        ...logs("OutboxRelay"),
+        "Allow dynamodb:GetItem Outbox",
+        "Allow dynamodb:UpdateItem Outbox",
+        "Allow sqs:SendMessage NoticeQueue",
+        "Allow events:PutEvents EventBus",
+        ...stream("OutboxRelay", "Outbox"),
+      ],
       Notifier: [
         ...logs("Notifier"),
         "Allow dynamodb:GetItem Accounts",
         "Allow dynamodb:UpdateItem Outbox",
-        ...idempotency,
-        "Allow sns:Publish *",
-        ...stream("Notifier", "Outbox"),
-      ],
-      LiquidationDispatcher: [
-        ...logs("LiquidationDispatcher"),
-        "Allow dynamodb:GetItem Outbox",
-        ...idempotency,
-        "Allow events:PutEvents EventBus",
-        ...stream("LiquidationDispatcher", "Outbox"),
+        // lib/notice-permissions.ts: the email topic; SMS, which has no ARN; never a platform endpoint.
+        "Allow sns:Publish BorrowerEmailTopic",
+        "Allow sns:Publish not arn:<AWS::Partition>:sns:*:*:*",
+        "Deny sns:Publish arn:<AWS::Partition>:sns:*:*:*/*",
+        ...consume("NoticeQueue"),
       ],
       SmsSettingsProvider: ["Allow sns:SetSMSAttributes *"],
     };
@@ -339,22 +417,31 @@ describe("alarms", () => {
       byMetric("IteratorAge")
         .map((alarm) => handlerName(logicalIdOf(alarm.Dimensions[0].Value)))
         .sort(),
-    ).toEqual(["AccountChanges", "LiquidationDispatcher", "Notifier", "PriceTicks"]);
+    ).toEqual(["AccountChanges", "OutboxRelay", "PriceTicks"]);
   });
 
   it("watch errors and throttles of every function", () => {
     for (const metric of ["Errors", "Throttles"]) expect(byMetric(metric)).toHaveLength(6);
   });
 
-  it("watch the depth of every dead-letter queue and on-failure destination", () => {
-    const watched = new Set(
-      byMetric("ApproximateNumberOfMessagesVisible").map((alarm) => logicalIdOf(alarm.Dimensions[0].Value)),
+  it("watch the depth of every dead-letter queue and on-failure destination, the notice queue's included", () => {
+    const watched = byMetric("ApproximateNumberOfMessagesVisible").map((alarm) =>
+      logicalIdOf(alarm.Dimensions[0].Value),
     );
     const deadLetters = ofType("AWS::SQS::Queue")
       .filter(([id]) => /DeadLetter|StreamFailures/.test(id))
       .map(([id]) => id);
-    expect(deadLetters.length).toBeGreaterThanOrEqual(7);
-    for (const id of deadLetters) expect(watched.has(id), id).toBe(true);
+    expect(deadLetters.map(unhashed).sort()).toEqual([
+      "AccountChangesStreamFailures",
+      "EmailDeliveryDeadLetter",
+      "ExecutionRequestsDeadLetter",
+      "FanOutDeadLetter",
+      "NoticeQueueDeadLetter",
+      "OutboxRelayStreamFailures",
+      "PriceTicksStreamFailures",
+      "SweepDeadLetter",
+    ]);
+    expect(watched.sort()).toEqual(deadLetters.sort());
   });
 
   it("watch quarantined records, accounts that cannot be valued, exhausted liquidations, long price halts and nothing to sell, from every log group", () => {

@@ -27,9 +27,19 @@ function keysOf(logicalId: string): unknown {
 }
 
 describe("engine tables", () => {
-  it("has exactly the eight tables of docs/data-model.md, under fixed logical ids", () => {
+  it("has exactly the seven tables of docs/data-model.md, under fixed logical ids, and no idempotency table", () => {
     const tables = template.findResources("AWS::DynamoDB::Table");
     expect(Object.keys(tables).sort()).toEqual(Object.values(TABLE_LOGICAL_IDS).sort());
+    // The notices' and events' claims live on their outbox items: there is no Powertools Idempotency table.
+    expect(Object.keys(tables).sort()).toEqual([
+      "Accounts",
+      "AuditLog",
+      "MarginCalls",
+      "Outbox",
+      "Prices",
+      "Quarantine",
+      "TriggerIndex",
+    ]);
   });
 
   it.each([
@@ -40,7 +50,6 @@ describe("engine tables", () => {
     ["Outbox", "outboxId", undefined],
     ["AuditLog", "accountId", "seq"],
     ["Quarantine", "quarantineId", undefined],
-    ["Idempotency", "id", undefined],
   ])("%s is keyed by %s / %s", (logicalId, partitionKey, sortKey) => {
     const expected = [{ AttributeName: partitionKey, KeyType: "HASH" }];
     if (sortKey) expected.push({ AttributeName: sortKey, KeyType: "RANGE" });
@@ -62,7 +71,6 @@ describe("engine tables", () => {
       Outbox: "NEW_IMAGE",
       AuditLog: null,
       Quarantine: null,
-      Idempotency: null,
     });
   });
 
@@ -83,14 +91,13 @@ describe("engine tables", () => {
     const withTtl = Object.entries(template.findResources("AWS::DynamoDB::Table"))
       .filter(([, resource]) => resource.Properties.TimeToLiveSpecification)
       .map(([id, resource]) => {
-        expect(resource.Properties.TimeToLiveSpecification).toEqual({
-          // Powertools' idempotency records use its own default attribute name.
-          AttributeName: id === "Idempotency" ? "expiration" : TTL_ATTRIBUTE,
+        expect(resource.Properties.TimeToLiveSpecification, id).toEqual({
+          AttributeName: TTL_ATTRIBUTE,
           Enabled: true,
         });
         return id;
       });
-    expect(withTtl.sort()).toEqual(["Accounts", "Idempotency", "Outbox", "Quarantine", "TriggerIndex"]);
+    expect(withTtl.sort()).toEqual(["Accounts", "Outbox", "Quarantine", "TriggerIndex"]);
   });
 
   it("indexes open calls by deadline, the audit log by day and the quarantine by status", () => {

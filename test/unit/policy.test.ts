@@ -65,6 +65,7 @@ describe("policy notices", () => {
 
   it.each([
     [{ deliverWithinSeconds: 0 }, "$.notices.deliverWithinSeconds"],
+    [{ deliverWithinSeconds: 3601 }, "$.notices.deliverWithinSeconds"],
     [{ deliverWithinSeconds: 1.5 }, "$.notices.deliverWithinSeconds"],
     [{ deliverWithinSeconds: "600" }, "$.notices.deliverWithinSeconds"],
     [{ whenUndelivered: "RETRY" }, "$.notices.whenUndelivered"],
