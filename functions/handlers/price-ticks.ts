@@ -49,7 +49,8 @@ async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecor
   const now = engine.now();
   const next = rangeOf(await ports.sources.sourcesOf(tick.asset));
   if (!next) return;
-  const covered = coveredRange(await ports.cursor.read(tick.asset), next);
+  const previous = await ports.cursor.read(tick.asset);
+  const covered = coveredRange(previous, next);
   const continuations: FanOutMessage[] = [];
   for (const direction of ["DOWN", "UP"] as const) {
     let message: FanOutMessage | undefined = {
@@ -75,7 +76,10 @@ async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecor
       continuations: continuations.length,
     });
   }
-  await ports.cursor.write(tick.asset, next, now);
+  // A tick inside the range the previous one saw moves no bound: nothing to write.
+  if (!previous || !previous.low.equals(next.low) || !previous.high.equals(next.high)) {
+    await ports.cursor.write(tick.asset, next, now);
+  }
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
