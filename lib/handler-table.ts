@@ -167,6 +167,8 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       ...revalue(resources),
       allow(["dynamodb:Query"], resources.tables.triggerIndex),
       allow(["dynamodb:Scan"], resources.tables.accounts),
+      // A sweep page reads its accounts' states and trigger-index KEYS items in bulk (bulk-revalue.ts).
+      allow(["dynamodb:BatchGetItem"], resources.tables.marginCalls, resources.tables.triggerIndex),
       sendToFanOut(resources),
     ],
     trigger: { kind: "queue", queue: "fanOutQueue", batchSize: 1, maximumConcurrency: 10 },

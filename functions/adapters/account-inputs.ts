@@ -143,7 +143,7 @@ export function accountOf(accountId: string, items: readonly AccountItem[], curr
 }
 
 /** The assets whose marks the account needs, or why it cannot be valued under its policy. */
-function assetsNeeded(account: Account, entry: PolicyEntry): string[] | Failure {
+export function assetsNeeded(account: Account, entry: PolicyEntry): string[] | Failure {
   const policy = entry.policy;
   const assets = new Set<string>();
   for (const holding of account.holdings) {

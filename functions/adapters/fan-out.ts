@@ -1,14 +1,15 @@
 /**
  * Bounded work per invocation. A price tick that crosses more accounts than one invocation should take,
  * and every sweep segment, is processed one page at a time: each page ends by sending its continuation to
- * the fan-out queue, which the fan-out worker consumes. The work is the same wherever it runs.
+ * the fan-out queue, which the fan-out worker consumes. The work is the same wherever it runs. A sweep
+ * segment's page is revalued in bulk, through the float screen: bulk-revalue.ts `processSweepPage`.
  */
-import { type DynamoDBClient, QueryCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import type { EngineEvent } from "../domain/machine.ts";
 import { dec } from "../domain/money.ts";
-import { fromImage, toItem } from "./codec.ts";
+import { fromImage } from "./codec.ts";
 import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
 import { crossedAccounts } from "./trigger-index.ts";
 
@@ -105,37 +106,6 @@ export async function processRangePage(
     outcomes,
     read: page.scanned,
     continuation: page.lastKey ? { ...message, startKey: page.lastKey } : undefined,
-  };
-}
-
-/** One page of one segment of the parallel scan of every account's PROFILE. */
-export async function processSweepPage(
-  deps: FanOutDeps & { readonly tables: { readonly accounts: string } },
-  message: Extract<FanOutMessage, { type: "SWEEP_SEGMENT" }>,
-  limit: number,
-  clock: () => string,
-): Promise<PageResult> {
-  const page = await deps.dynamo.send(
-    new ScanCommand({
-      TableName: deps.tables.accounts,
-      Segment: message.segment,
-      TotalSegments: message.totalSegments,
-      FilterExpression: "sk = :profile",
-      ProjectionExpression: "accountId",
-      ExpressionAttributeValues: { ":profile": { S: "PROFILE" } },
-      Limit: limit,
-      ...(message.startKey ? { ExclusiveStartKey: toItem(message.startKey) } : {}),
-    }),
-  );
-  const accountIds = (page.Items ?? []).map((item) => String(fromImage(item).accountId));
-  const event: EngineEvent = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId };
-  const outcomes = await revalueAll(deps, accountIds, event, clock, new Set());
-  return {
-    outcomes,
-    read: page.ScannedCount ?? 0,
-    continuation: page.LastEvaluatedKey
-      ? { ...message, startKey: fromImage(page.LastEvaluatedKey) }
-      : undefined,
   };
 }
 

@@ -502,6 +502,22 @@ export function screenBook(
 }
 
 /**
+ * The float pass alone, for a caller with an exact path of its own (the sweep's pages,
+ * adapters/bulk-revalue.ts): an account with `recheck[i] === Recheck.NONE` is decided, and `state[i]` is
+ * `exactDecision`'s state (the theorem of docs/float-screen.md, §6); every other account needs the decimals
+ * and its `state` means nothing. No decimal is computed here.
+ */
+export function screenFloats(
+  book: CompiledBook,
+  tables: ScreenTables,
+): { readonly state: Uint8Array; readonly recheck: Uint8Array } {
+  const state = new Uint8Array(book.size);
+  const recheck = new Uint8Array(book.size);
+  floatPass(book, tables, state, recheck);
+  return { state, recheck };
+}
+
+/**
  * The float pass: decides what the bound allows, records the rest in `recheck` and returns their indices.
  * One monomorphic loop over typed arrays; no allocation per account. The term of a line is
  * q·(P − e)·keep: for a holding e = 0 (so P − e = P exactly) and keep is 1 − haircut (owned) or 1

@@ -4,7 +4,8 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
-import { enqueue, fanOutMessageSchema, processRangePage, processSweepPage } from "../adapters/fan-out.ts";
+import { processSweepPage } from "../adapters/bulk-revalue.ts";
+import { enqueue, fanOutMessageSchema, type PageResult, processRangePage } from "../adapters/fan-out.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
@@ -17,7 +18,8 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
     throw new Error(`fan-out message ${record.messageId} is not JSON`);
   }
   const message = fanOutMessageSchema.parse(body);
-  const page =
+  // A sweep page screens in bulk: `cleared` counts the accounts it settled without an exact revaluation.
+  const page: PageResult & { readonly cleared?: number } =
     message.type === "RANGE"
       ? await processRangePage(engine, message, engine.maxAccountsPerInvocation, engine.now)
       : await processSweepPage(engine, message, engine.maxAccountsPerInvocation, engine.now);
@@ -26,6 +28,7 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
   engine.logger.info("fan-out page", {
     type: message.type,
     revalued: page.outcomes.length,
+    cleared: page.cleared ?? 0,
     read: page.read,
     continues: page.continuation !== undefined,
   });

@@ -3,8 +3,9 @@
  *  1. revalues the calls whose reminder, deadline or liquidation retry is due, found in the sparse
  *     byDeadline index, so escalation never waits for a price tick;
  *  2. starts a parallel segmented scan of every account: one fan-out message per segment, each of which
- *     revalues its accounts page by page and re-indexes their trigger prices. This catches what no tick
- *     announced: prices that went stale, a missed trigger entry, a policy change.
+ *     screens its accounts page by page in bulk and revalues (and re-indexes) every account the float
+ *     screen cannot clear (adapters/bulk-revalue.ts). This catches what no tick announced: prices that
+ *     went stale, a missed or crossed trigger entry, a policy change.
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { revalueAccount } from "../adapters/engine.ts";

@@ -288,6 +288,8 @@ describe("functions", () => {
         ...revalue,
         "Allow dynamodb:Query TriggerIndex",
         "Allow dynamodb:Scan Accounts",
+        "Allow dynamodb:BatchGetItem MarginCalls",
+        "Allow dynamodb:BatchGetItem TriggerIndex",
         "Allow sqs:SendMessage FanOut",
         ...consume("FanOut"),
       ],
