@@ -169,6 +169,8 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       allow(["dynamodb:Scan"], resources.tables.accounts),
       // A sweep page reads its accounts' states and trigger-index KEYS items in bulk (bulk-revalue.ts).
       allow(["dynamodb:BatchGetItem"], resources.tables.marginCalls, resources.tables.triggerIndex),
+      // The sweep pass record: a finished segment is counted on it.
+      allow(["dynamodb:UpdateItem"], resources.tables.triggerIndex),
       sendToFanOut(resources),
     ],
     trigger: { kind: "queue", queue: "fanOutQueue", batchSize: 1, maximumConcurrency: 10 },
@@ -184,6 +186,9 @@ export const HANDLERS: readonly HandlerDefinition[] = [
         actions: ["dynamodb:Query"],
         resources: [`${resources.tables.marginCalls.tableArn}/index/byDeadline`],
       }),
+      // The pass record (one pass at a time), and the table's size for the number of segments.
+      allow(["dynamodb:UpdateItem"], resources.tables.triggerIndex),
+      allow(["dynamodb:DescribeTable"], resources.tables.accounts),
       sendToFanOut(resources),
     ],
     trigger: {

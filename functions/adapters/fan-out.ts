@@ -30,6 +30,8 @@ export const fanOutMessageSchema = z.discriminatedUnion("type", [
     segment: z.int().min(0),
     totalSegments: z.int().min(1),
     eventId: z.string(),
+    /** The sweep pass the segment belongs to (sweep-pass.ts); absent in messages of older versions. */
+    passId: z.string().optional(),
     startKey,
   }),
 ]);

@@ -6,6 +6,7 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { processSweepPage } from "../adapters/bulk-revalue.ts";
 import { enqueue, fanOutMessageSchema, type PageResult, processRangePage } from "../adapters/fan-out.ts";
+import { currentPass, segmentDone } from "../adapters/sweep-pass.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
@@ -18,6 +19,16 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
     throw new Error(`fan-out message ${record.messageId} is not JSON`);
   }
   const message = fanOutMessageSchema.parse(body);
+  if (message.type === "SWEEP_SEGMENT" && message.passId) {
+    const pass = await currentPass(engine);
+    if (pass && pass.passId !== message.passId) {
+      engine.logger.info("sweep segment superseded by a newer pass", {
+        passId: message.passId,
+        current: pass.passId,
+      });
+      return;
+    }
+  }
   // A sweep page screens in bulk: `cleared` counts the accounts it settled without an exact revaluation.
   const page: PageResult & { readonly cleared?: number } =
     message.type === "RANGE"
@@ -25,6 +36,9 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
       : await processSweepPage(engine, message, engine.maxAccountsPerInvocation, engine.now);
   logOutcomes(engine, page.outcomes);
   if (page.continuation) await enqueue(engine, [page.continuation]);
+  else if (message.type === "SWEEP_SEGMENT" && message.passId) {
+    await segmentDone(engine, message.passId, message.segment);
+  }
   engine.logger.info("fan-out page", {
     type: message.type,
     revalued: page.outcomes.length,

@@ -10,8 +10,12 @@
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { revalueAccount } from "../adapters/engine.ts";
 import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
+import { accountItemCount, segmentsFor, startPass } from "../adapters/sweep-pass.ts";
 import { logOutcome } from "./outcomes.ts";
 import { runtime } from "./runtime.ts";
+
+/** A pass that has run this long is superseded by the next sweep: a lost segment cannot stop the net. */
+export const SWEEP_PASS_STALE_SECONDS = 1_800;
 
 export interface SweepResult {
   readonly dueRevalued: number;
@@ -36,13 +40,24 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
     logOutcome(engine, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }
-  const segments: FanOutMessage[] = Array.from({ length: engine.sweepSegments }, (_, segment) => ({
-    type: "SWEEP_SEGMENT",
-    segment,
-    totalSegments: engine.sweepSegments,
-    eventId,
-  }));
+  // One pass at a time: a new one only when the last finished (or ran past SWEEP_PASS_STALE_SECONDS).
+  const totalSegments = segmentsFor(await accountItemCount(engine), engine.sweepSegments);
+  const { started, pass } = await startPass(
+    engine,
+    { passId: eventId, segments: totalSegments, now },
+    SWEEP_PASS_STALE_SECONDS,
+  );
+  const segments: FanOutMessage[] = started
+    ? Array.from({ length: totalSegments }, (_, segment) => ({
+        type: "SWEEP_SEGMENT",
+        segment,
+        totalSegments,
+        eventId,
+        passId: pass.passId,
+      }))
+    : [];
   await enqueue(engine, segments);
+  if (!started) engine.logger.info("sweep pass still running", { ...pass });
   const result = {
     dueRevalued: due.accountIds.length,
     dueComplete: due.complete,

@@ -290,6 +290,7 @@ describe("functions", () => {
         "Allow dynamodb:Scan Accounts",
         "Allow dynamodb:BatchGetItem MarginCalls",
         "Allow dynamodb:BatchGetItem TriggerIndex",
+        "Allow dynamodb:UpdateItem TriggerIndex",
         "Allow sqs:SendMessage FanOut",
         ...consume("FanOut"),
       ],
@@ -297,6 +298,8 @@ describe("functions", () => {
         ...logs("Sweep"),
         ...revalue,
         "Allow dynamodb:Query MarginCalls/index/byDeadline",
+        "Allow dynamodb:UpdateItem TriggerIndex",
+        "Allow dynamodb:DescribeTable Accounts",
         "Allow sqs:SendMessage FanOut",
       ],
       OutboxRelay: [

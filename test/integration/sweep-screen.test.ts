@@ -153,13 +153,16 @@ function countTraffic(): void {
     (next, context) => async (args) => {
       const input = args.input as {
         TableName?: string;
+        Key?: { line?: { S?: string } };
         ExpressionAttributeValues?: Record<string, { S?: string }>;
       };
+      // The sweep's own pass record (one pass at a time) is bookkeeping, not a write about an account.
+      const passRecord = input.Key?.line?.S === "SWEEP#PASS";
       if (traffic.on && context.commandName === "QueryCommand" && input.TableName === "Accounts") {
         const accountId = input.ExpressionAttributeValues?.[":id"]?.S ?? "?";
         traffic.exact.set(accountId, (traffic.exact.get(accountId) ?? 0) + 1);
       }
-      if (traffic.on && WRITES.has(context.commandName ?? "")) {
+      if (traffic.on && !passRecord && WRITES.has(context.commandName ?? "")) {
         traffic.writes += 1;
         for (const id of JSON.stringify(args.input).match(/ACC-\d+/g) ?? []) traffic.written.add(id);
       }
