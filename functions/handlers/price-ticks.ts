@@ -77,8 +77,7 @@ async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecor
     });
   }
   // A tick inside the range the previous one saw moves no bound: nothing to write.
-  const unchanged =
-    previous !== undefined && previous.low.equals(next.low) && previous.high.equals(next.high);
+  const unchanged = previous?.low.equals(next.low) === true && previous.high.equals(next.high);
   if (!unchanged) {
     await ports.cursor.write(tick.asset, next, now);
   }
