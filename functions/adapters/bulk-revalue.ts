@@ -331,6 +331,25 @@ async function screenPage(
 }
 
 /**
+ * One account's exact revaluation, on its own: an account that throws (a value the index cannot encode, a
+ * bug) is reported not revalued, with its reason and the alarm that watches it, and the page goes on. One
+ * hostile account must not stop the sweep for every other account of its segment.
+ */
+async function isolated(
+  deps: EngineDeps,
+  accountId: string,
+  event: EngineEvent,
+  clock: () => string,
+): Promise<RevalueOutcome> {
+  try {
+    return await revalueAccount(deps, accountId, event, clock);
+  } catch (error) {
+    const reason = `revaluation failed: ${error instanceof Error ? error.message : String(error)}`;
+    return { kind: "SKIPPED", accountId, reason };
+  }
+}
+
+/**
  * One page of one segment of the parallel scan of the Accounts table: the screen clears what it can, the
  * exact revaluation does the rest, one account at a time. `cache` holds the prices read in this invocation.
  */
@@ -351,8 +370,7 @@ export async function processSweepPage(
   const event: EngineEvent = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId };
   const outcomes: RevalueOutcome[] = [];
   for (const group of swept) {
-    if (!cleared.has(group.accountId))
-      outcomes.push(await revalueAccount(deps, group.accountId, event, clock));
+    if (!cleared.has(group.accountId)) outcomes.push(await isolated(deps, group.accountId, event, clock));
   }
   return {
     outcomes,

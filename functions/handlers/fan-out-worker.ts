@@ -6,7 +6,7 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { processSweepPage } from "../adapters/bulk-revalue.ts";
 import { enqueue, fanOutMessageSchema, type PageResult, processRangePage } from "../adapters/fan-out.ts";
-import { currentPass, segmentDone } from "../adapters/sweep-pass.ts";
+import { pageStarting, segmentDone } from "../adapters/sweep-pass.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
@@ -20,12 +20,8 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
   }
   const message = fanOutMessageSchema.parse(body);
   if (message.type === "SWEEP_SEGMENT" && message.passId) {
-    const pass = await currentPass(engine);
-    if (pass && pass.passId !== message.passId) {
-      engine.logger.info("sweep segment superseded by a newer pass", {
-        passId: message.passId,
-        current: pass.passId,
-      });
+    if (!(await pageStarting(engine, message.passId, engine.now()))) {
+      engine.logger.info("sweep segment superseded by a newer pass", { passId: message.passId });
       return;
     }
   }

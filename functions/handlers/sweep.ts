@@ -14,8 +14,8 @@ import { accountItemCount, segmentsFor, startPass } from "../adapters/sweep-pass
 import { logOutcome } from "./outcomes.ts";
 import { runtime } from "./runtime.ts";
 
-/** A pass that has run this long is superseded by the next sweep: a lost segment cannot stop the net. */
-export const SWEEP_PASS_STALE_SECONDS = 1_800;
+/** A pass with no page for this long is superseded by the next sweep: a lost segment cannot stop the net. */
+export const SWEEP_PASS_STALE_SECONDS = 600;
 
 export interface SweepResult {
   readonly dueRevalued: number;
@@ -40,7 +40,7 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
     logOutcome(engine, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }
-  // One pass at a time: a new one only when the last finished (or ran past SWEEP_PASS_STALE_SECONDS).
+  // One pass at a time: a new one only when the last finished (or made no progress for SWEEP_PASS_STALE_SECONDS).
   const totalSegments = segmentsFor(await accountItemCount(engine), engine.sweepSegments);
   const { started, pass } = await startPass(
     engine,

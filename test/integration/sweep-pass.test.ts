@@ -63,6 +63,34 @@ describe("the sweep's passes", () => {
     while ((await p.fanOut.pollOnce()) > 0);
   });
 
+  it("queues its own pass again when the sweep is retried with the same event", async () => {
+    p.advance(60);
+    const first = await sweep("pass-retried");
+    expect(first.segmentsQueued).toBeGreaterThan(0);
+    // The invocation failed after starting the pass; EventBridge delivers the same event again.
+    expect((await sweep("pass-retried")).segmentsQueued).toBe(first.segmentsQueued);
+    while ((await p.fanOut.pollOnce()) > 0);
+    expect(((await passRecord()).finished as Set<number>).size).toBe(first.segmentsQueued);
+  });
+
+  it("finishes its segment when one account cannot be revalued, and revalues the others", async () => {
+    // A price line the trigger index cannot encode: 100 trillion USD against a dust short of ETH.
+    p.advance(60);
+    for (const source of ["a", "b", "c"]) {
+      await p.put("Prices", price("ETH", source, "3000.00", p.now()));
+      await p.put("Prices", price("BTC", source, "50000.00", p.now()));
+    }
+    await p.put("Accounts", profile("ACC-HOSTILE"));
+    await p.put("Accounts", holding("ACC-HOSTILE", "USD", "100000000000000"));
+    await p.put("Accounts", holding("ACC-HOSTILE", "ETH", "-0.00000001"));
+    // A neighbour that needs the exact path: a loan that the sweep finds in breach.
+    await p.put("Accounts", holding("ACC-PASS-00", "USD", "-49000.00", 2));
+    const { segmentsQueued } = await sweep("pass-hostile");
+    while ((await p.fanOut.pollOnce()) > 0);
+    expect(((await passRecord()).finished as Set<number>).size).toBe(segmentsQueued);
+    expect((await p.callState("ACC-PASS-00"))?.status).toBe("CALLED");
+  });
+
   it("supersedes a pass that ran too long, and the old pass's pages stop", async () => {
     const first = await sweep("pass-4");
     expect(first.segmentsQueued).toBeGreaterThan(0);
