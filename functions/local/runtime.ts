@@ -5,9 +5,13 @@
  * rendered to `.local/outbox/`, each event appended to `.local/events.jsonl`. The handlers' AWS adapters
  * are the same code as in Lambda; only the endpoints differ.
  *
- * What is not emulated: a mapping's ParallelizationFactor (each mapping delivers one batch at a time,
- * one valid interleaving of what Lambda runs concurrently), and Lambda's scaling: one process and one
- * DynamoDB Local do the work of many functions, so latencies include their backlog.
+ * Each stream mapping delivers a batch to every shard that has records, up to its ParallelizationFactor
+ * batches per shard at once with Lambda's per-item order (stream-lanes.ts). Polls back off while they
+ * find nothing to deliver, from 2 ms up to `idlePollMs`; a stream is polled again when a batch ends.
+ *
+ * What is not emulated: the queue mappings' maximum concurrency (each queue mapping delivers one batch at
+ * a time), and Lambda's scaling: one process and one DynamoDB Local do the work of many functions, so
+ * latencies include their backlog.
  */
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,12 +30,16 @@ import {
 } from "./deployment.ts";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local.ts";
 import { createLocalTables } from "./local-tables.ts";
+import { IDLE_POLL_MAX_MS, type Poller, pollQueue, pollStream, sleep } from "./pollers.ts";
 import { configureQueues, QueueMapping } from "./queue-mapping.ts";
+import { renderedNotice } from "./rendered-notice.ts";
 import { StreamMapping } from "./stream-mapping.ts";
 import { StreamReader, streamArnOf } from "./streams.ts";
 import { type CfnTemplate, synthesizeTemplate } from "./template.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** How often `settle` looks at the backlogs. */
+const SETTLE_ROUND_MS = 200;
 
 export interface LocalRuntimeOptions {
   /** Where rendered notices and events go. @default `.local` in the repository */
@@ -49,7 +57,10 @@ export interface LocalRuntimeOptions {
   /** Called for each event put on the bus, after it is written to events.jsonl. */
   readonly onEvent?: (entry: PutEventsEntry) => void | Promise<void>;
   readonly onNotice?: (message: SnsPublish) => void;
-  /** Milliseconds between polls of an idle stream or queue. @default 50 */
+  /**
+   * The longest wait between polls of an idle stream or queue: after work the wait is 2 ms, and it doubles
+   * on each poll that finds nothing, up to this. @default 100
+   */
   readonly idlePollMs?: number;
 }
 
@@ -159,22 +170,8 @@ export class LocalRuntime {
   }
 
   private renderNotice(message: SnsPublish, channel: "sms" | "email"): void {
-    // Emails carry the notification id; an SMS carries only its text, so it is named by time and number.
-    const id =
-      message.messageAttributes.notificationId?.stringValue ??
-      `${message.receivedAt}-${(message.phoneNumber ?? "").slice(-4)}-${message.messageId.slice(0, 8)}`;
-    const safe = id.replace(/[^A-Za-z0-9._-]/g, "_");
-    const lines =
-      channel === "sms"
-        ? [`To: ${message.phoneNumber ?? ""}`, "Channel: SMS (Transactional)", "", message.message]
-        : [
-            `To: ${message.messageAttributes.recipient?.stringValue ?? "(mail gateway)"}`,
-            `Subject: ${message.subject ?? ""}`,
-            `Notice: ${message.messageAttributes.notice?.stringValue ?? ""}`,
-            "",
-            message.message,
-          ];
-    writeFileSync(join(this.outputDir, "outbox", `${safe}.${channel}.txt`), `${lines.join("\n")}\n`);
+    const { fileName, text } = renderedNotice(message, channel);
+    writeFileSync(join(this.outputDir, "outbox", fileName), text);
     this.options.onNotice?.(message);
   }
 
@@ -252,22 +249,16 @@ export class LocalRuntime {
   run(): void {
     if (this.running) return;
     this.running = true;
-    const idle = this.options.idlePollMs ?? 50;
-    const poll = async (mapping: { pollOnce(): Promise<number> }, name: string) => {
-      while (this.running) {
-        try {
-          const invocations = await mapping.pollOnce();
-          if (invocations === 0) await new Promise((resolve) => setTimeout(resolve, idle));
-        } catch (error) {
-          // The mapping itself failed (DynamoDB Local went away, say): report and keep polling, as Lambda does.
-          if (!this.running) return;
+    const poller: Poller = {
+      running: () => this.running,
+      longestWaitMs: this.options.idlePollMs ?? IDLE_POLL_MAX_MS,
+      failed: (name, error) => {
+        if (this.running)
           this.options.log?.(`${name}: ${error instanceof Error ? error.message : String(error)}`);
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-      }
+      },
     };
-    for (const [name, mapping] of this.streamMappings) this.loops.push(poll(mapping, name));
-    for (const [name, mapping] of this.queueMappings) this.loops.push(poll(mapping, name));
+    for (const [name, mapping] of this.streamMappings) this.loops.push(pollStream(mapping, name, poller));
+    for (const [name, mapping] of this.queueMappings) this.loops.push(pollQueue(mapping, name, poller));
     for (const schedule of this.deployment.schedules) this.schedule(schedule);
   }
 
@@ -386,7 +377,7 @@ export class LocalRuntime {
       for (const mapping of this.queueMappings.values()) pending += mapping.depth();
       quietRounds = pending === 0 ? quietRounds + 1 : 0;
       if (quietRounds >= 5) return true;
-      await new Promise((resolve) => setTimeout(resolve, 4 * (this.options.idlePollMs ?? 50)));
+      await sleep(SETTLE_ROUND_MS);
     }
     return false;
   }

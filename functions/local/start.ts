@@ -142,6 +142,11 @@ Notices sent:          ${Object.entries(result.notices)
 Loss taken:            ${result.loss} USD
 Tick -> call recorded: p50 ${result.tickToCallMs.p50.toFixed(0)} ms, p99 ${result.tickToCallMs.p99.toFixed(0)} ms (${result.tickToCallMs.n} calls)
 Call -> notice sent:   p50 ${result.callToNoticeMs.p50.toFixed(0)} ms, p99 ${result.callToNoticeMs.p99.toFixed(0)} ms (${result.callToNoticeMs.n} notices)
+Peak backlog (crash):  ${
+    Object.entries(result.peakBacklog)
+      .map(([name, depth]) => `${name} ${depth}`)
+      .join(", ") || "none"
+  }
 Liquidations on halted prices: ${result.haltedLiquidations}; every liquidation had its call first: ${result.accountsWithCallBeforeLiquidation ? "yes" : "NO"}
 Liquidations out of attempts (no fill within the limit prices; operator action): ${result.exhaustedLiquidations}
 

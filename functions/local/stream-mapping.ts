@@ -7,10 +7,14 @@
  * The checkpoint of a shard only moves past records that succeeded or were given up on, as in Lambda:
  * a failed record is retried (with the records after it) until it succeeds or runs out of retries.
  * https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html
+ *
+ * Every shard with records gets its batches at each poll, and its ParallelizationFactor is emulated: up to
+ * that many batches of a shard run at once, never two with records of the same item (stream-lanes.ts).
  */
 import type { DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import type { LocalMapping } from "./deployment.ts";
 import { compileFilters } from "./event-filter.ts";
+import { type Lane, ShardLanes } from "./stream-lanes.ts";
 import type { StreamReader } from "./streams.ts";
 
 export type StreamHandler = (
@@ -48,13 +52,8 @@ export interface MappingStats {
   recordsDiscarded: number;
   /** Seconds between a record's creation and its first delivery, for the lag display. */
   lastLagSeconds: number;
-}
-
-interface ShardProgress {
-  /** Failed attempts of the batch at the head of the shard. */
-  attempts: number;
-  /** The batch size to use next: halved by bisection after a function error. */
-  nextBatchSize: number;
+  /** The most batches this mapping has had in flight at once, over all shards. */
+  peakConcurrency: number;
 }
 
 export class StreamMapping {
@@ -66,9 +65,15 @@ export class StreamMapping {
     recordsFiltered: 0,
     recordsDiscarded: 0,
     lastLagSeconds: 0,
+    peakConcurrency: 0,
   };
   private readonly filter: (event: unknown) => boolean;
-  private readonly progress = new Map<string, ShardProgress>();
+  private shards = new Map<string, ShardLanes>();
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Called when a batch ends: a poll loop waiting for a lane to free up. */
+  private readonly waiters = new Set<() => void>();
+  /** A failure of the mapping itself (not of the function) in a batch that ran on its own: the next poll throws it. */
+  private failure: { error: unknown } | undefined;
 
   constructor(
     readonly mapping: LocalMapping,
@@ -80,13 +85,18 @@ export class StreamMapping {
     this.filter = compileFilters(mapping.filterPatterns);
   }
 
-  private progressOf(shardId: string): ShardProgress {
-    let progress = this.progress.get(shardId);
-    if (!progress) {
-      progress = { attempts: 0, nextBatchSize: this.mapping.batchSize };
-      this.progress.set(shardId, progress);
+  private lanesOf(shardId: string): ShardLanes {
+    let lanes = this.shards.get(shardId);
+    if (!lanes?.current) {
+      lanes = new ShardLanes(
+        shardId,
+        this.reader,
+        this.mapping.parallelizationFactor,
+        this.mapping.batchSize,
+      );
+      this.shards.set(shardId, lanes);
     }
-    return progress;
+    return lanes;
   }
 
   private async discard(
@@ -126,112 +136,178 @@ export class StreamMapping {
     this.stats.recordsDiscarded += records.length;
   }
 
-  /** Drops filtered-out and expired records at the head of a shard. Returns false if nothing is left. */
-  private async skipHead(shardId: string): Promise<boolean> {
+  /**
+   * The next batch of a lane: records are handed to it from the shard, filtered-out ones dropped, and
+   * records at its head older than the maximum record age go to the on-failure destination uninvoked.
+   */
+  private async nextBatch(shard: ShardLanes, lane: Lane): Promise<DynamoDBRecord[]> {
     for (;;) {
-      const [head] = this.reader.peek(shardId, 1);
-      if (!head) return false;
-      if (!this.filter(head)) {
-        this.reader.commit(shardId, 1);
-        this.stats.recordsFiltered += 1;
-        continue;
-      }
+      this.stats.recordsFiltered += shard.fill(lane, this.filter);
+      const [head] = lane.queue;
+      if (!head) return [];
       const maxAge = this.mapping.maximumRecordAgeSeconds;
       const created = (head.dynamodb?.ApproximateCreationDateTime ?? 0) * 1000;
       if (maxAge >= 0 && this.nowMs() - created > maxAge * 1000) {
-        this.reader.commit(shardId, 1);
-        await this.discard(shardId, [head], "EventAgeExceeded", 0);
+        shard.complete(lane, 1);
+        await this.discard(shard.shardId, [head], "EventAgeExceeded", 0);
         continue;
       }
-      return true;
+      return lane.queue.slice(0, lane.nextBatchSize);
     }
   }
 
-  /** The next batch at the head of a shard: consecutive records that pass the filter. */
-  private batchAt(shardId: string, size: number): { records: DynamoDBRecord[]; span: number } {
-    const window = this.reader.peek(shardId, Number.MAX_SAFE_INTEGER);
-    const records: DynamoDBRecord[] = [];
-    let span = 0;
-    for (const record of window) {
-      if (records.length >= size) break;
-      span += 1;
-      if (this.filter(record)) records.push(record);
+  /** Invokes the function with one batch of a lane and moves the lane on by what came back. */
+  private async deliver(shard: ShardLanes, lane: Lane, records: DynamoDBRecord[]): Promise<void> {
+    this.stats.invocations += 1;
+    this.stats.recordsDelivered += records.length;
+    const firstCreated = records[0]?.dynamodb?.ApproximateCreationDateTime ?? 0;
+    this.stats.lastLagSeconds = Math.max(0, this.nowMs() / 1000 - firstCreated);
+    let failedFrom: number | undefined;
+    let functionError = false;
+    try {
+      const response = await this.handler({ Records: records });
+      const failures = this.mapping.reportBatchItemFailures ? (response?.batchItemFailures ?? []) : [];
+      if (failures.length > 0) {
+        this.stats.partialFailures += 1;
+        const failedSequences = new Set(failures.map((failure) => failure.itemIdentifier));
+        const index = records.findIndex((record) =>
+          failedSequences.has(record.dynamodb?.SequenceNumber ?? ""),
+        );
+        // An identifier that names no record of the batch fails the whole batch, as in Lambda.
+        failedFrom = Math.max(index, 0);
+      }
+    } catch {
+      functionError = true;
+      this.stats.functionErrors += 1;
+      failedFrom = 0;
     }
-    return { records, span };
+    // A rewind while the batch ran (a replaced function): the new mapping starts over, this one is gone.
+    if (!shard.current) return;
+    await this.settle(shard, lane, records, failedFrom, functionError);
+  }
+
+  /** After a batch: the checkpoint passes what succeeded; the rest is bisected, retried or given up on. */
+  private async settle(
+    shard: ShardLanes,
+    lane: Lane,
+    records: DynamoDBRecord[],
+    failedFrom: number | undefined,
+    functionError: boolean,
+  ): Promise<void> {
+    if (failedFrom === undefined) {
+      shard.complete(lane, records.length);
+      lane.attempts = 0;
+      lane.nextBatchSize = this.mapping.batchSize;
+      return;
+    }
+    // Records before the first failure succeeded: the checkpoint moves past them.
+    if (failedFrom > 0) {
+      shard.complete(lane, failedFrom);
+      lane.attempts = 0;
+    }
+    const remaining = records.slice(failedFrom);
+    if (functionError && this.mapping.bisectBatchOnFunctionError && remaining.length > 1) {
+      // Bisection does not count as a retry.
+      lane.nextBatchSize = Math.ceil(remaining.length / 2);
+      return;
+    }
+    lane.attempts += 1;
+    const retries = this.mapping.maximumRetryAttempts;
+    if (retries >= 0 && lane.attempts > retries) {
+      shard.complete(lane, remaining.length);
+      await this.discard(shard.shardId, remaining, "RetryAttemptsExhausted", lane.attempts);
+      lane.attempts = 0;
+      lane.nextBatchSize = this.mapping.batchSize;
+    }
+  }
+
+  /** Starts a batch on a lane, in the background; it frees the lane and wakes the poll loop when it ends. */
+  private launch(shard: ShardLanes, lane: Lane, records: DynamoDBRecord[]): void {
+    const run: Promise<void> = this.deliver(shard, lane, records)
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => {
+        lane.busy = false;
+        this.inFlight.delete(run);
+        for (const wake of this.waiters) wake();
+      });
+    this.inFlight.add(run);
+    this.stats.peakConcurrency = Math.max(this.stats.peakConcurrency, this.inFlight.size);
   }
 
   /**
-   * Delivers one batch per shard that has records, as Lambda would on one poll.
-   * @returns the number of invocations made
+   * Fetches what is new and starts a batch on every free lane of every shard that has records for it:
+   * each shard in order, up to the parallelization factor at once. Batches run in the background.
+   * @returns the number of batches started
    */
-  async pollOnce(): Promise<number> {
+  async poll(): Promise<number> {
+    if (this.failure) {
+      const { error } = this.failure;
+      this.failure = undefined;
+      throw error;
+    }
     await this.reader.fetch();
-    let invocations = 0;
+    let started = 0;
     for (const shardId of this.reader.pendingShards()) {
-      if (!(await this.skipHead(shardId))) continue;
-      const progress = this.progressOf(shardId);
-      const { records, span } = this.batchAt(shardId, progress.nextBatchSize);
-      if (records.length === 0) continue;
-      invocations += 1;
-      this.stats.invocations += 1;
-      this.stats.recordsDelivered += records.length;
-      const firstCreated = records[0]?.dynamodb?.ApproximateCreationDateTime ?? 0;
-      this.stats.lastLagSeconds = Math.max(0, this.nowMs() / 1000 - firstCreated);
-      let failedFrom: number | undefined;
-      let functionError = false;
-      try {
-        const response = await this.handler({ Records: records });
-        const failures = this.mapping.reportBatchItemFailures ? (response?.batchItemFailures ?? []) : [];
-        if (failures.length > 0) {
-          this.stats.partialFailures += 1;
-          const failedSequences = new Set(failures.map((failure) => failure.itemIdentifier));
-          const index = records.findIndex((record) =>
-            failedSequences.has(record.dynamodb?.SequenceNumber ?? ""),
-          );
-          // An identifier that names no record of the batch fails the whole batch, as in Lambda.
-          failedFrom = Math.max(index, 0);
+      const shard = this.lanesOf(shardId);
+      for (const lane of shard.lanes) {
+        if (lane.busy) continue;
+        lane.busy = true;
+        const records = await this.nextBatch(shard, lane).catch((error: unknown) => {
+          lane.busy = false;
+          throw error;
+        });
+        if (records.length === 0) {
+          lane.busy = false;
+          continue;
         }
-      } catch {
-        functionError = true;
-        this.stats.functionErrors += 1;
-        failedFrom = 0;
-      }
-      if (failedFrom === undefined) {
-        this.reader.commit(shardId, span);
-        progress.attempts = 0;
-        progress.nextBatchSize = this.mapping.batchSize;
-        continue;
-      }
-      // Records before the first failure succeeded: the checkpoint moves past them.
-      const succeeded = records.slice(0, failedFrom);
-      if (succeeded.length > 0) {
-        const lastOk = succeeded[succeeded.length - 1];
-        const window = this.reader.peek(shardId, span);
-        this.reader.commit(shardId, window.indexOf(lastOk as DynamoDBRecord) + 1);
-        progress.attempts = 0;
-      }
-      const remaining = records.slice(failedFrom);
-      if (functionError && this.mapping.bisectBatchOnFunctionError && remaining.length > 1) {
-        // Bisection does not count as a retry.
-        progress.nextBatchSize = Math.ceil(remaining.length / 2);
-        continue;
-      }
-      progress.attempts += 1;
-      const retries = this.mapping.maximumRetryAttempts;
-      if (retries >= 0 && progress.attempts > retries) {
-        const window = this.reader.peek(shardId, Number.MAX_SAFE_INTEGER);
-        const lastIndex = window.indexOf(remaining[remaining.length - 1] as DynamoDBRecord);
-        this.reader.commit(shardId, lastIndex + 1);
-        await this.discard(shardId, remaining, "RetryAttemptsExhausted", progress.attempts);
-        progress.attempts = 0;
-        progress.nextBatchSize = this.mapping.batchSize;
+        this.launch(shard, lane, records);
+        started += 1;
       }
     }
-    return invocations;
+    return started;
+  }
+
+  /** Resolves when a batch in flight ends, or after `ms`, whichever is first. */
+  async batchEnded(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.waiters.add(wake);
+    });
+  }
+
+  /**
+   * One round, for tests that drive the mapping themselves: a poll, then every batch it started (and any
+   * still in flight) ends before this returns.
+   * @returns the number of batches delivered in the round: zero when there was nothing to deliver
+   */
+  async pollOnce(): Promise<number> {
+    const started = await this.poll();
+    const running = this.inFlight.size;
+    await Promise.all(this.inFlight);
+    if (this.failure) {
+      const { error } = this.failure;
+      this.failure = undefined;
+      throw error;
+    }
+    return Math.max(started, running);
+  }
+
+  /** Batches being delivered now. */
+  inFlightBatches(): number {
+    return this.inFlight.size;
   }
 
   /** Records fetched but not yet delivered or given up on. */
   backlog(): number {
-    return this.reader.buffered();
+    let ahead = 0;
+    for (const shard of this.shards.values()) ahead += shard.doneAhead();
+    return this.reader.buffered() - ahead;
   }
 }

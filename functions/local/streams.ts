@@ -5,6 +5,9 @@
  *
  * Records are buffered per shard and only dropped when the caller commits them, so a caller can retry a
  * batch from any record, as Lambda's event source mapping does with its checkpoint.
+ *
+ * The shards are described once and then followed with their iterators: DescribeStream runs again only
+ * when a shard closes (to find its children) or on a slow timer (new shards of a rolled-over stream).
  */
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
@@ -21,6 +24,11 @@ import {
 import type { DynamoDBRecord } from "aws-lambda";
 
 export type StartingPosition = "TRIM_HORIZON" | "LATEST";
+
+/** How often to look for new shards while one is open (a shard closes before it has children). */
+const RESCAN_OPEN_MS = 10_000;
+/** ...and while none is open, or a closed one has no child listed yet. */
+const RESCAN_CLOSED_MS = 200;
 
 interface ShardState {
   readonly shardId: string;
@@ -72,6 +80,9 @@ export function toLambdaRecord(record: StreamApiRecord, streamArn: string): Dyna
 
 export class StreamReader {
   private readonly shards = new Map<string, ShardState>();
+  /** When the shards were last described, and whether one has closed since. */
+  private describedAtMs = Number.NEGATIVE_INFINITY;
+  private shardClosed = false;
 
   constructor(
     private readonly streams: DynamoDBStreamsClient,
@@ -90,6 +101,40 @@ export class StreamReader {
       start = StreamDescription?.LastEvaluatedShardId;
     } while (start);
     return shards;
+  }
+
+  /**
+   * Whether to describe the stream again: at the first fetch, once a shard has closed (its children are
+   * new shards), and otherwise on a slow timer, or a quicker one while no shard is open or a closed one
+   * has no child listed yet.
+   */
+  private dueForDescribe(): boolean {
+    if (this.shardClosed) return true;
+    const shards = [...this.shards.values()];
+    const open = shards.some((shard) => !shard.exhausted);
+    const childless = shards.some(
+      (shard) => shard.exhausted && !shards.some((child) => child.parentShardId === shard.shardId),
+    );
+    const interval = open && !childless ? RESCAN_OPEN_MS : RESCAN_CLOSED_MS;
+    return Date.now() - this.describedAtMs >= interval;
+  }
+
+  /** Adds the shards the stream has and this reader does not follow yet. */
+  private async refreshShards(): Promise<void> {
+    this.shardClosed = false;
+    this.describedAtMs = Date.now();
+    for (const shard of await this.describeShards()) {
+      if (!shard.ShardId || this.shards.has(shard.ShardId)) continue;
+      this.shards.set(shard.ShardId, {
+        shardId: shard.ShardId,
+        parentShardId: shard.ParentShardId,
+        iterator: undefined,
+        exhausted: false,
+        started: false,
+        lastSequenceNumber: undefined,
+        buffer: [],
+      });
+    }
   }
 
   private async iteratorFor(shard: ShardState, initial: boolean): Promise<string | undefined> {
@@ -121,13 +166,15 @@ export class StreamReader {
   private fetching: Promise<unknown> = Promise.resolve();
   /** Records fetched by the last fetch: zero means the stream was quiet. */
   lastFetched = 0;
+  /** Counts the rewinds that took effect: buffers of an earlier generation are gone. */
+  generation = 0;
 
   private rewindRequested = false;
 
   /**
    * Starts again from the starting position at the next fetch, as a new event source mapping would (a
-   * replaced function's): whatever is buffered is dropped. It takes effect inside fetch, which a mapping
-   * calls before it peeks, so no record a mapping is handling is committed against the new buffers.
+   * replaced function's): whatever is buffered is dropped. It takes effect inside fetch and moves the
+   * generation on, so a mapping commits nothing it was handling against the new buffers.
    */
   rewind(): void {
     this.rewindRequested = true;
@@ -137,20 +184,11 @@ export class StreamReader {
     if (this.rewindRequested) {
       this.rewindRequested = false;
       this.shards.clear();
+      this.describedAtMs = Number.NEGATIVE_INFINITY;
+      this.generation += 1;
     }
     const firstFetch = this.shards.size === 0;
-    for (const shard of await this.describeShards()) {
-      if (!shard.ShardId || this.shards.has(shard.ShardId)) continue;
-      this.shards.set(shard.ShardId, {
-        shardId: shard.ShardId,
-        parentShardId: shard.ParentShardId,
-        iterator: undefined,
-        exhausted: false,
-        started: false,
-        lastSequenceNumber: undefined,
-        buffer: [],
-      });
-    }
+    if (this.dueForDescribe()) await this.refreshShards();
     let fetched = 0;
     for (const state of this.shards.values()) {
       if (state.exhausted) continue;
@@ -160,39 +198,55 @@ export class StreamReader {
         state.iterator = await this.iteratorFor(state, firstFetch && !parent);
         state.started = true;
       }
-      for (let page = 0; page < 20 && state.iterator; page += 1) {
-        let response: GetRecordsCommandOutput;
-        try {
-          response = await this.streams.send(
-            new GetRecordsCommand({ ShardIterator: state.iterator, Limit: Math.min(1000, limitPerShard) }),
-          );
-        } catch (error) {
-          // An iterator can expire, and DynamoDB Local refuses one taken on an empty shard once records
-          // arrive: take a new one from where this reader stands.
-          if (!(error instanceof ExpiredIteratorException || error instanceof TrimmedDataAccessException)) {
-            throw error;
-          }
-          state.iterator = await this.iteratorFor(state, false);
-          continue;
-        }
-        const records = response.Records ?? [];
-        for (const record of records) {
-          state.buffer.push(toLambdaRecord(record, this.streamArn));
-          state.lastSequenceNumber = record.dynamodb?.SequenceNumber ?? state.lastSequenceNumber;
-        }
-        fetched += records.length;
-        state.iterator = response.NextShardIterator;
-        if (!state.iterator) state.exhausted = true;
-        if (records.length === 0 || state.buffer.length >= limitPerShard) break;
-      }
+      fetched += await this.fetchShard(state, limitPerShard);
     }
     this.lastFetched = fetched;
+    return fetched;
+  }
+
+  /** Reads one shard from its iterator, page by page, until it is quiet or its buffer holds the limit. */
+  private async fetchShard(state: ShardState, limitPerShard: number): Promise<number> {
+    let fetched = 0;
+    for (let page = 0; page < 20 && state.iterator; page += 1) {
+      let response: GetRecordsCommandOutput;
+      try {
+        response = await this.streams.send(
+          new GetRecordsCommand({ ShardIterator: state.iterator, Limit: Math.min(1000, limitPerShard) }),
+        );
+      } catch (error) {
+        // An iterator can expire, and DynamoDB Local refuses one taken on an empty shard once records
+        // arrive: take a new one from where this reader stands.
+        if (!(error instanceof ExpiredIteratorException || error instanceof TrimmedDataAccessException)) {
+          throw error;
+        }
+        state.iterator = await this.iteratorFor(state, false);
+        continue;
+      }
+      const records = response.Records ?? [];
+      for (const record of records) {
+        state.buffer.push(toLambdaRecord(record, this.streamArn));
+        state.lastSequenceNumber = record.dynamodb?.SequenceNumber ?? state.lastSequenceNumber;
+      }
+      fetched += records.length;
+      state.iterator = response.NextShardIterator;
+      if (!state.iterator) {
+        // The shard is closed: its children, if any, appear at the next describe.
+        state.exhausted = true;
+        this.shardClosed = true;
+      }
+      if (records.length === 0 || state.buffer.length >= limitPerShard) break;
+    }
     return fetched;
   }
 
   /** Shards with buffered records, in the order they must be consumed. */
   pendingShards(): string[] {
     return [...this.shards.values()].filter((shard) => shard.buffer.length > 0).map((shard) => shard.shardId);
+  }
+
+  /** The buffered records of a shard, in order, without consuming them (the buffer itself: do not keep it). */
+  records(shardId: string): readonly DynamoDBRecord[] {
+    return this.shards.get(shardId)?.buffer ?? [];
   }
 
   /** The first `count` buffered records of a shard, without consuming them. */

@@ -112,11 +112,37 @@ export function progressLine(
     .join("  ");
   const backlog = Object.entries(runtime.backlog())
     .filter(([, depth]) => depth > 0)
-    .map(([name, depth]) => `${name.replace(/Function.*$/, "")}:${depth}`)
+    .map(([name, depth]) => `${mappingName(name)}:${depth}`)
     .join(" ");
   return (
     `min ${String(minute).padStart(2)} | ${prices} | ` +
     STATUSES.map((status) => `${status.toLowerCase().replace("_", " ")} ${counts[status] ?? 0}`).join(", ") +
     ` | notices ${runtime.stub.published.length} | backlog ${backlog || "none"}`
   );
+}
+
+/** A mapping's short name, as the progress line and the summary show it. */
+export const mappingName = (logicalId: string) => logicalId.replace(/Function.*$/, "");
+
+/** The largest backlog each stream and queue reached, sampled every 100 ms from the crash to the end. */
+export class PeakBacklog {
+  readonly peaks: Record<string, number> = {};
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly runtime: LocalRuntime) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => {
+      for (const [name, depth] of Object.entries(this.runtime.backlog())) {
+        const short = mappingName(name);
+        this.peaks[short] = Math.max(this.peaks[short] ?? 0, depth);
+      }
+    }, 100);
+  }
+
+  stop(): Record<string, number> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    return this.peaks;
+  }
 }

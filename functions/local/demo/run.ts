@@ -16,7 +16,7 @@ import { type DemoAccount, generateBook, namedAccounts, seededRandom, writeAccou
 import { ActorSchedule, MarketFeed, MarketPump } from "./feed.ts";
 import { findingsOf, haltWindows, statusCounts } from "./findings.ts";
 import { OPENING, STALE_EPISODES } from "./market.ts";
-import { marginRatios, progressLine, readRecords, STATUSES, StateSampler } from "./observers.ts";
+import { marginRatios, PeakBacklog, progressLine, readRecords, STATUSES, StateSampler } from "./observers.ts";
 import { Parties } from "./parties.ts";
 import { type RunObservations, reportData } from "./report-data.ts";
 
@@ -57,6 +57,8 @@ export interface DemoResult {
   readonly loss: string;
   readonly tickToCallMs: { p50: number; p99: number; n: number };
   readonly callToNoticeMs: { p50: number; p99: number; n: number };
+  /** The largest backlog of each stream and queue (records or messages) from the crash to the end. */
+  readonly peakBacklog: Record<string, number>;
   readonly reportPath: string;
   readonly outputDir: string;
   readonly haltedLiquidations: number;
@@ -102,7 +104,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const accountIds = book.map((account) => account.accountId);
     const ratiosBefore = await marginRatios(runtime, policies, accountIds);
     const sampler = new StateSampler(runtime, book.length);
-    const crash = await playCrash(runtime, feed, sampler, options);
+    const backlog = new PeakBacklog(runtime);
+    backlog.start();
+    const crash = await playCrash(runtime, feed, sampler, options).finally(() => backlog.stop());
     await drain(runtime, pump, sampler, options);
     const ratiosAfter = await marginRatios(runtime, policies, accountIds);
     const { audit, outbox, calls } = await readRecords(runtime);
@@ -132,6 +136,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       loss: findings.loss,
       tickToCallMs: findings.tickToCallMs,
       callToNoticeMs: findings.callToNoticeMs,
+      peakBacklog: backlog.peaks,
       reportPath,
       outputDir: runtime.outputDir,
       haltedLiquidations: findings.haltedLiquidations,
