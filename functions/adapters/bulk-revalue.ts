@@ -32,7 +32,7 @@ import type { Account } from "../domain/valuation.ts";
 import { accountOf, assetsNeeded, loadSources } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
-import type { FanOutMessage, PageResult } from "./fan-out.ts";
+import { type FanOutMessage, mapConcurrent, type PageResult, REVALUE_CONCURRENCY } from "./fan-out.ts";
 import type { PolicyEntry } from "./settings.ts";
 import { REFRESH_AFTER_SECONDS } from "./trigger-index.ts";
 
@@ -369,9 +369,12 @@ export async function processSweepPage(
     candidates.length > 0 ? await screenPage(deps, candidates, cache, nowMs) : new Set<string>();
   const event: EngineEvent = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId };
   const outcomes: RevalueOutcome[] = [];
-  for (const group of swept) {
-    if (!cleared.has(group.accountId)) outcomes.push(await isolated(deps, group.accountId, event, clock));
-  }
+  const exact = swept.filter((group) => !cleared.has(group.accountId)).map((group) => group.accountId);
+  outcomes.push(
+    ...(await mapConcurrent(exact, REVALUE_CONCURRENCY, (accountId) =>
+      isolated(deps, accountId, event, clock),
+    )),
+  );
   return {
     outcomes,
     read: page.scanned,

@@ -70,6 +70,36 @@ export async function enqueue(deps: FanOutDeps, messages: readonly FanOutMessage
   }
 }
 
+/**
+ * Accounts revalued at once by one invocation. Each revaluation is a handful of round trips on its own
+ * account, independent of the others (every commit is conditional on its own version), so a page waits
+ * for the slowest few rather than the sum of all.
+ */
+export const REVALUE_CONCURRENCY = 8;
+
+/** `run` on every item, at most `limit` at once; results in the items' order; the first error after all. */
+export async function mapConcurrent<T, R>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  const errors: unknown[] = [];
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) {
+      try {
+        results[index] = await run(items[index] as T);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+  return results;
+}
+
 async function revalueAll(
   deps: FanOutDeps,
   accountIds: readonly string[],
@@ -77,13 +107,11 @@ async function revalueAll(
   clock: () => string,
   seen: Set<string>,
 ): Promise<RevalueOutcome[]> {
-  const outcomes: RevalueOutcome[] = [];
-  for (const accountId of accountIds) {
-    if (seen.has(accountId)) continue;
-    seen.add(accountId);
-    outcomes.push(await revalueAccount(deps, accountId, event, clock));
-  }
-  return outcomes;
+  const fresh = accountIds.filter((accountId) => !seen.has(accountId));
+  for (const accountId of fresh) seen.add(accountId);
+  return mapConcurrent([...new Set(fresh)], REVALUE_CONCURRENCY, (accountId) =>
+    revalueAccount(deps, accountId, event, clock),
+  );
 }
 
 /** One page of a trigger range: at most `limit` index entries. */
