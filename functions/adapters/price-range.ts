@@ -5,6 +5,7 @@
  * Records of one asset arrive in order on one shard, so the cursor has one writer.
  */
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBRecord } from "aws-lambda";
 import { type ParseResult, type PriceItem, parsePriceItem } from "../domain/contract.ts";
 import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
 import type { SourceMark } from "../domain/prices.ts";
@@ -95,4 +96,24 @@ export function parseTick(
   if (aheadMs <= toleranceSeconds * 1000) return parsed;
   const message = `must not be in the future: stamped ${Math.ceil(aheadMs / 1000)} s ahead of the engine's clock (tolerance ${toleranceSeconds} s)`;
   return { ok: false, issues: [{ path: "$.asOf", message }] };
+}
+
+/**
+ * The last record of each asset in the batch that is a valid tick: only it moves the asset's range. A
+ * tick reads the asset's sources as they are now, not as its record shows them, so the earlier records of
+ * the asset in the batch would only cover the same range again. If the last one fails, the stream retries
+ * from it, and it covers the earlier ones.
+ */
+export function lastTickPerAsset(
+  engine: { readonly policies: ReadonlyMap<string, PolicyEntry>; readonly now: () => string },
+  records: readonly DynamoDBRecord[],
+): Set<DynamoDBRecord> {
+  const last = new Map<string, DynamoDBRecord>();
+  for (const record of records) {
+    const image = record.eventName === "REMOVE" ? undefined : record.dynamodb?.NewImage;
+    if (!image) continue;
+    const parsed = parseTick(fromImage(image), engine);
+    if (parsed.ok) last.set(parsed.value.asset, record);
+  }
+  return new Set(last.values());
 }

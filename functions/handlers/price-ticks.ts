@@ -4,11 +4,9 @@
  *
  * The range is over every source's price, not one policy's mark: each account's mark is a median of a
  * subset of those sources, whatever its policy, so it always lies inside the range. The previous range
- * is kept in a cursor item, so consecutive ticks cover the whole path of the price without gaps. Records
- * of one asset arrive in order on one shard, so the cursor has one writer. See docs/trigger-index.md.
- *
- * Work is bounded: at most MAX_ACCOUNTS_PER_INVOCATION accounts per invocation; the rest of a range goes
- * to the fan-out queue as a continuation.
+ * is kept in a cursor item (one writer: an asset's records arrive in order on one shard). Only the last
+ * tick of an asset in a batch moves its range. At most MAX_ACCOUNTS_PER_INVOCATION accounts per
+ * invocation; the rest of a range goes to the fan-out queue. See docs/trigger-index.md.
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
@@ -17,6 +15,7 @@ import {
   coveredRange,
   dynamoPriceRangeCursor,
   dynamoPriceSources,
+  lastTickPerAsset,
   type PriceRangeCursor,
   type PriceSources,
   parseTick,
@@ -42,10 +41,16 @@ interface Ports {
 
 export { parseTick } from "../adapters/price-range.ts";
 
-async function handleRecord(engine: Runtime, ports: Ports, record: DynamoDBRecord, budget: Budget) {
+async function handleRecord(
+  engine: Runtime,
+  ports: Ports,
+  record: DynamoDBRecord,
+  budget: Budget,
+  moves: ReadonlySet<DynamoDBRecord>,
+) {
   if (record.eventName === "REMOVE") return;
   const tick = await parseOrQuarantine(engine, PRICES_TABLE, record, (item) => parseTick(item, engine));
-  if (!tick) return;
+  if (!tick || !moves.has(record)) return;
   const now = engine.now();
   const next = rangeOf(await ports.sources.sourcesOf(tick.asset));
   if (!next) return;
@@ -87,9 +92,10 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   const engine = runtime();
   const ports: Ports = { cursor: dynamoPriceRangeCursor(engine), sources: dynamoPriceSources(engine) };
   const budget: Budget = { remaining: engine.maxAccountsPerInvocation, seen: new Set() };
+  const moves = lastTickPerAsset(engine, event.Records);
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(engine, ports, record, budget),
+    (record: DynamoDBRecord) => handleRecord(engine, ports, record, budget, moves),
     new BatchProcessor(EventType.DynamoDBStreams),
     { ...(context ? { context } : {}), processInParallel: false },
   );
