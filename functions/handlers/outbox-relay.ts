@@ -135,6 +135,8 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
     event,
     (record: DynamoDBRecord) => handleRecord(ports, record),
     new BatchProcessor(EventType.DynamoDBStreams),
-    { ...(context ? { context } : {}), processInParallel: false },
+    // Records are independent: the order between a notice and its request is kept on the notice item, and
+    // every put is claimed, so a batch is relayed at once (docs/pipeline.md, section 6).
+    { ...(context ? { context } : {}), processInParallel: true },
   );
 }
