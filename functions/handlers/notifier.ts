@@ -92,8 +92,6 @@ export async function handler(event: SQSEvent, context?: Context) {
     event,
     (record: SQSRecord) => handleMessage(engine, ports, record),
     new BatchProcessor(EventType.SQS),
-    // The notices of a batch are independent (each claims its own outbox item), so they go out together;
-    // the pacer still spaces the SMS.
-    { ...(context ? { context } : {}), processInParallel: true, throwOnFullBatchFailure: false },
+    { ...(context ? { context } : {}), processInParallel: false, throwOnFullBatchFailure: false },
   );
 }

@@ -135,8 +135,6 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
     event,
     (record: DynamoDBRecord) => handleRecord(ports, record),
     new BatchProcessor(EventType.DynamoDBStreams),
-    // Records are independent: the order between a notice and its request is kept on the notice item, and
-    // every put is claimed, so a batch is relayed at once (docs/pipeline.md, section 6).
-    { ...(context ? { context } : {}), processInParallel: true },
+    { ...(context ? { context } : {}), processInParallel: false },
   );
 }
