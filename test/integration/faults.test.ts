@@ -28,13 +28,25 @@ async function crash(faults: NonNullable<DemoOptions["faults"]>): Promise<DemoRe
   });
 }
 
+/** How the notices' channels ended: "sms SENT" → count, and so on. */
+function channelCounts(outbox: readonly Record<string, unknown>[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of outbox.filter((entry) => entry.kind === "NOTIFY")) {
+    for (const key of [`sms ${String(item.smsState)}`, `email ${String(item.emailState)}`]) {
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
 function report(name: string, result: DemoResult, violations: readonly string[]): void {
   const requests = result.endpoint.puts.filter((put) => put.detailType === "LiquidationRequested");
   console.log(
     `${name}: injected ${JSON.stringify(result.injected)}; ` +
       `${result.endpoint.published.length} publishes, ${requests.length} liquidation requests, ` +
-      `${result.outbox.filter((item) => item.outcome === "UNDELIVERABLE").length} notices undeliverable; ` +
-      `${violations.length} violations`,
+      `${result.outbox.filter((item) => item.outcome === "UNDELIVERABLE").length} notices undeliverable ` +
+      `(channels ${JSON.stringify(channelCounts(result.outbox))}); ` +
+      `${violations.length} violations${violations.length ? `: ${violations.slice(0, 5).join("; ")}` : ""}`,
   );
 }
 
@@ -66,19 +78,23 @@ describe("the crash under faults", () => {
   }, 300_000);
 
   it("records notices undeliverable and says so on the liquidation when SMS is silently exhausted and SNS is down longer than the delivery deadline", async () => {
-    let restore: ReturnType<typeof setTimeout> | undefined;
+    let restore: ReturnType<typeof setInterval> | undefined;
     const result = await crash({
       start: (runtime) => runtime.stub.faults.smsSpendLimit({ maxMessages: 15 }),
       midway: (runtime) => {
-        // SNS refuses everything for 15 real seconds: 15 simulated minutes, past the 10 minutes a notice has.
+        // SNS refuses everything for 20 simulated minutes (measured on the engine's clock, not the wall's):
+        // past the 10 minutes a notice has plus the notifier's longest backoff, so the notices of the
+        // outage's start pass their deadline while it lasts.
         runtime.stub.faults.throttle({ service: "sns", perSecond: 0 });
-        restore = setTimeout(
-          () => runtime.stub.faults.throttle({ service: "sns", perSecond: Infinity }),
-          15_000,
-        );
+        const until = runtime.nowMs() + 20 * 60_000;
+        restore = setInterval(() => {
+          if (runtime.nowMs() < until) return;
+          runtime.stub.faults.throttle({ service: "sns", perSecond: Number.POSITIVE_INFINITY });
+          clearInterval(restore);
+        }, 100);
       },
     });
-    clearTimeout(restore);
+    clearInterval(restore);
     const violations = deliveryViolations(result.outbox, result.endpoint);
     report("silent SMS spend limit, SNS outage", result, violations);
     expect(result.injected.smsDropped).toBeGreaterThan(0);
