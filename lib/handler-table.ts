@@ -81,6 +81,12 @@ export interface HandlerDefinition {
 }
 
 /** Allows `actions` on the tables themselves (no index, no stream). */
+/**
+ * The notifier's invocations at once. Its SMS are paced to the account's rate whatever this is; five lets
+ * the e-mails and the claims of a crash's notices go out while the SMS wait their turn (docs/notifications.md).
+ */
+export const NOTIFIER_MAXIMUM_CONCURRENCY = 5;
+
 function allow(actions: string[], ...tables: Table[]): PolicyStatement {
   return new PolicyStatement({ actions, resources: tables.map((table) => table.tableArn) });
 }
@@ -212,7 +218,9 @@ export const HANDLERS: readonly HandlerDefinition[] = [
     trigger: {
       kind: "stream",
       table: "outbox",
-      batchSize: 10,
+      // Notices go to the queue ten to a request, and a request is one conditional write: a batch of 100
+      // is short work, and a smaller one only multiplies invocations in a crash.
+      batchSize: 100,
       parallelizationFactor: 2,
       retryAttempts: 10,
       maximumRecordAge: Duration.hours(6),
@@ -242,11 +250,21 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       "Sends each margin notice by SMS and email through SNS, at most once per channel, at SNS's pace",
     timeout: Duration.seconds(30),
     statements: (resources) => [
-      allow(["dynamodb:GetItem"], resources.tables.accounts),
+      // A batch's outbox items and PROFILEs are read ahead in bulk (notice-prefetch.ts); one at a time after.
+      allow(
+        ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+        resources.tables.accounts,
+        resources.tables.outbox,
+      ),
       allow(["dynamodb:UpdateItem"], resources.tables.outbox),
       ...noticePublishStatements(resources.emailTopic.topicArn),
     ],
-    // Two at once (the least SQS allows), each pacing its SMS to half of SMS_PER_SECOND.
-    trigger: { kind: "queue", queue: "noticeQueue", batchSize: 10, maximumConcurrency: 2 },
+    // Each of the invocations at once paces its SMS to its share of SMS_PER_SECOND.
+    trigger: {
+      kind: "queue",
+      queue: "noticeQueue",
+      batchSize: 10,
+      maximumConcurrency: NOTIFIER_MAXIMUM_CONCURRENCY,
+    },
   },
 ];

@@ -19,6 +19,7 @@ import { EngineAlarms } from "./engine-alarms.ts";
 import { engineEnvironment } from "./engine-environment.ts";
 import type { EngineFunction } from "./engine-function.ts";
 import { EngineHandlers } from "./engine-handlers.ts";
+import { NOTIFIER_MAXIMUM_CONCURRENCY } from "./handler-table.ts";
 import { LiquidationBus } from "./liquidation-bus.ts";
 import { acknowledgeNagFindings } from "./nag-acknowledgements.ts";
 import { redrivenQueue } from "./queues.ts";
@@ -122,7 +123,7 @@ export class MarginCallStack extends Stack {
         fanOutQueue: this.fanOutQueue,
         noticeQueue: this.noticeQueue,
         smsPerSecond: props.smsPerSecond ?? 10,
-        notifierConcurrency: 2,
+        notifierConcurrency: NOTIFIER_MAXIMUM_CONCURRENCY,
         emailTopic: this.emailTopic,
         eventBus: this.eventBus,
         maxAccountsPerInvocation: props.maxAccountsPerInvocation,

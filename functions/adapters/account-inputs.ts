@@ -226,8 +226,10 @@ export async function loadAccountInputs(
   if (!Array.isArray(assets)) return assets;
   const sources = new Map<string, readonly SourceMark[]>();
   const marks = new Map<string, ResolvedMark>();
-  for (const asset of assets) {
-    const assetSources = await loadSources(client, tables, asset);
+  // The assets' prices are read at once: one round trip's wait, not one per asset.
+  const read = await Promise.all(assets.map((asset) => loadSources(client, tables, asset)));
+  for (const [index, asset] of assets.entries()) {
+    const assetSources = read[index] ?? [];
     const mark = resolveMark(asset, assetSources, policy.policy, nowMs);
     if (!mark) return { ok: false, reason: `no price for ${asset}` };
     sources.set(asset, assetSources);

@@ -176,24 +176,25 @@ export async function deliverNotice(
   if (claim.status === "MISSING") return { status: "MISSING" };
   if (claim.status === "BUSY") return { status: "RETRY", inSeconds: claim.retryInSeconds, attempts: 0 };
   const late = Date.parse(clock.now) >= prepared.deadlineMs;
-  const results = {} as Record<Channel, ChannelResult>;
-  for (const channel of CHANNELS) {
-    const state: "SEND" | FinalChannelState = claim.channels[channel];
-    const send = prepared.channels[channel];
-    if (state !== "SEND") {
-      results[channel] = {
-        state,
-        detail: String(claim.item[`${channel}Detail`] ?? "claimed, never confirmed"),
-      };
-      continue;
-    }
-    // Past the deadline a channel still gets this one attempt; only a throttled one then fails.
-    const result = typeof send === "function" ? await send() : send;
-    results[channel] =
-      result.state === "RETRY" && late
+  // The channels are independent: both go out at once, and neither waits for the other's reply.
+  const sent = await Promise.all(
+    CHANNELS.map(async (channel): Promise<ChannelResult> => {
+      const state: "SEND" | FinalChannelState = claim.channels[channel];
+      const send = prepared.channels[channel];
+      if (state !== "SEND") {
+        return { state, detail: String(claim.item[`${channel}Detail`] ?? "claimed, never confirmed") };
+      }
+      // Past the deadline a channel still gets this one attempt; only a throttled one then fails.
+      const result = typeof send === "function" ? await send() : send;
+      return result.state === "RETRY" && late
         ? failed(`not delivered within ${prepared.withinSeconds} s ${result.detail}`.trim())
         : result;
-  }
+    }),
+  );
+  const results = Object.fromEntries(CHANNELS.map((channel, index) => [channel, sent[index]])) as Record<
+    Channel,
+    ChannelResult
+  >;
   // No policy to decide: hold the liquidation for an operator rather than sell on a default.
   const whenUndelivered = prepared.policy?.whenNoticeUndelivered ?? "HOLD";
   const outcome = await ports.claims.completeNotice(

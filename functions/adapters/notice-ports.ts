@@ -4,7 +4,7 @@
  * outcome classified. The claims that make each channel go out at most once are the outbox item's
  * (outbox-claims.ts). The notifier handler calls these and logs; nothing in it speaks to AWS.
  */
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { type MessageAttributeValue, PublishCommand } from "@aws-sdk/client-sns";
 import { type ProfileItem, parseAccountItem } from "../domain/contract.ts";
@@ -56,18 +56,34 @@ export function subjectOf(text: string): string {
   return clean.length < 100 ? clean : `${clean.slice(0, 96)}...`;
 }
 
-export function dynamoProfiles(deps: NoticeDeps): ProfileReader {
+/**
+ * PROFILEs from the Accounts table; `ahead` holds some read in advance (notice-prefetch.ts), each used once
+ * (null: read, and not there).
+ */
+export function dynamoProfiles(
+  deps: NoticeDeps,
+  ahead: Map<string, Record<string, AttributeValue> | null> = new Map(),
+): ProfileReader {
+  const read = async (accountId: string) => {
+    if (ahead.has(accountId)) {
+      const item = ahead.get(accountId) ?? undefined;
+      ahead.delete(accountId);
+      return item;
+    }
+    const result = await deps.dynamo.send(
+      new GetItemCommand({
+        TableName: deps.tables.accounts,
+        Key: { accountId: { S: accountId }, sk: { S: "PROFILE" } },
+        ConsistentRead: true,
+      }),
+    );
+    return result.Item;
+  };
   return {
     async profileOf(accountId) {
-      const result = await deps.dynamo.send(
-        new GetItemCommand({
-          TableName: deps.tables.accounts,
-          Key: { accountId: { S: accountId }, sk: { S: "PROFILE" } },
-          ConsistentRead: true,
-        }),
-      );
-      if (!result.Item) throw new NoProfileError(`account ${accountId} has no PROFILE: nobody to notify`);
-      const parsed = parseAccountItem(fromImage(result.Item));
+      const item = await read(accountId);
+      if (!item) throw new NoProfileError(`account ${accountId} has no PROFILE: nobody to notify`);
+      const parsed = parseAccountItem(fromImage(item));
       if (!parsed.ok || parsed.value.sk !== "PROFILE") {
         throw new NoProfileError(`account ${accountId}: its PROFILE breaks the contract`);
       }

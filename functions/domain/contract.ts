@@ -94,15 +94,25 @@ export const Identifier = z.string().regex(IDENTIFIER_PATTERN, {
   error: unlessMissing(`must be an identifier: ${IDENTIFIER_RULE}`),
 });
 
+/** Zones already checked: building an Intl.DateTimeFormat is costly, and every PROFILE read checks one. */
+const knownTimeZones = new Map<string, boolean>();
+/** More distinct names than there are IANA zones can only be junk: they are checked, not remembered. */
+const KNOWN_TIME_ZONES_MAX = 1_000;
+
 function isIanaTimeZone(name: string): boolean {
+  const known = knownTimeZones.get(name);
+  if (known !== undefined) return known;
   // Intl also accepts UTC offsets such as "+01:00" on newer runtimes; a policy needs a named zone.
-  if (!/^[A-Za-z]/.test(name)) return false;
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: name });
-    return true;
-  } catch {
-    return false;
+  let valid = /^[A-Za-z]/.test(name);
+  if (valid) {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: name });
+    } catch {
+      valid = false;
+    }
   }
+  if (knownTimeZones.size < KNOWN_TIME_ZONES_MAX) knownTimeZones.set(name, valid);
+  return valid;
 }
 
 export const TimeZone = z.string().refine(isIanaTimeZone, {

@@ -8,6 +8,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { revalueAccount } from "../adapters/engine.ts";
+import { REVALUE_CONCURRENCY } from "../adapters/fan-out.ts";
 import { type AccountItem, parseAccountItem } from "../domain/contract.ts";
 import type { EngineEvent } from "../domain/machine.ts";
 import { logOutcome } from "./outcomes.ts";
@@ -53,16 +54,52 @@ async function handleRecord(engine: Runtime, record: DynamoDBRecord, revalued: S
   logOutcome(engine, outcome);
 }
 
+/**
+ * Runs each record's work after the work of the records of the same account before it in the batch, with
+ * at most `limit` accounts at once: an account's records keep the stream's order, and the batch waits for
+ * its slowest accounts rather than for the sum of all.
+ */
+export function perAccountLanes(limit: number) {
+  const lanes = new Map<string, Promise<unknown>>();
+  const waiting: Array<() => void> = [];
+  let running = 0;
+  const slot = async () => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    running += 1;
+  };
+  const free = () => {
+    running -= 1;
+    waiting.shift()?.();
+  };
+  return <T>(accountId: string, work: () => Promise<T>): Promise<T> => {
+    const before = lanes.get(accountId) ?? Promise.resolve();
+    const next = before
+      .catch(() => undefined)
+      .then(async () => {
+        await slot();
+        try {
+          return await work();
+        } finally {
+          free();
+        }
+      });
+    lanes.set(accountId, next);
+    return next;
+  };
+}
+
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   const engine = runtime();
   const revalued = new Set<string>();
+  const lane = perAccountLanes(REVALUE_CONCURRENCY);
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(engine, record, revalued),
+    (record: DynamoDBRecord) =>
+      lane(record.dynamodb?.Keys?.accountId?.S ?? "", () => handleRecord(engine, record, revalued)),
     new BatchProcessor(EventType.DynamoDBStreams),
     {
       ...(context ? { context } : {}),
-      processInParallel: false,
+      processInParallel: true,
     },
   );
 }

@@ -1,6 +1,6 @@
 /**
  * Handler 5: the notifier, on the notice queue (one message per NOTIFY outbox item, put there by the outbox
- * relay). For each notice it claims the outbox item, sends the SMS (Transactional, to the phone number, at
+ * relay). It reads the batch's outbox items and PROFILEs ahead, two requests in all; for each notice it claims the outbox item, sends the SMS (Transactional, to the phone number, at
  * this invocation's share of `SMS_PER_SECOND`) and the email (through the email topic), and completes the
  * claim; adapters/notice-delivery.ts has the rules. A throttled notice goes back to the queue with a
  * backoff: throttling is waiting, not failure. Phone numbers and addresses go only into the SNS request,
@@ -12,7 +12,7 @@ import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { type DeliveryPorts, deliverNotice, type NoticeMessage } from "../adapters/notice-delivery.ts";
 import { dynamoProfiles, snsNoticeSender } from "../adapters/notice-ports.ts";
-import { OutboxClaims } from "../adapters/outbox-claims.ts";
+import { readNoticesAhead } from "../adapters/notice-prefetch.ts";
 import { ENV, integer, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { type Runtime, runtime } from "./runtime.ts";
@@ -37,6 +37,16 @@ function pacer(engine: Runtime): () => Promise<void> {
     nextMs = Math.max(nextMs, Date.now()) + intervalMs;
     if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
   };
+}
+
+/** The notice a message names, if its body is one: a broken body fails on its own in handleMessage. */
+function notificationIdOf(record: SQSRecord): string[] {
+  try {
+    const { notificationId } = JSON.parse(record.body) as Partial<NoticeMessage>;
+    return typeof notificationId === "string" && notificationId !== "" ? [notificationId] : [];
+  } catch {
+    return [];
+  }
 }
 
 async function handleMessage(engine: Runtime, ports: DeliveryPorts, record: SQSRecord): Promise<void> {
@@ -81,9 +91,10 @@ async function handleMessage(engine: Runtime, ports: DeliveryPorts, record: SQSR
 
 export async function handler(event: SQSEvent, context?: Context) {
   const engine = runtime();
+  const ahead = await readNoticesAhead(engine, event.Records.flatMap(notificationIdOf));
   const ports: DeliveryPorts = {
-    claims: new OutboxClaims(engine.dynamo, engine.tables.outbox),
-    profiles: dynamoProfiles(engine),
+    claims: ahead.claims,
+    profiles: dynamoProfiles(engine, ahead.profiles),
     sender: snsNoticeSender(engine),
     policies: engine.policies,
     smsTurn: pacer(engine),

@@ -1,6 +1,6 @@
 /**
  * Handler 4: the outbox relay, the one consumer of the Outbox stream. It hands each inserted NOTIFY item to
- * the notice queue (the notifier sends it at SNS's pace), and puts each REQUEST_LIQUIDATION and RECORD_LOSS
+ * the notice queue (the notifier sends it at SNS's pace; a batch's notices go ten to a request first), and puts each REQUEST_LIQUIDATION and RECORD_LOSS
  * on the engine's bus, at most once per reference (adapters/event-dispatch.ts). A liquidation request goes
  * out only once its call notice has its outcome: the relay holds it on the notice's outbox item, and the
  * notice's completion (a MODIFY of that item) releases it. Both are conditional writes on one item, so the
@@ -8,7 +8,7 @@
  * as the policy says (`notices.whenUndelivered`), with an alarm either way. docs/pipeline.md has the argument.
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
 import { type DispatchPorts, dispatchEvent } from "../adapters/event-dispatch.ts";
@@ -66,16 +66,53 @@ async function release(
   await dispatch(ports, request, notice.status === "NOTICE_SENT");
 }
 
-async function inserted(ports: Ports, item: OutboxItem): Promise<void> {
-  const { engine } = ports;
-  if (item.kind === "NOTIFY") {
-    // Only the id: the notifier renders what the outbox item says, never what a message claims it says.
-    const body = JSON.stringify({ notificationId: item.outboxId, accountId: item.accountId });
-    await engine.sqs.send(
-      new SendMessageCommand({ QueueUrl: required(engine.env, ENV.noticeQueueUrl), MessageBody: body }),
-    );
-    return;
+/** The records that insert a notice: queued together, ten to a request, before the batch is processed. */
+const insertedNotice = (record: DynamoDBRecord): OutboxItem | undefined => {
+  const image = record.dynamodb?.NewImage;
+  if (record.eventName !== "INSERT" || !image) return undefined;
+  const item = fromImage(image);
+  return item.kind === "NOTIFY" ? item : undefined;
+};
+
+/**
+ * Queues every notice the batch inserts, ten to a SendMessageBatch, and returns why each one that was not
+ * queued was not: its record then fails and comes back (a notice queued twice is sent once: its claim).
+ */
+async function queueNotices(
+  engine: Runtime,
+  records: readonly DynamoDBRecord[],
+): Promise<Map<DynamoDBRecord, string>> {
+  const notices = records.flatMap((record) => {
+    const item = insertedNotice(record);
+    return item ? [{ record, item }] : [];
+  });
+  const unsent = new Map<DynamoDBRecord, string>();
+  for (let start = 0; start < notices.length; start += 10) {
+    const chunk = notices.slice(start, start + 10);
+    try {
+      const result = await engine.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: required(engine.env, ENV.noticeQueueUrl),
+          // Only the id: the notifier renders what the outbox item says, never what a message claims.
+          Entries: chunk.map(({ item }, index) => ({
+            Id: String(index),
+            MessageBody: JSON.stringify({ notificationId: item.outboxId, accountId: item.accountId }),
+          })),
+        }),
+      );
+      for (const failure of result.Failed ?? []) {
+        const entry = chunk[Number(failure.Id)];
+        if (entry) unsent.set(entry.record, `${failure.Code ?? "refused"}: ${failure.Message ?? ""}`);
+      }
+    } catch (error) {
+      for (const { record } of chunk)
+        unsent.set(record, error instanceof Error ? error.message : String(error));
+    }
   }
+  return unsent;
+}
+
+async function inserted(ports: Ports, item: OutboxItem): Promise<void> {
   if (item.kind === "RECORD_LOSS") return dispatch(ports, item, true);
   if (item.kind !== "REQUEST_LIQUIDATION") return;
   const payload = parseLiquidationPayload("REQUEST_LIQUIDATION", String(item.payload));
@@ -83,7 +120,7 @@ async function inserted(ports: Ports, item: OutboxItem): Promise<void> {
   const noticeId = payload.callNotificationId;
   const hold = await ports.claims.holdOnNotice(noticeId, String(item.outboxId));
   if (hold.status === "HELD") {
-    engine.logger.info("liquidation held for its call notice", {
+    ports.engine.logger.info("liquidation held for its call notice", {
       reference: item.outboxId,
       callNotificationId: noticeId,
     });
@@ -112,10 +149,28 @@ async function noticeDone(ports: Ports, notice: OutboxItem): Promise<void> {
   if (failures.length > 0) throw new Error(`held requests not released: ${failures.join("; ")}`);
 }
 
-async function handleRecord(ports: Ports, record: DynamoDBRecord): Promise<void> {
+/**
+ * The time a record that puts events may need: a claim, up to four PutEvents of at most 5 s each, and a
+ * completion. A record started with less left fails at once and comes back with the rest of the batch.
+ */
+export const RELAY_RECORD_RESERVE_MS = 25_000;
+
+async function handleRecord(
+  ports: Ports,
+  record: DynamoDBRecord,
+  unsent: ReadonlyMap<DynamoDBRecord, string>,
+): Promise<void> {
   const image = record.dynamodb?.NewImage;
   if (!image) return;
+  if (!insertedNotice(record) && ports.remainingMs() < RELAY_RECORD_RESERVE_MS) {
+    throw new Error("left for the next invocation: too little time before this one's timeout");
+  }
   const item = fromImage(image);
+  if (insertedNotice(record)) {
+    const why = unsent.get(record);
+    if (why !== undefined) throw new Error(`notice ${String(item.outboxId)} not queued: ${why}`);
+    return;
+  }
   if (record.eventName === "INSERT") return inserted(ports, item);
   if (record.eventName === "MODIFY" && item.kind === "NOTIFY") return noticeDone(ports, item);
 }
@@ -131,9 +186,10 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
     now: engine.now,
     remainingMs: () => context?.getRemainingTimeInMillis() ?? 60_000,
   };
+  const unsent = await queueNotices(engine, event.Records);
   return processPartialResponse(
     event,
-    (record: DynamoDBRecord) => handleRecord(ports, record),
+    (record: DynamoDBRecord) => handleRecord(ports, record, unsent),
     new BatchProcessor(EventType.DynamoDBStreams),
     { ...(context ? { context } : {}), processInParallel: false },
   );

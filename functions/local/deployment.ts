@@ -18,6 +18,9 @@ export interface LocalFunction {
   readonly timeoutSeconds: number;
 }
 
+/** The concurrent batches Lambda starts an SQS event source mapping with before it scales up. */
+export const SQS_INITIAL_CONCURRENCY = 5;
+
 export type MappingSource =
   | { readonly kind: "dynamodb"; readonly table: string }
   | { readonly kind: "sqs"; readonly queue: string };
@@ -35,6 +38,11 @@ export interface LocalMapping {
   /** -1 is Lambda's "no limit". */
   readonly maximumRecordAgeSeconds: number;
   readonly parallelizationFactor: number;
+  /**
+   * A queue mapping's batches at once: its ScalingConfig.MaximumConcurrency, or, without one, the five
+   * concurrent batches Lambda starts an SQS mapping with (it scales up from there; one machine does not).
+   */
+  readonly maximumConcurrency: number;
   readonly reportBatchItemFailures: boolean;
   /** The on-failure destination queue's logical id. */
   readonly onFailureQueue: string | undefined;
@@ -189,6 +197,12 @@ function readMapping(
     maximumRetryAttempts: Number(properties.MaximumRetryAttempts ?? -1),
     maximumRecordAgeSeconds: Number(properties.MaximumRecordAgeInSeconds ?? -1),
     parallelizationFactor: Number(properties.ParallelizationFactor ?? 1),
+    maximumConcurrency: isStream
+      ? 1
+      : Number(
+          (properties.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ??
+            SQS_INITIAL_CONCURRENCY,
+        ),
     reportBatchItemFailures: ((properties.FunctionResponseTypes as string[] | undefined) ?? []).includes(
       "ReportBatchItemFailures",
     ),

@@ -9,9 +9,11 @@
  * batches per shard at once with Lambda's per-item order (stream-lanes.ts). Polls back off while they
  * find nothing to deliver, from 2 ms up to `idlePollMs`; a stream is polled again when a batch ends.
  *
- * What is not emulated: the queue mappings' maximum concurrency (each queue mapping delivers one batch at
- * a time), and Lambda's scaling: one process and one DynamoDB Local do the work of many functions, so
- * latencies include their backlog.
+ * Each queue mapping delivers up to its ScalingConfig.MaximumConcurrency batches at once (five, Lambda's
+ * starting point, where the template sets none).
+ *
+ * What is not emulated: Lambda's scaling past that, and its timeouts: one process and one DynamoDB Local do
+ * the work of many functions, so latencies include their backlog.
  */
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -258,7 +260,13 @@ export class LocalRuntime {
       },
     };
     for (const [name, mapping] of this.streamMappings) this.loops.push(pollStream(mapping, name, poller));
-    for (const [name, mapping] of this.queueMappings) this.loops.push(pollQueue(mapping, name, poller));
+    // A queue mapping runs as many batches at once as its maximum concurrency: one poll loop each (the
+    // stub's receive is synchronous, so two loops never get the same message).
+    for (const [name, mapping] of this.queueMappings) {
+      for (let worker = 0; worker < mapping.mapping.maximumConcurrency; worker += 1) {
+        this.loops.push(pollQueue(mapping, name, poller));
+      }
+    }
     for (const schedule of this.deployment.schedules) this.schedule(schedule);
   }
 

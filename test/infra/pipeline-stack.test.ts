@@ -73,7 +73,7 @@ describe("event source mappings", () => {
   it.each([
     ["AccountChanges", { batch: 100, parallelization: 4, retries: 10, maxAgeSeconds: 3600 }],
     ["PriceTicks", { batch: 100, parallelization: 1, retries: 10, maxAgeSeconds: 3600 }],
-    ["OutboxRelay", { batch: 10, parallelization: 2, retries: 10, maxAgeSeconds: 6 * 3600 }],
+    ["OutboxRelay", { batch: 100, parallelization: 2, retries: 10, maxAgeSeconds: 6 * 3600 }],
   ])("%s: every failure setting is explicit and bounded", (name, expected) => {
     const mapping = mappingOf(name);
     expect(mapping).toBeDefined();
@@ -147,14 +147,14 @@ describe("event source mappings", () => {
     expect(queue?.MessageRetentionPeriod).toBe(4 * 86400);
   });
 
-  it("feeds the notifier ten notices at a time, two invocations at once, behind a redrive queue that outlasts the backoff", () => {
+  it("feeds the notifier ten notices at a time, five invocations at once, behind a redrive queue that outlasts the backoff", () => {
     const notifier = mappingOf("Notifier");
     expect(notifier).toEqual({
       BatchSize: 10,
       EventSourceArn: notifier?.EventSourceArn,
       FunctionName: notifier?.FunctionName,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
-      ScalingConfig: { MaximumConcurrency: 2 },
+      ScalingConfig: { MaximumConcurrency: 5 },
       Tags: notifier?.Tags,
     });
     const queue = resources[logicalIdOf(notifier?.EventSourceArn)]?.Properties;
@@ -195,7 +195,7 @@ describe("functions", () => {
     for (const [id, resource] of ours) {
       const variables = resource.Properties.Environment.Variables;
       expect(variables.NOTICE_QUEUE_URL, id).toEqual({ Ref: noticeQueue });
-      expect(variables, id).toMatchObject({ SMS_PER_SECOND: "10", NOTIFIER_CONCURRENCY: "2" });
+      expect(variables, id).toMatchObject({ SMS_PER_SECOND: "10", NOTIFIER_CONCURRENCY: "5" });
       expect(variables, id).not.toHaveProperty("IDEMPOTENCY_TABLE");
     }
   });
@@ -313,6 +313,9 @@ describe("functions", () => {
       Notifier: [
         ...logs("Notifier"),
         "Allow dynamodb:GetItem Accounts",
+        "Allow dynamodb:BatchGetItem Accounts",
+        "Allow dynamodb:GetItem Outbox",
+        "Allow dynamodb:BatchGetItem Outbox",
         "Allow dynamodb:UpdateItem Outbox",
         // lib/notice-permissions.ts: the email topic; SMS, which has no ARN; never a platform endpoint.
         "Allow sns:Publish BorrowerEmailTopic",
