@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: revalues generated books three ways in one single-threaded run and prints a markdown
- * table for the README.
+ * P1 of `npm run bench` (bench/run.ts): revalues generated books three ways in one single-threaded run and
+ * prints a markdown table.
  *
  * (a) the exact decimal reference, done naively: valueAccount + sizeCall (+ ratioBelow for the warning
  *     line) per account, over the 100k mixed book and over the first 100k of the five-line book;
@@ -24,14 +24,25 @@ import {
   screenBook,
 } from "../functions/domain/screen.ts";
 import { BAND_NAMES, type GeneratedBook, generateBook } from "./book.ts";
+import { type Figure, ratioGoal } from "./figures.ts";
 import { floatDecisions } from "./float64.ts";
 
-const FIVE_SIZE = 1_000_000;
-const MIXED_SIZE = 100_000;
-const REFERENCE_FIVE_SIZE = 100_000;
-const GOAL_MS = 250;
+/** Book sizes: 1M five-line and 100k mixed accounts, the reference on 100k of each; smaller with --quick. */
+export interface EngineSizes {
+  readonly five: number;
+  readonly mixed: number;
+  readonly referenceFive: number;
+  readonly verifyAll: boolean;
+}
+
+export const FULL_ENGINE_SIZES: EngineSizes = {
+  five: 1_000_000,
+  mixed: 100_000,
+  referenceFive: 100_000,
+  verifyAll: false,
+};
+const GOAL_MS_PER_MILLION = 250;
 const GOAL_RATIO = 20;
-const verifyAll = process.argv.includes("--verify-all");
 
 const elapsedMs = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -131,39 +142,63 @@ function screenRun(generated: GeneratedBook, runs: number) {
   return { timing, result };
 }
 
-log(`node ${process.version}, ${process.arch}; one thread; medians of several runs after warm-up`);
-const five = generate("five-line book", () => generateBook({ size: FIVE_SIZE, seed: 2, lines: 5 }));
-const mixed = generate("mixed book", () => generateBook({ size: MIXED_SIZE, seed: 1, lines: "mixed" }));
+interface Measured {
+  readonly sizes: EngineSizes;
+  readonly fiveFloat: ReturnType<typeof floatRun>;
+  readonly mixedFloat: ReturnType<typeof floatRun>;
+  readonly fiveScreen: ReturnType<typeof screenRun>;
+  readonly mixedScreen: ReturnType<typeof screenRun>;
+  readonly fiveReference: ReturnType<typeof reference>;
+  readonly mixedReference: ReturnType<typeof reference>;
+  readonly fiveWrong: number;
+  readonly mixedWrong: number;
+  readonly fullWrong: number | undefined;
+  readonly screenMemory: NodeJS.MemoryUsage;
+  readonly memory: NodeJS.MemoryUsage;
+}
 
-log("float64 (speed of light) …");
-const fiveFloat = floatRun(five);
-const mixedFloat = floatRun(mixed);
-
-log("screen with exact recheck …");
-const fiveScreen = screenRun(five, 9);
-const mixedScreen = screenRun(mixed, 9);
-const screenMemory = process.memoryUsage();
-
-log("decimal reference (valueAccount + sizeCall), the slow part …");
-const fiveReference = reference(five, REFERENCE_FIVE_SIZE, 3);
-const mixedReference = reference(mixed, MIXED_SIZE, 3);
-
-const fiveWrong = mismatches(fiveScreen.result, fiveReference.decisions);
-const mixedWrong = mismatches(mixedScreen.result, mixedReference.decisions);
-let fullWrong: number | undefined;
-if (verifyAll) {
-  log("verifying all 1M five-line accounts against the reference …");
+function verifyEvery(five: GeneratedBook, result: ScreenResult): number {
+  log(`verifying all ${grouped(five.book.size)} five-line accounts against the reference …`);
   const { marks, policy } = five;
   const warning = dec("1").plus(policy.warningCushion);
-  fullWrong = 0;
+  let wrong = 0;
   for (let index = 0; index < five.book.size; index++) {
     const decision = exactDecision(five.book.account(index), marks, policy, warning);
-    const result = fiveScreen.result;
     if (result.state[index] !== decision.state || callAmountOf(result, index) !== decision.callAmount)
-      fullWrong++;
+      wrong++;
   }
+  return wrong;
 }
-const memory = process.memoryUsage();
+
+function measure(sizes: EngineSizes): Measured {
+  log(`node ${process.version}, ${process.arch}; one thread; medians of several runs after warm-up`);
+  const five = generate("five-line book", () => generateBook({ size: sizes.five, seed: 2, lines: 5 }));
+  const mixed = generate("mixed book", () => generateBook({ size: sizes.mixed, seed: 1, lines: "mixed" }));
+  log("float64 (speed of light) …");
+  const fiveFloat = floatRun(five);
+  const mixedFloat = floatRun(mixed);
+  log("screen with exact recheck …");
+  const fiveScreen = screenRun(five, 9);
+  const mixedScreen = screenRun(mixed, 9);
+  const screenMemory = process.memoryUsage();
+  log("decimal reference (valueAccount + sizeCall), the slow part …");
+  const fiveReference = reference(five, sizes.referenceFive, 3);
+  const mixedReference = reference(mixed, sizes.mixed, 3);
+  return {
+    sizes,
+    fiveFloat,
+    mixedFloat,
+    fiveScreen,
+    mixedScreen,
+    fiveReference,
+    mixedReference,
+    fiveWrong: mismatches(fiveScreen.result, fiveReference.decisions),
+    mixedWrong: mismatches(mixedScreen.result, mixedReference.decisions),
+    fullWrong: sizes.verifyAll ? verifyEvery(five, fiveScreen.result) : undefined,
+    screenMemory,
+    memory: process.memoryUsage(),
+  };
+}
 
 interface Row {
   readonly book: string;
@@ -174,105 +209,131 @@ interface Row {
   readonly decimalPerSecond: number;
   readonly rechecked: string;
 }
-const fivePerSecondDecimal = perSecond(REFERENCE_FIVE_SIZE, fiveReference.timing.medianMs);
-const mixedPerSecondDecimal = perSecond(MIXED_SIZE, mixedReference.timing.medianMs);
+
 const recheckText = (result: ScreenResult) => {
   const { total, byReason } = result.rechecked;
   return `${grouped(total)} (breach ${grouped(byReason.BREACH)}, near a line ${grouped(byReason.NEAR_LINE)}, tier floor ${grouped(byReason.TIER_FLOOR)})`;
 };
-const rows: Row[] = [
-  {
-    book: "1M × 5 lines",
-    method: "float64, no bound (speed of light)",
-    accounts: FIVE_SIZE,
-    timing: fiveFloat.timing,
-    floatMs: fiveFloat.timing.medianMs,
-    decimalPerSecond: fivePerSecondDecimal,
-    rechecked: "–",
-  },
-  {
-    book: "1M × 5 lines",
-    method: "**screen + exact recheck**",
-    accounts: FIVE_SIZE,
-    timing: fiveScreen.timing,
-    floatMs: fiveFloat.timing.medianMs,
-    decimalPerSecond: fivePerSecondDecimal,
-    rechecked: recheckText(fiveScreen.result),
-  },
-  {
-    book: "first 100k × 5 lines",
-    method: "decimal reference (valueAccount + sizeCall)",
-    accounts: REFERENCE_FIVE_SIZE,
-    timing: fiveReference.timing,
-    floatMs: (fiveFloat.timing.medianMs * REFERENCE_FIVE_SIZE) / FIVE_SIZE,
-    decimalPerSecond: fivePerSecondDecimal,
-    rechecked: "all",
-  },
-  {
-    book: "100k × 1–20 lines",
-    method: "float64, no bound (speed of light)",
-    accounts: MIXED_SIZE,
-    timing: mixedFloat.timing,
-    floatMs: mixedFloat.timing.medianMs,
-    decimalPerSecond: mixedPerSecondDecimal,
-    rechecked: "–",
-  },
-  {
-    book: "100k × 1–20 lines",
-    method: "**screen + exact recheck**",
-    accounts: MIXED_SIZE,
-    timing: mixedScreen.timing,
-    floatMs: mixedFloat.timing.medianMs,
-    decimalPerSecond: mixedPerSecondDecimal,
-    rechecked: recheckText(mixedScreen.result),
-  },
-  {
-    book: "100k × 1–20 lines",
-    method: "decimal reference (valueAccount + sizeCall)",
-    accounts: MIXED_SIZE,
-    timing: mixedReference.timing,
-    floatMs: mixedFloat.timing.medianMs,
-    decimalPerSecond: mixedPerSecondDecimal,
-    rechecked: "all",
-  },
-];
+const short = (count: number) => (count >= 1e6 ? `${count / 1e6}M` : `${count / 1e3}k`);
 
-const lines: string[] = [];
-lines.push(
-  "| Book | Method | Median (min–max, runs) | Accounts/s | × float64 time | × decimal speed | Exact rechecks |",
-  "|---|---|---|---|---|---|---|",
-);
-for (const row of rows) {
-  const { medianMs, minMs, maxMs, runs } = row.timing;
-  const ratioToFloat = medianMs / row.floatMs;
-  const speedup = perSecond(row.accounts, medianMs) / row.decimalPerSecond;
-  lines.push(
-    `| ${row.book} | ${row.method} | ${milliseconds(medianMs)} (${milliseconds(minMs)}–${milliseconds(maxMs)}, ${runs}) ` +
-      `| ${rate(row.accounts, medianMs)} | ${ratioToFloat.toFixed(1)}× | ${speedup.toFixed(speedup >= 10 ? 0 : 1)}× | ${row.rechecked} |`,
-  );
+function rows(m: Measured): Row[] {
+  const { five, mixed, referenceFive } = m.sizes;
+  const fiveDecimal = perSecond(referenceFive, m.fiveReference.timing.medianMs);
+  const mixedDecimal = perSecond(mixed, m.mixedReference.timing.medianMs);
+  const fiveBook = {
+    book: `${short(five)} × 5 lines`,
+    floatMs: m.fiveFloat.timing.medianMs,
+    decimalPerSecond: fiveDecimal,
+  };
+  const mixedBook = {
+    book: `${short(mixed)} × 1–20 lines`,
+    floatMs: m.mixedFloat.timing.medianMs,
+    decimalPerSecond: mixedDecimal,
+  };
+  const speedOfLight = "float64, no bound (speed of light)";
+  const screen = "**screen + exact recheck**";
+  const decimal = "decimal reference (valueAccount + sizeCall)";
+  return [
+    { ...fiveBook, method: speedOfLight, accounts: five, timing: m.fiveFloat.timing, rechecked: "–" },
+    {
+      ...fiveBook,
+      method: screen,
+      accounts: five,
+      timing: m.fiveScreen.timing,
+      rechecked: recheckText(m.fiveScreen.result),
+    },
+    {
+      ...fiveBook,
+      book: `first ${short(referenceFive)} × 5 lines`,
+      method: decimal,
+      accounts: referenceFive,
+      timing: m.fiveReference.timing,
+      floatMs: (m.fiveFloat.timing.medianMs * referenceFive) / five,
+      rechecked: "all",
+    },
+    { ...mixedBook, method: speedOfLight, accounts: mixed, timing: m.mixedFloat.timing, rechecked: "–" },
+    {
+      ...mixedBook,
+      method: screen,
+      accounts: mixed,
+      timing: m.mixedScreen.timing,
+      rechecked: recheckText(m.mixedScreen.result),
+    },
+    { ...mixedBook, method: decimal, accounts: mixed, timing: m.mixedReference.timing, rechecked: "all" },
+  ];
 }
 
-const screenMs = fiveScreen.timing.medianMs;
-const ratio = screenMs / fiveFloat.timing.medianMs;
+function table(m: Measured): string[] {
+  const lines = [
+    "| Book | Method | Median (min–max, runs) | Accounts/s | × float64 time | × decimal speed | Exact rechecks |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const row of rows(m)) {
+    const { medianMs, minMs, maxMs, runs } = row.timing;
+    const ratioToFloat = medianMs / row.floatMs;
+    const speedup = perSecond(row.accounts, medianMs) / row.decimalPerSecond;
+    lines.push(
+      `| ${row.book} | ${row.method} | ${milliseconds(medianMs)} (${milliseconds(minMs)}–${milliseconds(maxMs)}, ${runs}) ` +
+        `| ${rate(row.accounts, medianMs)} | ${ratioToFloat.toFixed(1)}× | ${speedup.toFixed(speedup >= 10 ? 0 : 1)}× | ${row.rechecked} |`,
+    );
+  }
+  return lines;
+}
+
 const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
 const identical = (wrong: number, count: number) =>
   wrong === 0 ? `identical on all ${grouped(count)}` : `${grouped(wrong)} of ${grouped(count)} DIFFER`;
-const output = [
-  "",
-  ...lines,
-  "",
-  `- Goal: 1M five-line accounts in ≤ ${GOAL_MS} ms on one core: ${milliseconds(screenMs)}, ${verdict(screenMs <= GOAL_MS)}; ` +
-    `${ratio.toFixed(1)}× the float64 bound (goal ≤ ${GOAL_RATIO}×: ${verdict(ratio <= GOAL_RATIO)}).`,
-  `- Decisions (state, call amount) against the decimal reference: five-line book ${identical(fiveWrong, REFERENCE_FIVE_SIZE)}` +
-    `${fullWrong === undefined ? " (run with --verify-all for all 1M)" : `, all 1M: ${identical(fullWrong, FIVE_SIZE)}`}; ` +
-    `mixed book ${identical(mixedWrong, MIXED_SIZE)}.`,
-  `- Accounts in breach (float64 count): ${grouped(fiveFloat.breaches)} of 1M five-line, ${grouped(mixedFloat.breaches)} of 100k mixed; ` +
-    "each one's call amount is computed in decimals.",
-  `- Memory after the float and screen runs (both books generated): heap used ${mebibytes(screenMemory.heapUsed)}, ` +
-    `typed arrays ${mebibytes(screenMemory.arrayBuffers)}, RSS ${mebibytes(screenMemory.rss)}; at the end, with ` +
-    `200k reference accounts built as decimals: heap used ${mebibytes(memory.heapUsed)}, RSS ${mebibytes(memory.rss)}.`,
-  `- ${process.version}, ${process.arch}, one thread; each time is the median of the runs shown, after warm-up runs.`,
-  "",
-];
-process.stdout.write(`${output.join("\n")}\n`);
-if (fiveWrong || mixedWrong || fullWrong) process.exitCode = 1;
+
+function summary(m: Measured): string[] {
+  const { five, mixed, referenceFive } = m.sizes;
+  const screenMs = m.fiveScreen.timing.medianMs;
+  const goalMs = (GOAL_MS_PER_MILLION * five) / 1e6;
+  const ratio = screenMs / m.fiveFloat.timing.medianMs;
+  return [
+    `- Goal: ${short(five)} five-line accounts in ≤ ${goalMs} ms on one core: ${milliseconds(screenMs)}, ${verdict(screenMs <= goalMs)}; ` +
+      `${ratio.toFixed(1)}× the float64 bound (goal ≤ ${GOAL_RATIO}×: ${verdict(ratio <= GOAL_RATIO)}).`,
+    `- Decisions (state, call amount) against the decimal reference: five-line book ${identical(m.fiveWrong, referenceFive)}` +
+      `${m.fullWrong === undefined ? " (run with --verify-all for the whole book)" : `, whole book: ${identical(m.fullWrong, five)}`}; ` +
+      `mixed book ${identical(m.mixedWrong, mixed)}.`,
+    `- Accounts in breach (float64 count): ${grouped(m.fiveFloat.breaches)} of ${short(five)} five-line, ${grouped(m.mixedFloat.breaches)} of ${short(mixed)} mixed; ` +
+      "each one's call amount is computed in decimals.",
+    `- Memory after the float and screen runs (both books generated): heap used ${mebibytes(m.screenMemory.heapUsed)}, ` +
+      `typed arrays ${mebibytes(m.screenMemory.arrayBuffers)}, RSS ${mebibytes(m.screenMemory.rss)}; at the end, with ` +
+      `the reference accounts built as decimals: heap used ${mebibytes(m.memory.heapUsed)}, RSS ${mebibytes(m.memory.rss)}.`,
+    `- ${process.version}, ${process.arch}, one thread; each time is the median of the runs shown, after warm-up runs.`,
+  ];
+}
+
+/**
+ * Runs P1, prints its table, and returns its figures: the screen's time on the five-line book against the
+ * float64 bound (goal ≤ 250 ms per million accounts and ≤ 20× the bound). Throws when a decision differs.
+ */
+export function engineBench(sizes: EngineSizes): Figure[] {
+  const m = measure(sizes);
+  process.stdout.write(`${["", ...table(m), "", ...summary(m), ""].join("\n")}\n`);
+  if (m.fiveWrong || m.mixedWrong || m.fullWrong)
+    throw new Error("the screen's decisions differ from the reference");
+  const screenMs = m.fiveScreen.timing.medianMs;
+  const base = {
+    benchmark: `engine: ${short(sizes.five)} five-line accounts, screen + exact recheck, one core`,
+    unit: "ms",
+    measured: screenMs,
+    reference: m.fiveFloat.timing.medianMs,
+    referenceLabel: "float64, no error bound (speed of light)",
+    notes: `decisions identical to the decimal reference on ${grouped(sizes.referenceFive)} + ${grouped(sizes.mixed)} accounts`,
+  };
+  // The time goal is for a million accounts: a small book's time says little about it.
+  const full = sizes.five >= 1_000_000;
+  const goalMs = (GOAL_MS_PER_MILLION * sizes.five) / 1e6;
+  return [
+    { ...ratioGoal({ ...base, id: "P1 ratio" }, GOAL_RATIO) },
+    full
+      ? { ...base, id: "P1 time", goal: `≤ ${goalMs} ms`, met: screenMs <= goalMs }
+      : {
+          ...base,
+          id: "P1 time",
+          goal: `≤ ${GOAL_MS_PER_MILLION} ms at 1M accounts (full run only)`,
+          met: null,
+        },
+  ];
+}

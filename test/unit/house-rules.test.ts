@@ -33,7 +33,7 @@ describe("house rules (dependency-cruiser)", () => {
     expect(fired).toEqual(
       [
         "adapters-not-to-outer-code: functions/adapters/bad.ts -> functions/handlers/entry.ts",
-        "bench-imports-only-domain: bench/bad.ts -> functions/adapters/store.ts",
+        "bench-through-domain-or-local-runtime: bench/bad.ts -> functions/adapters/store.ts",
         "cli-not-to-handlers-local-or-lib: functions/cli/bad.ts -> functions/local/runner.ts",
         "domain-imports-only-zod-and-decimal: functions/domain/bad.ts -> functions/adapters/store.ts",
         "domain-imports-only-zod-and-decimal: functions/domain/bad.ts -> path",
