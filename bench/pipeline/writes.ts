@@ -18,6 +18,7 @@ import { recordUsage, type UsageKey } from "../cost.ts";
 import { type Figure, limitGoal, reported } from "../figures.ts";
 import { callStatus, drive, type Pipeline, putPrice, settle } from "./harness.ts";
 import { LATENCY_ASSET, loanAccount } from "./policy.ts";
+import type { Captured } from "./proxy.ts";
 
 const PIPELINE = ["AccountChanges", "PriceTicks", "FanOutWorker", "OutboxRelay"] as const;
 const MINIMUM_REQUESTS = 4;
@@ -68,8 +69,18 @@ async function unchanged(pipeline: Pipeline, accounts: readonly ReturnType<typeo
     }
     await drive(pipeline.stream("AccountChanges"));
   });
-  const swept = await writesDuring(pipeline, () => sweep(pipeline));
-  return { sameTick, movedTick, rewritten, swept };
+  // A first pass settles what earlier benchmarks left to change (P3's accounts, cured on their cure line,
+  // become HEALTHY on their next revaluation: real transitions). The second pass is the one that changes
+  // nothing; its pass record's own bookkeeping (start, one progress write per page) is counted apart.
+  await sweep(pipeline);
+  let bookkeeping = 0;
+  pipeline.proxy.capture = (request: Captured) => {
+    if (request.source === "engine" && request.body.includes("SWEEP#PASS")) bookkeeping += 1;
+  };
+  const sweptAll = await writesDuring(pipeline, () => sweep(pipeline)).finally(() => {
+    pipeline.proxy.capture = undefined;
+  });
+  return { sameTick, movedTick, rewritten, swept: sweptAll - bookkeeping, bookkeeping };
 }
 
 export async function writesAndRequests(pipeline: Pipeline, tableAccounts: number): Promise<Figure[]> {
@@ -111,7 +122,8 @@ export async function writesAndRequests(pipeline: Pipeline, tableAccounts: numbe
         referenceLabel: "nothing to write",
         notes:
           `written items: tick at the same price ${cases.sameTick}, tick crossing no line ${cases.movedTick}, ` +
-          `${accounts.length} unchanged account items ${cases.rewritten}, sweep of ${tableAccounts + accounts.length} accounts ${cases.swept}`,
+          `${accounts.length} unchanged account items ${cases.rewritten}, sweep of ${tableAccounts + accounts.length} accounts ${cases.swept} ` +
+          `(after a first pass that settled what earlier benchmarks left to change; the pass record's own ${cases.bookkeeping} writes not counted)`,
       },
       0,
     ),
