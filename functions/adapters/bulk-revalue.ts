@@ -31,7 +31,7 @@ import { compileAccounts, MarginState, prepareScreen, Recheck, screenFloats } fr
 import type { Account } from "../domain/valuation.ts";
 import { accountOf, assetsNeeded, loadSources } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
-import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
+import { type EngineDeps, type RevalueOutcome, revalueIsolated } from "./engine.ts";
 import { type FanOutMessage, mapConcurrent, type PageResult, REVALUE_CONCURRENCY } from "./fan-out.ts";
 import type { PolicyEntry } from "./settings.ts";
 import { REFRESH_AFTER_SECONDS } from "./trigger-index.ts";
@@ -331,25 +331,6 @@ async function screenPage(
 }
 
 /**
- * One account's exact revaluation, on its own: an account that throws (a value the index cannot encode, a
- * bug) is reported not revalued, with its reason and the alarm that watches it, and the page goes on. One
- * hostile account must not stop the sweep for every other account of its segment.
- */
-async function isolated(
-  deps: EngineDeps,
-  accountId: string,
-  event: EngineEvent,
-  clock: () => string,
-): Promise<RevalueOutcome> {
-  try {
-    return await revalueAccount(deps, accountId, event, clock);
-  } catch (error) {
-    const reason = `revaluation failed: ${error instanceof Error ? error.message : String(error)}`;
-    return { kind: "SKIPPED", accountId, reason };
-  }
-}
-
-/**
  * One page of one segment of the parallel scan of the Accounts table: the screen clears what it can, the
  * exact revaluation does the rest, one account at a time. `cache` holds the prices read in this invocation.
  */
@@ -372,7 +353,7 @@ export async function processSweepPage(
   const exact = swept.filter((group) => !cleared.has(group.accountId)).map((group) => group.accountId);
   outcomes.push(
     ...(await mapConcurrent(exact, REVALUE_CONCURRENCY, (accountId) =>
-      isolated(deps, accountId, event, clock),
+      revalueIsolated(deps, accountId, event, clock),
     )),
   );
   return {

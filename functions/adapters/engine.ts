@@ -39,6 +39,8 @@ export type RevalueOutcome =
       readonly effects: readonly Effect[];
       /** Commits that lost to a concurrent writer before this one won. */
       readonly conflicts: number;
+      /** Trigger lines left out of the index, with why (a price beyond its key's range). */
+      readonly unindexed?: readonly string[];
     };
 
 const MAX_ATTEMPTS = 6;
@@ -177,10 +179,37 @@ export async function revalueAccount(
     const { step, triggers } = decision;
     const changed = step.effects.length > 0 || step.next !== state;
     if (changed && !(await commit(deps, loaded.inputs, state, decision, now))) continue;
-    await syncTriggerIndex(deps, accountId, triggers, now);
+    const { leftOut } = await syncTriggerIndex(deps, accountId, triggers, now);
+    const unindexed = leftOut.length > 0 ? { unindexed: leftOut } : {};
     return changed
-      ? { kind: "TRANSITIONED", accountId, state: step.next, effects: step.effects, conflicts: attempt }
-      : { kind: "UNCHANGED", accountId, state, effects: [], conflicts: attempt };
+      ? {
+          kind: "TRANSITIONED",
+          accountId,
+          state: step.next,
+          effects: step.effects,
+          conflicts: attempt,
+          ...unindexed,
+        }
+      : { kind: "UNCHANGED", accountId, state, effects: [], conflicts: attempt, ...unindexed };
   }
   throw new ConflictError(`account ${accountId}: ${MAX_ATTEMPTS} commits lost to concurrent writers`);
+}
+
+/**
+ * One account's revaluation, on its own: an account that throws (a bug, a value the engine cannot hold,
+ * DynamoDB refusing for now) is reported not revalued, with its reason and the alarm that watches it, and
+ * the caller goes on with the others. One hostile account must not stop a page, a tick or the sweep.
+ */
+export async function revalueIsolated(
+  deps: EngineDeps,
+  accountId: string,
+  event: EngineEvent,
+  clock: string | (() => string),
+): Promise<RevalueOutcome> {
+  try {
+    return await revalueAccount(deps, accountId, event, clock);
+  } catch (error) {
+    const reason = `revaluation failed: ${error instanceof Error ? error.message : String(error)}`;
+    return { kind: "SKIPPED", accountId, reason };
+  }
 }

@@ -4,13 +4,13 @@
  * the fan-out queue, which the fan-out worker consumes. The work is the same wherever it runs. A sweep
  * segment's page is revalued in bulk, through the float screen: bulk-revalue.ts `processSweepPage`.
  */
-import { type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import type { EngineEvent } from "../domain/machine.ts";
 import { dec } from "../domain/money.ts";
 import { fromImage } from "./codec.ts";
-import { type EngineDeps, type RevalueOutcome, revalueAccount } from "./engine.ts";
+import { type EngineDeps, type RevalueOutcome, revalueIsolated } from "./engine.ts";
 import { crossedAccounts } from "./trigger-index.ts";
 
 const startKey = z.record(z.string(), z.unknown()).optional();
@@ -109,8 +109,10 @@ async function revalueAll(
 ): Promise<RevalueOutcome[]> {
   const fresh = accountIds.filter((accountId) => !seen.has(accountId));
   for (const accountId of fresh) seen.add(accountId);
+  // Each account on its own: one that cannot be revalued is reported, and the page (and the tick's
+  // continuations after it) goes on for the others.
   return mapConcurrent([...new Set(fresh)], REVALUE_CONCURRENCY, (accountId) =>
-    revalueAccount(deps, accountId, event, clock),
+    revalueIsolated(deps, accountId, event, clock),
   );
 }
 
@@ -139,31 +141,60 @@ export async function processRangePage(
   };
 }
 
-/** Calls whose next reminder, deadline or liquidation retry is due, from the sparse byDeadline index. */
+/** The most due calls a sweep run reads: past this, the oldest are taken and the rest wait for later runs. */
+export const MAX_DUE_READ = 50_000;
+
+/**
+ * Calls whose next reminder, deadline or liquidation retry is due, from the sparse byDeadline index, at
+ * most `limit` of them, taken fairly. A call that cannot act now (a deposit in flight pauses its deadline,
+ * its prices are halted) stays due, with an old `deadlineAt`: taking the oldest first would take the same
+ * ones every run and starve the rest. So every due call is read (up to MAX_DUE_READ), ordered by
+ * (`deadlineAt`, `accountId`), and each run takes the next `limit` of them, turning with the sweep's minute:
+ * while the same D calls are due, each one is taken at least once every ceil(D / limit) runs.
+ */
 export async function dueCalls(
   deps: EngineDeps,
   clock: () => string,
   limit: number,
-): Promise<{ accountIds: string[]; complete: boolean }> {
+): Promise<{ accountIds: string[]; complete: boolean; due: number }> {
   const now = clock();
-  const accountIds: string[] = [];
-  let complete = true;
-  for (let shard = 0; shard < deps.openCallShards; shard += 1) {
-    const page = await deps.dynamo.send(
-      new QueryCommand({
-        TableName: deps.tables.marginCalls,
-        IndexName: "byDeadline",
-        KeyConditionExpression: "openCallShard = :shard AND deadlineAt <= :now",
-        ExpressionAttributeValues: { ":shard": { S: String(shard) }, ":now": { S: now } },
-        Limit: Math.max(1, limit - accountIds.length),
-      }),
-    );
-    for (const item of page.Items ?? []) accountIds.push(String(fromImage(item).accountId));
-    if (page.LastEvaluatedKey) complete = false;
-    if (accountIds.length >= limit) {
-      complete = complete && shard === deps.openCallShards - 1;
-      break;
-    }
+  const due: { accountId: string; deadlineAt: string }[] = [];
+  for (let shard = 0; shard < deps.openCallShards && due.length < MAX_DUE_READ; shard += 1) {
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await deps.dynamo.send(
+        new QueryCommand({
+          TableName: deps.tables.marginCalls,
+          IndexName: "byDeadline",
+          KeyConditionExpression: "openCallShard = :shard AND deadlineAt <= :now",
+          ExpressionAttributeValues: { ":shard": { S: String(shard) }, ":now": { S: now } },
+          ProjectionExpression: "accountId, deadlineAt",
+          Limit: MAX_DUE_READ - due.length,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const { accountId, deadlineAt } = fromImage(item);
+        due.push({ accountId: String(accountId), deadlineAt: String(deadlineAt) });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && due.length < MAX_DUE_READ);
   }
-  return { accountIds, complete };
+  due.sort((a, b) =>
+    a.deadlineAt < b.deadlineAt ? -1 : a.deadlineAt > b.deadlineAt ? 1 : a.accountId < b.accountId ? -1 : 1,
+  );
+  if (due.length <= limit) {
+    return {
+      accountIds: due.map((call) => call.accountId),
+      complete: due.length < MAX_DUE_READ,
+      due: due.length,
+    };
+  }
+  const turn = Math.floor(Date.parse(now) / 60_000);
+  const start = (turn * limit) % due.length;
+  const accountIds = Array.from(
+    { length: limit },
+    (_, index) => due[(start + index) % due.length]?.accountId ?? "",
+  );
+  return { accountIds, complete: false, due: due.length };
 }

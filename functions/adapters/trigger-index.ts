@@ -30,10 +30,15 @@ export const REFRESH_AFTER_SECONDS = 86_400;
 /** An order-preserving text form of a positive price: lexicographic order is numeric order. */
 export function encodePrice(price: Dec): string {
   const [integer = "0", fraction = ""] = price.toFixed(FRACTION_DIGITS).split(".");
-  if (integer.length > INTEGER_DIGITS || price.isNegative()) {
+  if (!indexable(price)) {
     throw new RangeError(`price ${price.toFixed()} is outside the trigger index's range`);
   }
   return `${integer.padStart(INTEGER_DIGITS, "0")}.${fraction}`;
+}
+
+/** Whether the index's key can hold `price`: not negative, and below 10^20. */
+export function indexable(price: Dec): boolean {
+  return !price.isNegative() && price.toFixed(0).length <= INTEGER_DIGITS;
 }
 
 export function lineOf(asset: string, direction: Direction): string {
@@ -53,7 +58,12 @@ export interface TriggerEntry {
  * The index entries of an account's trigger prices. The hard floor and the cure line (the `levels` the
  * domain adds, decide.ts `triggerLevels`) are lines too: crossing them changes a call's state.
  */
-export function triggerEntries(accountId: string, triggers: readonly TriggerPrices[]): TriggerEntry[] {
+export function triggerEntries(
+  accountId: string,
+  triggers: readonly TriggerPrices[],
+  /** Told of each line left out because its price is beyond the key's range. */
+  leftOut: (line: string, kind: TriggerKind, price: string) => void = () => {},
+): TriggerEntry[] {
   const entries: TriggerEntry[] = [];
   for (const trigger of triggers) {
     const [floor, cure] = trigger.levels;
@@ -69,6 +79,12 @@ export function triggerEntries(accountId: string, triggers: readonly TriggerPric
     ];
     for (const [direction, kind, price] of candidates) {
       if (!price) continue;
+      // A line at 10^20 or beyond (a dust short's, say) is one no market reaches: it is left out with its
+      // reason, never thrown, and the sweep still decides the account on every pass.
+      if (!indexable(price)) {
+        leftOut(lineOf(trigger.asset, direction), kind, price.toFixed());
+        continue;
+      }
       entries.push({
         line: lineOf(trigger.asset, direction),
         triggerKey: `${encodePrice(price)}#${kind}#${accountId}`,
@@ -107,10 +123,13 @@ export async function syncTriggerIndex(
   accountId: string,
   triggers: readonly TriggerPrices[],
   now: string,
-): Promise<{ written: number; deleted: number }> {
+): Promise<{ written: number; deleted: number; leftOut: string[] }> {
   const { dynamo, tables } = deps;
   const nowSeconds = Math.floor(Date.parse(now) / 1000);
-  const entries = triggerEntries(accountId, triggers);
+  const leftOut: string[] = [];
+  const entries = triggerEntries(accountId, triggers, (line, kind, price) =>
+    leftOut.push(`${line} ${kind} at ${price} is beyond the index's range`),
+  );
   const current = await dynamo.send(
     new GetItemCommand({
       TableName: tables.triggerIndex,
@@ -129,7 +148,7 @@ export async function syncTriggerIndex(
     typeof previous?.refreshedAtEpochSeconds === "number" ? previous.refreshedAtEpochSeconds : 0;
   const fresh = nowSeconds - refreshedAt < REFRESH_AFTER_SECONDS;
   const same = previousKeys.size === nextKeys.size && [...nextKeys].every((key) => previousKeys.has(key));
-  if (same && fresh) return { written: 0, deleted: 0 };
+  if (same && fresh) return { written: 0, deleted: 0, leftOut };
 
   const writes: WriteRequest[] = entries
     .filter((entry) => !fresh || !previousKeys.has(`${entry.line}${ENTRY_SEPARATOR}${entry.triggerKey}`))
@@ -163,7 +182,7 @@ export async function syncTriggerIndex(
     }),
   );
   await batchWrite(dynamo, tables.triggerIndex, deletes);
-  return { written: writes.length, deleted: deletes.length };
+  return { written: writes.length, deleted: deletes.length, leftOut };
 }
 
 export interface CrossedPage {

@@ -23,6 +23,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { fromImage } from "../adapters/codec.ts";
+import { imageOf } from "../adapters/quarantine.ts";
 import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contract.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -81,7 +82,19 @@ async function load(store: Target, id: string): Promise<Record<string, unknown>>
     }),
   );
   if (!result.Item) throw new QuarantineCommandError(`no quarantined record ${id}`);
-  return fromImage(result.Item);
+  // However the image is kept (text, gzipped, or in parts), the commands see it as DynamoDB JSON text.
+  const { imageGzip: _zipped, imageParts: _parts, ...entry } = fromImage(result.Item);
+  const readPart = async (partId: string) =>
+    (
+      await store.client.send(
+        new GetItemCommand({
+          TableName: store.tables.quarantine,
+          Key: { quarantineId: { S: partId } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item;
+  return { ...entry, image: JSON.stringify(await imageOf(fromImage(result.Item), readPart)) };
 }
 
 /** `list`: the newest hundred records with the status, one line each. */

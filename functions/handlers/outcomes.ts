@@ -11,6 +11,13 @@ export function logOutcome(engine: Runtime, outcome: RevalueOutcome): void {
     });
     return;
   }
+  if (outcome.unindexed) {
+    // Not an alarm: no market reaches such a line, and the sweep decides the account on every pass.
+    engine.logger.warn("trigger lines not indexed", {
+      accountId: outcome.accountId,
+      lines: outcome.unindexed,
+    });
+  }
   if (outcome.kind !== "TRANSITIONED") return;
   engine.logger.info("transition", {
     accountId: outcome.accountId,

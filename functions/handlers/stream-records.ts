@@ -1,7 +1,7 @@
 /** Shared parsing of DynamoDB stream records for the upstream-table consumers. */
 import type { DynamoDBRecord } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
-import { quarantine } from "../adapters/quarantine.ts";
+import { MAX_ISSUES_KEPT, quarantine } from "../adapters/quarantine.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import type { ContractIssue, ParseResult } from "../domain/contract.ts";
 import type { Runtime } from "./runtime.ts";
@@ -57,7 +57,9 @@ export async function parseOrQuarantine<T>(
   engine.logger.warn(`${LOG_SIGNALS.RECORD_QUARANTINED.message}: it breaks the upstream data contract`, {
     quarantineId: placed.quarantineId,
     duplicate: placed.duplicate,
-    issues: result.issues,
+    // As on the entry: the first issues and how many there were (a log event is at most 256 KB).
+    issueCount: result.issues.length,
+    issues: result.issues.slice(0, MAX_ISSUES_KEPT),
   });
   return undefined;
 }

@@ -1,14 +1,15 @@
 /**
  * Handler 3: the scheduled sweep, the safety net. Every run (once a minute by default):
- *  1. revalues the calls whose reminder, deadline or liquidation retry is due, found in the sparse
- *     byDeadline index, so escalation never waits for a price tick;
- *  2. starts a parallel segmented scan of every account: one fan-out message per segment, each of which
- *     screens its accounts page by page in bulk and revalues (and re-indexes) every account the float
- *     screen cannot clear (adapters/bulk-revalue.ts). This catches what no tick announced: prices that
- *     went stale, a missed or crossed trigger entry, a policy change.
+ *  1. starts, when the last pass finished, a parallel segmented scan of every account: one fan-out message
+ *     per segment, each of which screens its accounts page by page in bulk and revalues (and re-indexes)
+ *     every account the float screen cannot clear (adapters/bulk-revalue.ts). This catches what no tick
+ *     announced: prices that went stale, a missed or crossed trigger entry, a policy change;
+ *  2. revalues the calls whose reminder, deadline or liquidation retry is due, found in the sparse
+ *     byDeadline index, so escalation never waits for a price tick; each on its own, after the pass is
+ *     queued, so no account can stop the others or the pass.
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
-import { revalueAccount } from "../adapters/engine.ts";
+import { revalueIsolated } from "../adapters/engine.ts";
 import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
 import { accountItemCount, segmentsFor, startPass } from "../adapters/sweep-pass.ts";
 import { logOutcome } from "./outcomes.ts";
@@ -28,18 +29,7 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
   const engine = runtime();
   const now = engine.now();
   const eventId = `sweep:${event.time ?? now}:${event.id ?? ""}`;
-  const due = await dueCalls(engine, engine.now, engine.maxAccountsPerInvocation);
-  let transitions = 0;
-  for (const accountId of new Set(due.accountIds)) {
-    const outcome = await revalueAccount(
-      engine,
-      accountId,
-      { type: "REVALUE", cause: "SWEEP", eventId },
-      engine.now,
-    );
-    logOutcome(engine, outcome);
-    if (outcome.kind === "TRANSITIONED") transitions += 1;
-  }
+  // The pass first: nothing the due calls do, for any account, can keep the whole-book pass from starting.
   // One pass at a time: a new one only when the last finished (or made no progress for SWEEP_PASS_STALE_SECONDS).
   const totalSegments = segmentsFor(await accountItemCount(engine), engine.sweepSegments);
   const { started, pass } = await startPass(
@@ -58,6 +48,19 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
     : [];
   await enqueue(engine, segments);
   if (!started) engine.logger.info("sweep pass still running", { ...pass });
+  const due = await dueCalls(engine, engine.now, engine.maxAccountsPerInvocation);
+  let transitions = 0;
+  for (const accountId of new Set(due.accountIds)) {
+    // Each due call on its own: one that cannot be revalued is reported, and the others still go.
+    const outcome = await revalueIsolated(
+      engine,
+      accountId,
+      { type: "REVALUE", cause: "SWEEP", eventId },
+      engine.now,
+    );
+    logOutcome(engine, outcome);
+    if (outcome.kind === "TRANSITIONED") transitions += 1;
+  }
   const result = {
     dueRevalued: due.accountIds.length,
     dueComplete: due.complete,

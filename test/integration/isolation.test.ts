@@ -1,0 +1,178 @@
+/**
+ * One hostile account never stops the engine watching the others (issue 12, part 1). Reproduced on DynamoDB
+ * Local through the deployed handlers: an account short one wei of ETH has an ETH trigger line above
+ * 10^20, which the index's order-preserving key cannot hold. That line is left out with its reason; the
+ * account is indexed on every other line, and a tick that crosses its neighbours' lines calls it too.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  imageOf,
+  MAX_ISSUE_CHARACTERS,
+  MAX_ISSUES_KEPT,
+  QUARANTINE_RETENTION_DAYS,
+} from "../../functions/adapters/quarantine.ts";
+import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
+import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { holding, perpetual, price, profile } from "../support/upstream.ts";
+
+let p: Pipeline;
+
+beforeAll(async () => {
+  p = await startPipeline(import.meta.url, "2026-11-24T12:00:00.000Z");
+});
+afterAll(async () => {
+  await p?.close();
+});
+
+async function market(btc: string, eth = "2405.00"): Promise<void> {
+  const asOf = p.now();
+  for (const source of ["index:coinbase", "index:kraken", "index:bitstamp"]) {
+    await p.put("Prices", price("BTC", source, btc, asOf, source === "index:coinbase" ? "0.72" : undefined));
+  }
+  for (const source of ["index:coinbase", "index:kraken"])
+    await p.put("Prices", price("ETH", source, eth, asOf));
+}
+
+/**
+ * docs/snapshots/crypto-called.json's account: breach at BTC 51,880.59. With `eth` given, that ETH holding
+ * replaces its 6 ETH, and its loan is smaller by what they lent (6 × 2,405 less the 15% haircut and the 8%
+ * maintenance rate: about 11,100 USD), so its BTC breach line stays near 51,880.
+ */
+async function leveredAccount(accountId: string, eth?: string): Promise<void> {
+  await p.put("Accounts", profile(accountId));
+  await p.put("Accounts", holding(accountId, "USD", eth ? "-46900.00" : "-58000.00"));
+  await p.put("Accounts", holding(accountId, "BTC", "1.25000000"));
+  await p.put("Accounts", holding(accountId, "ETH", eth ?? "6.00000000"));
+  await p.put("Accounts", perpetual(accountId, "BTC-PERP", "0.500", "64250.50"));
+}
+
+const ONE_WEI_SHORT = "-0.000000000000000001";
+
+describe("an account short one wei of ETH", () => {
+  it("is indexed on every line the index can hold, blocks no stream, and is called with its neighbours", async () => {
+    await market("56000.00");
+    for (const id of ["ACC-N1", "ACC-N2", "ACC-N3"]) await leveredAccount(id);
+    await leveredAccount("ACC-WEI", ONE_WEI_SHORT);
+    await p.drain();
+    // Nothing was given up on: no record of any stream went to its on-failure queue.
+    expect(Object.values(p.discarded).flat()).toEqual([]);
+    const keys = await p.query("TriggerIndex", "line", "ACCOUNT#ACC-WEI");
+    const indexed = String(keys[0]?.keys ?? "")
+      .split("\n")
+      .filter(Boolean)
+      .map((key) => key.split("#")[0] + (key.includes("#DOWN|") ? " DOWN" : " UP"));
+    expect(indexed).toContain("BTC DOWN");
+    // The ETH lines it has are out of the key's range: none is indexed.
+    expect(indexed.filter((line) => line.startsWith("ETH"))).toEqual([]);
+
+    p.advance(5);
+    await market("51800.00");
+    await p.drain();
+    for (const id of ["ACC-N1", "ACC-N2", "ACC-N3", "ACC-WEI"]) {
+      expect((await p.callState(id))?.status, id).toBe("CALLED");
+    }
+    expect(Object.values(p.discarded).flat()).toEqual([]);
+  });
+});
+
+describe("a due call that cannot be revalued", () => {
+  it("neither stops the sweep's pass nor the other due calls", async () => {
+    // A state item that breaks (not JSON), due in every shard's first slot; and a sound call due beside it.
+    for (let shard = 0; shard < 8; shard += 1) {
+      await p.put("MarginCalls", {
+        accountId: `ACC-BROKEN-${shard}`,
+        state: "{not json",
+        status: "CALLED",
+        version: 1,
+        openCallShard: String(shard),
+        deadlineAt: "2026-11-24T00:00:00.000Z",
+      });
+    }
+    const before = p.fanOut.depth();
+    const sweep = await p.handler<Record<string, unknown>>("Sweep");
+    const result = (await sweep({ time: p.now(), id: "isolation" })) as {
+      dueRevalued: number;
+      segmentsQueued: number;
+    };
+    // Every broken call was tried and reported, and the pass was queued all the same.
+    expect(result.dueRevalued).toBeGreaterThanOrEqual(8);
+    expect(result.segmentsQueued).toBeGreaterThan(0);
+    expect(p.fanOut.depth() - before).toBe(result.segmentsQueued);
+    await p.drain();
+    // The pass went through the book: the sound accounts are still decided (called, from the test above).
+    expect((await p.callState("ACC-N1"))?.status).toBe("CALLED");
+  });
+});
+
+describe("an item with 6,000 attributes the contract does not know", () => {
+  it("is quarantined once, its image gzipped and whole, and blocks nothing", async () => {
+    const wide: Record<string, unknown> = {
+      accountId: "ACC-WIDE",
+      sk: "PROFILE",
+      updatedAt: "2026-11-24T09:00:00Z",
+      seq: 1,
+    };
+    for (let index = 0; index < 6_000; index += 1) wide[`attribute${index}`] = "x";
+    await p.put("Accounts", wide);
+    await p.drain();
+    expect(Object.values(p.discarded).flat()).toEqual([]);
+    const entries = (await p.scan("Quarantine")).filter((entry) =>
+      String(entry.receivedAtId ?? "").includes("Accounts#"),
+    );
+    const mine = [];
+    for (const entry of entries) {
+      const image = await imageOf(entry, async () => undefined);
+      if (image?.accountId?.S === "ACC-WIDE") mine.push({ entry, image });
+    }
+    expect(mine).toHaveLength(1);
+    const [{ entry, image }] = mine as [(typeof mine)[number]];
+    expect(entry.imageGzip).toBeInstanceOf(Uint8Array);
+    expect(Object.keys(image ?? {})).toHaveLength(6_004);
+    // The reason is bounded: at most MAX_ISSUES_KEPT lines of at most MAX_ISSUE_CHARACTERS (and "...").
+    expect(String(entry.reason).length).toBeLessThan(MAX_ISSUES_KEPT * (MAX_ISSUE_CHARACTERS + 8));
+    expect(Number(entry.expiresAtEpochSeconds)).toBe(
+      Math.floor(Date.parse(String(entry.receivedAt)) / 1000) + QUARANTINE_RETENTION_DAYS * 86_400,
+    );
+  });
+});
+
+describe("due calls that cannot act", () => {
+  it("do not starve a call that can: each run takes the next due calls in turn", async () => {
+    // 32 calls that can never be revalued (four per shard, the oldest deadlines), and the four called
+    // accounts of the first test, due once their deadline has passed; four due calls per run.
+    for (let index = 8; index < 32; index += 1) {
+      await p.put("MarginCalls", {
+        accountId: `ACC-BROKEN-${index}`,
+        state: "{not json",
+        status: "CALLED",
+        version: 1,
+        openCallShard: String(index % 8),
+        deadlineAt: "2026-11-24T00:00:00.000Z",
+      });
+    }
+    const called = ["ACC-N1", "ACC-N2", "ACC-N3", "ACC-WEI"];
+    const deadlines = await Promise.all(called.map(async (id) => (await p.callState(id))?.call?.deadlineAt));
+    p.setNow(new Date(Math.max(...deadlines.map((at) => Date.parse(String(at)))) + 30_000).toISOString());
+    const limit = process.env.MAX_ACCOUNTS_PER_INVOCATION;
+    process.env.MAX_ACCOUNTS_PER_INVOCATION = "4";
+    // The handlers read the setting again; the reset also forgets the pipeline's clock, so it is set back.
+    resetRuntime();
+    setClock(() => p.now());
+    try {
+      const sweep = await p.handler<Record<string, unknown>>("Sweep");
+      // 36 due calls, 4 a run: every one is taken within 9 runs, a minute apart. The pass the first run
+      // queues is left on the fan-out queue (it would revalue every account): only the due calls act.
+      for (let run = 0; run < 9; run += 1) {
+        p.advance(60);
+        await market("51800.00");
+        await sweep({ time: p.now(), id: `starve-${run}` });
+      }
+    } finally {
+      if (limit === undefined) delete process.env.MAX_ACCOUNTS_PER_INVOCATION;
+      else process.env.MAX_ACCOUNTS_PER_INVOCATION = limit;
+      resetRuntime();
+      setClock(() => p.now());
+    }
+    for (const id of called) expect((await p.callState(id))?.status, id).toBe("LIQUIDATING");
+  });
+});
