@@ -165,8 +165,7 @@ export function publish(
   }
   const { benchmarks: docsPath, cost: costPath, readme: readmePath } = docs;
   writeFileSync(docsPath, `${markdown(all)}\n`);
-  const run = { commit: all.commit, date: all.date, machine: machineLine(all) };
-  writeFileSync(costPath, costMarkdown(all.usage ?? {}, run));
+  writeFileSync(costPath, costMarkdown(all.usage ?? {}, { machine: machineLine(all) }));
   const readme = readFileSync(readmePath, "utf8");
   const start = readme.indexOf(README_START);
   const end = readme.indexOf(README_END);
