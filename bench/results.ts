@@ -43,6 +43,9 @@ function git(...args: string[]): string {
   }
 }
 
+/** Whether the work tree had changes when the run began: its own outputs, written as it goes, do not count. */
+const DIRTY_AT_START = git("status", "--porcelain") !== "";
+
 export function results(
   mode: "full" | "quick",
   seconds: number,
@@ -54,7 +57,7 @@ export function results(
   const [cpu] = cpus();
   return {
     commit: git("rev-parse", "HEAD") || "unknown",
-    dirty: git("status", "--porcelain") !== "",
+    dirty: DIRTY_AT_START,
     machine: {
       cpus: cpus().length,
       model: cpu?.model ?? "unknown",

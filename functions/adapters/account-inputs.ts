@@ -209,6 +209,8 @@ export async function loadAccountInputs(
   accountId: string,
   nowMs: number,
   state?: CallState,
+  /** Where an asset's prices come from: the Prices table, unless a caller valuing many accounts caches them. */
+  sourcesOf: (asset: string) => Promise<SourceMark[]> = (asset) => loadSources(client, tables, asset),
 ): Promise<LoadResult> {
   const requestId = outstandingRequest(state);
   const [items, liquidationDispatch] = await Promise.all([
@@ -227,7 +229,7 @@ export async function loadAccountInputs(
   const sources = new Map<string, readonly SourceMark[]>();
   const marks = new Map<string, ResolvedMark>();
   // The assets' prices are read at once: one round trip's wait, not one per asset.
-  const read = await Promise.all(assets.map((asset) => loadSources(client, tables, asset)));
+  const read = await Promise.all(assets.map(sourcesOf));
   for (const [index, asset] of assets.entries()) {
     const assetSources = read[index] ?? [];
     const mark = resolveMark(asset, assetSources, policy.policy, nowMs);

@@ -4,10 +4,11 @@
  */
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { TABLE_LOGICAL_IDS } from "../../../lib/tables.ts";
-import { loadAccountInputs } from "../../adapters/account-inputs.ts";
+import { loadAccountInputs, loadSources } from "../../adapters/account-inputs.ts";
 import { fromImage } from "../../adapters/codec.ts";
 import type { PolicyEntry } from "../../adapters/settings.ts";
 import { STATUSES as MACHINE_STATUSES } from "../../domain/machine.ts";
+import type { SourceMark } from "../../domain/prices.ts";
 import { marginRatio, valueAccount } from "../../domain/valuation.ts";
 import type { ReportStatus, RunReportData } from "../report.ts";
 import type { LocalRuntime } from "../runtime.ts";
@@ -83,12 +84,30 @@ export async function marginRatios(
   // Local tables are named after their logical ids.
   const tables = TABLE_LOGICAL_IDS;
   const ratios: string[] = [];
+  // Every account is valued at the same moment: each asset's prices are read once, not once per account.
+  const prices = new Map<string, Promise<SourceMark[]>>();
+  const sourcesOf = (asset: string) => {
+    let read = prices.get(asset);
+    if (!read) {
+      read = loadSources(runtime.dynamo, tables, asset);
+      prices.set(asset, read);
+    }
+    return read;
+  };
   let next = 0;
   const worker = async () => {
     while (next < accountIds.length) {
       const accountId = accountIds[next++];
       if (accountId === undefined) continue;
-      const loaded = await loadAccountInputs(runtime.dynamo, tables, policies, accountId, runtime.nowMs());
+      const loaded = await loadAccountInputs(
+        runtime.dynamo,
+        tables,
+        policies,
+        accountId,
+        runtime.nowMs(),
+        undefined,
+        sourcesOf,
+      );
       if (!loaded.ok) continue;
       const ratio = marginRatio(
         valueAccount(loaded.inputs.account, loaded.inputs.marks, loaded.inputs.policy.policy),
