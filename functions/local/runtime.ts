@@ -5,15 +5,12 @@
  * rendered to `.local/outbox/`, each event appended to `.local/events.jsonl`. The handlers' AWS adapters
  * are the same code as in Lambda; only the endpoints differ.
  *
- * Each stream mapping delivers a batch to every shard that has records, up to its ParallelizationFactor
- * batches per shard at once with Lambda's per-item order (stream-lanes.ts). Polls back off while they
- * find nothing to deliver, from 2 ms up to `idlePollMs`; a stream is polled again when a batch ends.
- *
- * Each queue mapping delivers up to its ScalingConfig.MaximumConcurrency batches at once (five, Lambda's
- * starting point, where the template sets none).
- *
- * What is not emulated: Lambda's scaling past that, and its timeouts: one process and one DynamoDB Local do
- * the work of many functions, so latencies include their backlog.
+ * Stream mappings deliver a batch to every shard with records, up to ParallelizationFactor batches per
+ * shard with Lambda's per-item order (stream-lanes.ts); queue mappings up to ScalingConfig.MaximumConcurrency
+ * batches at once (five, Lambda's start, without one). Polls back off from 2 ms up to `idlePollMs` while
+ * they find nothing; a stream is polled again when a batch ends. Not emulated: Lambda's scaling past that,
+ * and its timeouts: one process and one DynamoDB Local do the work of many functions, so latencies include
+ * their backlog.
  */
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -59,10 +56,7 @@ export interface LocalRuntimeOptions {
   /** Called for each event put on the bus, after it is written to events.jsonl. */
   readonly onEvent?: (entry: PutEventsEntry) => void | Promise<void>;
   readonly onNotice?: (message: SnsPublish) => void;
-  /**
-   * The longest wait between polls of an idle stream or queue: after work the wait is 2 ms, and it doubles
-   * on each poll that finds nothing, up to this. @default 100
-   */
+  /** The longest wait between polls of an idle source (2 ms after work, doubled per empty poll). @default 100 */
   readonly idlePollMs?: number;
 }
 
@@ -260,12 +254,10 @@ export class LocalRuntime {
       },
     };
     for (const [name, mapping] of this.streamMappings) this.loops.push(pollStream(mapping, name, poller));
-    // A queue mapping runs as many batches at once as its maximum concurrency: one poll loop each (the
-    // stub's receive is synchronous, so two loops never get the same message).
+    // One poll loop per batch a queue mapping may run at once (the stub's receive is synchronous).
     for (const [name, mapping] of this.queueMappings) {
-      for (let worker = 0; worker < mapping.mapping.maximumConcurrency; worker += 1) {
-        this.loops.push(pollQueue(mapping, name, poller));
-      }
+      const workers = Array.from({ length: mapping.mapping.maximumConcurrency }, () => name);
+      this.loops.push(...workers.map(() => pollQueue(mapping, name, poller)));
     }
     for (const schedule of this.deployment.schedules) this.schedule(schedule);
   }
@@ -326,9 +318,8 @@ export class LocalRuntime {
   }
 
   /**
-   * Replaces a function as a redeploy under a new name would: a fresh execution environment (new clients,
-   * settings read again) and, for its stream mappings, new mappings that start at the oldest record still in
-   * the stream (TRIM_HORIZON), so everything it already handled is delivered to it again.
+   * Replaces a function as a redeploy under a new name would: a fresh environment (new clients, settings
+   * read again), and stream mappings anew from TRIM_HORIZON, so all it handled is delivered to it again.
    */
   replaceFunction(prefix: string, newName: string): string[] {
     const replaced: string[] = [];
