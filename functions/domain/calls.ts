@@ -8,7 +8,28 @@
  * - Cure options: deposit X, or sell (reduce) Y of one named holding or position. Y is the smallest number
  *   of lots that restores the target, found by binary search over the exact revaluation, so it is exact
  *   through tier changes and volatility multipliers.
+ * - Liquidation plan (docs/liquidation.md): the same search, unit by unit in liquidation order, net of the
+ *   liquidation fee, with the dust rule, small shortfalls closed in full, hedged pairs reduced together and
+ *   Aave's close factor. The rules that shape it without revaluing are in liquidation-rules.ts.
  */
+import { assert } from "./assert.ts";
+import {
+  closeFactorOf,
+  type ExposureRef,
+  findLine,
+  type HedgedPair,
+  hedgedNow,
+  hedgedPartOf,
+  type LineKey,
+  type LiquidationPlan,
+  type LiquidationStep,
+  liquidationUnits,
+  lotOfScale,
+  type Reduction,
+  refOf,
+  stepOf,
+  withDust,
+} from "./liquidation-rules.ts";
 import { Dec, ONE, quantize, Rounding, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
 import {
@@ -72,10 +93,12 @@ export function sizeCall(valuation: Valuation, policy: Policy): CallSizing {
   };
 }
 
-/** What to reduce: a holding (sell if owned, buy back if borrowed) or a position (close towards zero). */
-export type ExposureRef =
-  | { readonly kind: "HOLDING"; readonly asset: string }
-  | { readonly kind: "POSITION"; readonly instrument: string };
+export type {
+  CloseFactorDecision,
+  ExposureRef,
+  LiquidationPlan,
+  LiquidationStep,
+} from "./liquidation-rules.ts";
 
 export type CureOption =
   | { readonly kind: "DEPOSIT"; readonly amount: Dec; readonly currency: string }
@@ -87,29 +110,6 @@ export type CureOption =
       /** Value of that quantity at the mark. */
       readonly notional: Dec;
     };
-
-export interface LiquidationStep {
-  readonly target: ExposureRef;
-  readonly side: "SELL" | "BUY";
-  readonly quantity: Dec;
-  readonly markPrice: Dec;
-  /** The worst price the execution system may accept: mark × (1 ∓ slippage), at the asset's price scale. */
-  readonly limitPrice: Dec;
-  /** The whole holding or position is closed. */
-  readonly closesAll: boolean;
-}
-
-export interface LiquidationPlan {
-  readonly steps: readonly LiquidationStep[];
-  /** The plan restores the target at the marks; false when closing everything does not (expect a loss). */
-  readonly restoresTarget: boolean;
-}
-
-function refOf(line: ExposureLine): ExposureRef {
-  return line.kind === "HOLDING"
-    ? { kind: "HOLDING", asset: line.name }
-    : { kind: "POSITION", instrument: line.name };
-}
 
 function quantityScaleOf(line: ExposureLine, policy: Policy): number {
   return line.kind === "HOLDING"
@@ -144,22 +144,24 @@ export function reduceExposure(account: Account, line: ExposureLine, quantity: D
   };
 }
 
-/**
- * The smallest quantity (in lots of the exposure's scale) whose reduction restores the target, or null if
- * reducing all of it does not. Binary search: restoring is monotone in the quantity reduced (each lot
- * lowers the requirement and releases its haircut). At most ~64 exact revaluations.
- */
-function smallestRestoringQuantity(
+/** A liquidation of `quantity` at the mark: reduceExposure, less the fee on its notional (q × P × feeRate). */
+export function liquidateExposure(
   account: Account,
   line: ExposureLine,
-  marks: Marks,
-  policy: Policy,
-): Dec | null {
-  const scale = quantityScaleOf(line, policy);
-  const lot = new Dec(1).dividedBy(new Dec(10).toPower(scale));
-  const totalLots = quantize(line.quantity.abs().dividedBy(lot), 0, Rounding.DOWN);
-  const restores = (lots: Dec): boolean =>
-    restoresTarget(valueAccount(reduceExposure(account, line, lots.times(lot)), marks, policy), policy);
+  quantity: Dec,
+  feeRate: Dec,
+): Account {
+  const reduced = reduceExposure(account, line, quantity);
+  return { ...reduced, cash: reduced.cash.minus(quantity.times(line.price).times(feeRate)) };
+}
+
+/**
+ * The smallest whole number of lots in [0, totalLots] for which `restores` holds, or null if it does not
+ * hold at totalLots. Binary search: restoring is monotone in the quantity reduced (each lot lowers the
+ * requirement and releases its haircut; with a fee, the margin left over the target is concave in the
+ * quantity, so the restoring quantities are an interval ending at totalLots). At most ~64 evaluations.
+ */
+function smallestRestoringLots(totalLots: Dec, restores: (lots: Dec) => boolean): Dec | null {
   if (!restores(totalLots)) return null;
   let low = ZERO; // does not restore (or is zero)
   let high = totalLots; // restores
@@ -169,7 +171,22 @@ function smallestRestoringQuantity(
     if (restores(middle)) high = middle;
     else low = middle;
   }
-  return high.times(lot);
+  return high;
+}
+
+/** The smallest quantity (in lots of the exposure's scale) whose reduction restores the target, or null. */
+function smallestRestoringQuantity(
+  account: Account,
+  line: ExposureLine,
+  marks: Marks,
+  policy: Policy,
+): Dec | null {
+  const lot = lotOfScale(quantityScaleOf(line, policy));
+  const totalLots = quantize(line.quantity.abs().dividedBy(lot), 0, Rounding.DOWN);
+  const lots = smallestRestoringLots(totalLots, (candidate) =>
+    restoresTarget(valueAccount(reduceExposure(account, line, candidate.times(lot)), marks, policy), policy),
+  );
+  return lots === null ? null : lots.times(lot);
 }
 
 export function cureOptions(
@@ -198,62 +215,172 @@ export function cureOptions(
   return options;
 }
 
-/** Derivatives first (Deribit), then owned collateral by haircut, riskiest first; "liquidate last" assets last. */
-function liquidationOrder(lines: readonly ExposureLine[], policy: Policy): ExposureLine[] {
-  const rank = (line: ExposureLine): number => {
-    if (line.kind === "POSITION") return 0;
-    if (policy.assets.get(line.name)?.liquidateLast) return 3;
-    return line.value.isNegative() ? 1 : 2;
-  };
-  return [...lines].sort(
-    (a, b) =>
-      rank(a) - rank(b) ||
-      b.haircut.comparedTo(a.haircut) ||
-      b.value.abs().comparedTo(a.value.abs()) ||
-      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
-  );
+/** What the planner knows for the whole plan. */
+interface Rules {
+  readonly marks: Marks;
+  readonly policy: Policy;
+  readonly closeInFull: boolean;
+  readonly maxNotional: Dec | null;
+}
+
+/** The plan so far: the account with its steps applied, its valuation, the notional closed. */
+interface Working {
+  account: Account;
+  valuation: Valuation;
+  notional: Dec;
+  capped: boolean;
 }
 
 /**
- * A partial liquidation that restores the target: reduce exposures in liquidation order, each by the least
- * that restores, closing a remainder below the dust notional in full (Aave, Drift: no dust).
+ * The least quantity (whole lots, up to `most`) that, taken from every line of the unit, restores the target
+ * net of the fee; all of `most` if none does. The policy keeps the fee at or below every line's first-tier
+ * rate plus haircut, so no reduction moves the account away from its target and the search is exact.
+ */
+function restoringQuantity(
+  lines: readonly ExposureLine[],
+  lot: Dec,
+  most: Dec,
+  working: Working,
+  rules: Rules,
+): Dec {
+  const { marks, policy } = rules;
+  const restores = (quantity: Dec) => {
+    const after = lines.reduce(
+      (account, line) => liquidateExposure(account, line, quantity, policy.liquidationFeeRate),
+      working.account,
+    );
+    return restoresTarget(valueAccount(after, marks, policy), policy);
+  };
+  const totalLots = quantize(most.dividedBy(lot), 0, Rounding.DOWN);
+  const lots = smallestRestoringLots(totalLots, (candidate) => restores(candidate.times(lot)));
+  return lots === null ? most : lots.times(lot);
+}
+
+/** The notional the close factor still allows this plan; null: no cap. */
+function capLeft(working: Working, rules: Rules): Dec | null {
+  return rules.maxNotional === null ? null : Dec.max(ZERO, rules.maxNotional.minus(working.notional));
+}
+
+/** The whole lots, each worth `notionalPerLot`, that fit in what the cap leaves. */
+const lotsWithin = (left: Dec, notionalPerLot: Dec): Dec =>
+  quantize(left.dividedBy(notionalPerLot), 0, Rounding.DOWN);
+
+/** One exposure's unit: the least restoring quantity of what is not hedged, dust and close factor applied. */
+function lineReductions(
+  key: LineKey,
+  pairs: readonly HedgedPair[],
+  working: Working,
+  rules: Rules,
+): Reduction[] {
+  const { policy } = rules;
+  const line = findLine(working.valuation, key);
+  if (!line) return [];
+  const most = line.quantity.abs().minus(hedgedPartOf(key, pairs, working.valuation));
+  if (!most.greaterThan(ZERO)) return [];
+  const lot = lotOfScale(quantityScaleOf(line, policy));
+  const found = rules.closeInFull ? most : restoringQuantity([line], lot, most, working, rules);
+  let quantity = withDust(line, found, policy);
+  const left = capLeft(working, rules);
+  if (left !== null && quantity.times(line.price).greaterThan(left)) {
+    quantity = lotsWithin(left, lot.times(line.price)).times(lot);
+    working.capped = true;
+  }
+  return quantity.isZero() ? [] : [{ line, quantity }];
+}
+
+/** A hedged pair's unit: both legs by the same least restoring quantity (rule 2), dust and cap applied. */
+function pairReductions(pair: HedgedPair, working: Working, rules: Rules): Reduction[] {
+  const { policy } = rules;
+  const position = findLine(working.valuation, pair.position);
+  const holding = findLine(working.valuation, pair.holding);
+  const hedged = hedgedNow(pair, working.valuation);
+  if (!position || !holding || !hedged.greaterThan(ZERO)) return [];
+  const legs = [position, holding];
+  const lot = lotOfScale(Math.min(...legs.map((line) => quantityScaleOf(line, policy))));
+  const found = rules.closeInFull ? hedged : restoringQuantity(legs, lot, hedged, working, rules);
+  let reductions = legs.map((line) => ({ line, quantity: withDust(line, found, policy) }));
+  const notional = reductions.reduce((total, step) => total.plus(step.quantity.times(step.line.price)), ZERO);
+  const left = capLeft(working, rules);
+  if (left !== null && notional.greaterThan(left)) {
+    const quantity = Dec.min(
+      found,
+      lotsWithin(left, lot.times(position.price.plus(holding.price))).times(lot),
+    );
+    reductions = legs.map((line) => ({ line, quantity }));
+    working.capped = true;
+  }
+  pair.left = Dec.max(ZERO, pair.left.minus(Dec.min(...reductions.map((step) => step.quantity))));
+  return reductions.filter((step) => step.quantity.greaterThan(ZERO));
+}
+
+export interface PlanOptions {
+  /** The instant the plan's auctions start (e = 0), when the caller knows it. */
+  readonly startsAt?: string;
+}
+
+/** Works through the units in order until the target is restored; the steps and the account after them. */
+function planSteps(account: Account, valuation: Valuation, rules: Rules, startsAt: string | undefined) {
+  const { marks, policy } = rules;
+  const { units, pairs } = liquidationUnits(valuation.lines, policy);
+  const working: Working = { account, valuation, notional: ZERO, capped: false };
+  const steps: LiquidationStep[] = [];
+  for (const unit of units) {
+    if (restoresTarget(working.valuation, policy)) break;
+    const reductions =
+      unit.kind === "LINE"
+        ? lineReductions(unit.line, pairs, working, rules)
+        : pairReductions(unit.pair, working, rules);
+    for (const reduction of reductions) {
+      const other = unit.kind === "PAIR" ? reductions.find((leg) => leg !== reduction)?.line : undefined;
+      steps.push(stepOf(reduction, other, policy, startsAt));
+      const { line, quantity } = reduction;
+      working.account = liquidateExposure(working.account, line, quantity, policy.liquidationFeeRate);
+      working.notional = working.notional.plus(quantity.times(line.price));
+    }
+    if (reductions.length) working.valuation = valueAccount(working.account, marks, policy);
+  }
+  return { steps, working };
+}
+
+/**
+ * The least liquidation that restores the target (docs/liquidation.md): units in liquidation order, each
+ * reduced by the least whole lots that restore the target net of the fee; a remainder below the dust
+ * notional closed in full; a small shortfall closed in full; never more notional than the close factor
+ * allows, unless it would allow not even one lot (then the plan is made without it). Limit prices at a
+ * fixed slippage, or from the Dutch-auction schedule each step carries.
  */
 export function planLiquidation(
   account: Account,
   valuation: Valuation,
   marks: Marks,
   policy: Policy,
+  options: PlanOptions = {},
 ): LiquidationPlan {
-  const steps: LiquidationStep[] = [];
-  let working = account;
-  let current = valuation;
-  for (const original of liquidationOrder(valuation.lines, policy)) {
-    if (restoresTarget(current, policy)) break;
-    const line = current.lines.find(
-      (candidate) => candidate.kind === original.kind && candidate.name === original.name,
-    );
-    if (!line) continue;
-    const all = line.quantity.abs();
-    let quantity = smallestRestoringQuantity(working, line, marks, policy) ?? all;
-    const remainder = all.minus(quantity).times(line.price);
-    if (remainder.lessThan(policy.dustNotional)) quantity = all;
-    if (quantity.isZero()) continue;
-    const side = line.quantity.isNegative() ? "BUY" : "SELL";
-    const priceScale = policy.assets.get(line.asset)?.priceScale ?? 8;
-    const limitPrice =
-      side === "SELL"
-        ? quantize(line.price.times(ONE.minus(policy.limitPriceSlippage)), priceScale, Rounding.FLOOR)
-        : quantize(line.price.times(ONE.plus(policy.limitPriceSlippage)), priceScale, Rounding.CEIL);
-    steps.push({
-      target: refOf(line),
-      side,
-      quantity,
-      markPrice: line.price,
-      limitPrice,
-      closesAll: quantity.equals(all),
-    });
-    working = reduceExposure(working, line, quantity);
-    current = valueAccount(working, marks, policy);
+  const shortfall = restoreTarget(valuation, policy).minus(valuation.adjustedEquity);
+  const threshold = policy.closeAllBelowShortfall;
+  const closeInFull = threshold !== null && shortfall.greaterThan(ZERO) && shortfall.lessThan(threshold);
+  let closeFactor = closeFactorOf(valuation, policy, closeInFull);
+  const rules = { marks, policy, closeInFull, maxNotional: closeFactor?.maxNotional ?? null };
+  let { steps, working } = planSteps(account, valuation, rules, options.startsAt);
+  if (steps.length === 0 && closeFactor && closeFactor.maxNotional !== null) {
+    // The cap is below one lot of anything that needs selling: a close factor must slow a liquidation, not stop it.
+    closeFactor = { ...closeFactor, factor: ONE, maxNotional: null };
+    ({ steps, working } = planSteps(account, valuation, { ...rules, maxNotional: null }, options.startsAt));
   }
-  return { steps, restoresTarget: restoresTarget(current, policy) };
+  const cap = closeFactor?.maxNotional ?? null;
+  assert(
+    steps.every((step) => step.quantity.greaterThan(ZERO)),
+    "a plan step sells a positive quantity",
+  );
+  assert(cap === null || !working.notional.greaterThan(cap), "a plan never exceeds its close factor");
+  const restores = restoresTarget(working.valuation, policy);
+  return {
+    steps,
+    restoresTarget: restores,
+    ...(policy.liquidationFeeRate.greaterThan(ZERO)
+      ? { fee: steps.reduce((total, step) => total.plus(step.fee ?? ZERO), ZERO) }
+      : {}),
+    ...(closeFactor ? { closeFactor: { ...closeFactor, binding: working.capped && !restores } } : {}),
+    ...(threshold !== null ? { closesInFull: closeInFull } : {}),
+  };
 }

@@ -3,6 +3,7 @@
  * meaning of each field and the sources of the rules (Binance tiers, FINRA 4210, ISDA CSA, Drift, Aave).
  */
 import { z } from "zod";
+import type { AuctionPolicy } from "./auction.ts";
 import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
 
 const decimalString = z
@@ -105,6 +106,43 @@ const noticesSchema = z.strictObject({
     .optional(),
 });
 
+/** A decimal in a range. A malformed one is reported by decimalString, and not parsed here. */
+const inRange = (low: string, high: string, includesLow: boolean) =>
+  decimalString.refine(
+    (text) =>
+      !isCanonicalDecimal(text) ||
+      ((includesLow ? dec(text).greaterThanOrEqualTo(dec(low)) : dec(text).greaterThan(dec(low))) &&
+        dec(text).lessThan(dec(high))),
+    { error: `must be ${includesLow ? "at least" : "above"} ${low} and below ${high}` },
+  );
+const between = (low: string, high: string) => inRange(low, high, false);
+
+/**
+ * Aave v3.3's close factor (docs/liquidation.md, section 2). Present: one request closes at most `factor` of
+ * the debt leg while the health factor is above `healthFactorAbove` and both legs reach `minimumLegValue`.
+ */
+const closeFactorSchema = z.strictObject({
+  factor: between("0", "1").default("0.5"),
+  healthFactorAbove: nonNegative.default("0.95"),
+  minimumLegValue: nonNegative.default("2000"),
+});
+
+/** Maker's Dutch auction (docs/liquidation.md, section 4): top = mark × buf, then LINEAR or STEP decrease. */
+const auctionCommon = {
+  buf: between("0", "2"),
+  tailSeconds: seconds.min(1),
+  cusp: between("0", "1"),
+};
+const auctionSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("LINEAR"), ...auctionCommon, tauSeconds: seconds.min(1) }),
+  z.strictObject({
+    kind: z.literal("STEP"),
+    ...auctionCommon,
+    stepSeconds: seconds.min(1),
+    cut: between("0", "1"),
+  }),
+]);
+
 const instrumentSchema = z.strictObject({
   /** The asset whose mark prices this perpetual or future. */
   underlying: assetCode,
@@ -166,6 +204,17 @@ export const policySchema = z
       /** Re-request a liquidation with no final fill after this long, at most maxAttempts times. */
       retrySeconds: seconds.min(1),
       maxAttempts: z.int().min(1).max(20),
+      // The planner's rules (docs/liquidation.md). Each is optional; omitted, plans are as before them.
+      /** Fee on the notional of each step, kept from the proceeds (or added to the cost). Default 0. */
+      feeRate: inRange("0", "1", true).optional(),
+      /** A shortfall below this closes each exposure the plan touches in full (Drift: 50). Default: off. */
+      closeAllBelowShortfall: nonNegative.optional(),
+      /** Aave v3.3's close factor. Omitted: none (100%). */
+      closeFactor: closeFactorSchema.optional(),
+      /** A position and a holding of its underlying with opposite signs are reduced together. Default false. */
+      hedgedPairs: z.boolean().optional(),
+      /** Dutch-auction limit prices. Omitted: mark × (1 ∓ limitPriceSlippage). */
+      auction: auctionSchema.optional(),
     }),
     prices: z.strictObject({
       /** A mark older than this is stale (Drift: about 60 s). */
@@ -215,6 +264,7 @@ export const policySchema = z
       if (assetPolicy.shortTiers)
         checkTiers(assetPolicy.shortTiers, ["assets", asset, "shortTiers"], context);
     }
+    checkFeeRate(policy, context);
     for (const [instrument, instrumentPolicy] of Object.entries(policy.instruments)) {
       checkTiers(instrumentPolicy.tiers, ["instruments", instrument, "tiers"], context);
       if (!policy.assets[instrumentPolicy.underlying] && instrumentPolicy.underlying !== policy.currency) {
@@ -228,6 +278,45 @@ export const policySchema = z
   });
 
 type TierInput = z.infer<typeof tierSchema>;
+
+/**
+ * liquidation.feeRate must not exceed what selling one unit frees at the lowest tier: an asset's haircut plus
+ * its first long maintenance rate, its first short rate, an instrument's first rate. Otherwise a liquidation
+ * could leave the account further from its target than before (Drift keeps its fee below the MMR).
+ */
+function checkFeeRate(
+  policy: {
+    liquidation: { feeRate?: string | undefined };
+    assets: Record<string, { haircut: string; longTiers: TierInput[]; shortTiers?: TierInput[] | undefined }>;
+    instruments: Record<string, { tiers: TierInput[] }>;
+  },
+  context: z.RefinementCtx,
+): void {
+  // Malformed decimals are reported by their own fields; this check skips them rather than throw.
+  const valid = (text: string | undefined): Dec | null =>
+    text !== undefined && isCanonicalDecimal(text) ? dec(text) : null;
+  const feeRate = valid(policy.liquidation.feeRate);
+  if (!feeRate) return;
+  const firstRate = (tiers: readonly TierInput[]) => valid(tiers[0]?.maintenanceRate);
+  const freed: Array<[string, Dec | null]> = [];
+  for (const [asset, assetPolicy] of Object.entries(policy.assets)) {
+    const haircut = valid(assetPolicy.haircut);
+    const long = firstRate(assetPolicy.longTiers);
+    freed.push([`assets.${asset} long`, haircut && long ? haircut.plus(long) : null]);
+    if (assetPolicy.shortTiers) freed.push([`assets.${asset} short`, firstRate(assetPolicy.shortTiers)]);
+  }
+  for (const [instrument, instrumentPolicy] of Object.entries(policy.instruments)) {
+    freed.push([`instruments.${instrument}`, firstRate(instrumentPolicy.tiers)]);
+  }
+  const [where, least] = freed.find(([, rate]) => rate !== null && feeRate.greaterThan(rate)) ?? [];
+  if (where && least) {
+    context.addIssue({
+      code: "custom",
+      path: ["liquidation", "feeRate"],
+      message: `must not exceed ${least.toFixed()}, what a sale frees at the first tier of ${where} (haircut + maintenance rate)`,
+    });
+  }
+}
 
 function checkTiers(tiers: TierInput[], path: Array<string | number>, context: z.RefinementCtx): void {
   const derived = cumulativeMaintenanceAmounts(tiers);
@@ -333,6 +422,13 @@ export interface InstrumentPolicy {
   readonly volatility: Volatility | undefined;
 }
 
+/** Aave v3.3's close factor, compiled (docs/liquidation.md, section 2). */
+export interface CloseFactor {
+  readonly factor: Dec;
+  readonly healthFactorAbove: Dec;
+  readonly minimumLegValue: Dec;
+}
+
 /** The policy with every decimal parsed and every tier's amounts derived: what the engine computes with. */
 export interface Policy {
   readonly policyId: string;
@@ -357,6 +453,16 @@ export interface Policy {
   readonly dustNotional: Dec;
   readonly liquidationRetrySeconds: number;
   readonly liquidationMaxAttempts: number;
+  /** liquidation.feeRate: the fee on each step's notional (0 when omitted). */
+  readonly liquidationFeeRate: Dec;
+  /** liquidation.closeAllBelowShortfall, or null: off. */
+  readonly closeAllBelowShortfall: Dec | null;
+  /** liquidation.closeFactor, or null: none. */
+  readonly closeFactor: CloseFactor | null;
+  /** liquidation.hedgedPairs (false when omitted). */
+  readonly hedgedPairs: boolean;
+  /** liquidation.auction, or null: fixed limit prices. */
+  readonly auction: AuctionPolicy | null;
   readonly priceMaxAgeSeconds: number;
   readonly priceMaxDivergence: Dec;
   readonly priceMinimumSources: number;
@@ -418,6 +524,27 @@ function compileVolatility(volatility: ParsedPolicy["assets"][string]["volatilit
     : undefined;
 }
 
+function compileLiquidationRules(liquidation: ParsedPolicy["liquidation"]) {
+  const { closeFactor, auction, closeAllBelowShortfall } = liquidation;
+  return {
+    liquidationFeeRate: dec(liquidation.feeRate ?? "0"),
+    closeAllBelowShortfall: closeAllBelowShortfall === undefined ? null : dec(closeAllBelowShortfall),
+    closeFactor: closeFactor
+      ? {
+          factor: dec(closeFactor.factor),
+          healthFactorAbove: dec(closeFactor.healthFactorAbove),
+          minimumLegValue: dec(closeFactor.minimumLegValue),
+        }
+      : null,
+    hedgedPairs: liquidation.hedgedPairs ?? false,
+    auction: !auction
+      ? null
+      : auction.kind === "LINEAR"
+        ? { ...auction, buf: dec(auction.buf), cusp: dec(auction.cusp) }
+        : { ...auction, buf: dec(auction.buf), cusp: dec(auction.cusp), cut: dec(auction.cut) },
+  } satisfies Partial<Policy>;
+}
+
 /** Validates a policy document and compiles it. Throws PolicyError naming every bad field. */
 export function parsePolicy(document: unknown): Policy {
   const parsed = policySchema.safeParse(document);
@@ -474,6 +601,7 @@ export function parsePolicy(document: unknown): Policy {
     dustNotional: dec(parsedPolicy.liquidation.dustNotional),
     liquidationRetrySeconds: parsedPolicy.liquidation.retrySeconds,
     liquidationMaxAttempts: parsedPolicy.liquidation.maxAttempts,
+    ...compileLiquidationRules(parsedPolicy.liquidation),
     priceMaxAgeSeconds: parsedPolicy.prices.maxAgeSeconds,
     priceMaxDivergence: dec(parsedPolicy.prices.maxDivergence),
     priceMinimumSources: parsedPolicy.prices.minimumSources,
