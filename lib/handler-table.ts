@@ -91,11 +91,26 @@ function allow(actions: string[], ...tables: Table[]): PolicyStatement {
   return new PolicyStatement({ actions, resources: tables.map((table) => table.tableArn) });
 }
 
+/**
+ * `actions` on the Quarantine table's parked records only (partition keys `Parked#...`): the quarantined
+ * items themselves stay add-only for the engine, evidence it can never change or delete.
+ */
+function parkedRecords(actions: string[], quarantine: Table): PolicyStatement {
+  return new PolicyStatement({
+    actions,
+    resources: [quarantine.tableArn],
+    conditions: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["Parked#*"] } },
+  });
+}
+
 /** What revaluing an account reads and writes, whichever handler does it. */
 function revalue({ tables }: HandlerResources): PolicyStatement[] {
   return [
     allow(["dynamodb:Query"], tables.accounts, tables.prices),
-    allow(["dynamodb:GetItem", "dynamodb:PutItem"], tables.marginCalls),
+    // UpdateItem: the mark of an account change judged unchanged (engine.ts `markInputsSeen`).
+    allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], tables.marginCalls),
+    // An account that cannot be valued is parked (adapters/parked.ts).
+    parkedRecords(["dynamodb:UpdateItem"], tables.quarantine),
     allow(["dynamodb:PutItem"], tables.auditLog),
     // GetItem: when a liquidation was dispatched (a retry counts from it).
     allow(["dynamodb:PutItem", "dynamodb:GetItem"], tables.outbox),
@@ -192,6 +207,12 @@ export const HANDLERS: readonly HandlerDefinition[] = [
         actions: ["dynamodb:Query"],
         resources: [`${resources.tables.marginCalls.tableArn}/index/byDeadline`],
       }),
+      // The parked accounts to retry, and their records once valued again.
+      new PolicyStatement({
+        actions: ["dynamodb:Query"],
+        resources: [`${resources.tables.quarantine.tableArn}/index/byStatus`],
+      }),
+      parkedRecords(["dynamodb:DeleteItem"], resources.tables.quarantine),
       // The pass record (one pass at a time), and the table's size for the number of segments.
       allow(["dynamodb:UpdateItem"], resources.tables.triggerIndex),
       allow(["dynamodb:DescribeTable"], resources.tables.accounts),

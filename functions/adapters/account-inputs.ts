@@ -14,12 +14,11 @@ import {
 import {
   type AccountItem,
   type ExecutionReportItem,
-  formatIssues,
   type ProfileItem,
-  parseAccountItem,
   parsePriceItem,
   Timestamp,
 } from "../domain/contract.ts";
+import { judgeAccountItem } from "../domain/item-rules.ts";
 import type { CallState, LiquidationDispatch } from "../domain/machine.ts";
 import { dec } from "../domain/money.ts";
 import { type ResolvedMark, resolveMark, type SourceMark } from "../domain/prices.ts";
@@ -89,7 +88,10 @@ export async function loadSources(
 
 type Failure = { readonly ok: false; readonly reason: string };
 
-/** Every item of the account, checked against the contract: one that breaks it stops the valuation. */
+/**
+ * Every item of the account, judged by its kind (domain/item-rules.ts): a PROFILE whose delivery fields
+ * break the contract is used without them; a broken item of any other known kind stops the valuation.
+ */
 async function accountItems(client: DynamoDBClient, tables: Tables, accountId: string) {
   const raw = await queryAll(client, {
     TableName: tables.accounts,
@@ -97,16 +99,16 @@ async function accountItems(client: DynamoDBClient, tables: Tables, accountId: s
     ExpressionAttributeValues: { ":id": { S: accountId } },
     ConsistentRead: true,
   });
+  return usableItems(raw);
+}
+
+/** The items the account is valued on, or why it cannot be. */
+export function usableItems(raw: readonly Record<string, unknown>[]): AccountItem[] | Failure {
   const items: AccountItem[] = [];
   for (const item of raw) {
-    const parsed = parseAccountItem(item);
-    if (!parsed.ok) {
-      return {
-        ok: false,
-        reason: `item ${String(item.sk)} breaks the contract: ${formatIssues(parsed.issues)}`,
-      } as Failure;
-    }
-    items.push(parsed.value);
+    const verdict = judgeAccountItem(item);
+    if (verdict.kind === "UNVALUABLE") return { ok: false, reason: verdict.reason };
+    if (verdict.kind === "USE") items.push(verdict.item);
   }
   return items;
 }
@@ -142,8 +144,37 @@ export function accountOf(accountId: string, items: readonly AccountItem[], curr
   };
 }
 
-/** The assets whose marks the account needs, or why it cannot be valued under its policy. */
-export function assetsNeeded(account: Account, entry: PolicyEntry): string[] | Failure {
+/**
+ * The account as it is valued under its policy: an owned asset the policy does not list (an airdropped
+ * token, say) counts as zero collateral and is left out; a borrowed one, or a position in an instrument
+ * the policy does not list, makes the account unvaluable.
+ */
+export function valuedAccount(account: Account, entry: PolicyEntry): Account | Failure {
+  const policy = entry.policy;
+  const unlisted = (asset: string) => asset !== policy.currency && !policy.assets.has(asset);
+  const borrowed = account.holdings.find(
+    (holding) => unlisted(holding.asset) && holding.quantity.isNegative(),
+  );
+  if (borrowed) return { ok: false, reason: `asset ${borrowed.asset} is not in policy ${policy.policyId}` };
+  const unknown = account.positions.find((position) => !policy.instruments.has(position.instrument));
+  if (unknown) {
+    return { ok: false, reason: `instrument ${unknown.instrument} is not in policy ${policy.policyId}` };
+  }
+  // Zero quantities are left out too: they are worth nothing and require nothing, and ten thousand of
+  // them must not make the decision's snapshot exceed an item.
+  const leftOut = (holding: Account["holdings"][number]) =>
+    unlisted(holding.asset) || holding.quantity.isZero();
+  const zeroSize = account.positions.some((position) => position.size.isZero());
+  if (!account.holdings.some(leftOut) && !zeroSize) return account;
+  return {
+    ...account,
+    holdings: account.holdings.filter((holding) => !leftOut(holding)),
+    positions: account.positions.filter((position) => !position.size.isZero()),
+  };
+}
+
+/** The assets whose marks the account needs (valued as `valuedAccount` gives it). */
+export function assetsNeeded(account: Account, entry: PolicyEntry): string[] {
   const policy = entry.policy;
   const assets = new Set<string>();
   for (const holding of account.holdings) {
@@ -151,14 +182,9 @@ export function assetsNeeded(account: Account, entry: PolicyEntry): string[] | F
   }
   for (const position of account.positions) {
     const instrument = policy.instruments.get(position.instrument);
-    if (!instrument) {
-      return { ok: false, reason: `instrument ${position.instrument} is not in policy ${policy.policyId}` };
-    }
-    if (!position.size.isZero()) assets.add(instrument.underlying);
+    if (instrument && !position.size.isZero()) assets.add(instrument.underlying);
   }
-  const sorted = [...assets].sort();
-  const unknown = sorted.find((asset) => !policy.assets.has(asset));
-  return unknown ? { ok: false, reason: `asset ${unknown} is not in policy ${policy.policyId}` } : sorted;
+  return [...assets].sort();
 }
 
 /**
@@ -222,10 +248,10 @@ export async function loadAccountInputs(
   if (!profile) return { ok: false, reason: "no PROFILE item: the account is not onboarded" };
   const policy = policies.get(profile.policyId);
   if (!policy) return { ok: false, reason: `policy ${profile.policyId} is not deployed` };
-  const account = accountOf(accountId, items, policy.policy.currency);
+  const account = valuedAccount(accountOf(accountId, items, policy.policy.currency), policy);
+  if ("ok" in account) return account;
   const executionReports = items.filter((item): item is ExecutionReportItem => item.sk.startsWith("EXEC#"));
   const assets = assetsNeeded(account, policy);
-  if (!Array.isArray(assets)) return assets;
   const sources = new Map<string, readonly SourceMark[]>();
   const marks = new Map<string, ResolvedMark>();
   // The assets' prices are read at once: one round trip's wait, not one per asset.

@@ -23,13 +23,13 @@ import {
   type DynamoDBClient,
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type AccountItem, type ProfileItem, parseAccountItem } from "../domain/contract.ts";
+import type { ProfileItem } from "../domain/contract.ts";
 import type { CallState, EngineEvent } from "../domain/machine.ts";
 import { dec, isCanonicalDecimal } from "../domain/money.ts";
 import { type ResolvedMark, resolveMark, type SourceMark } from "../domain/prices.ts";
 import { compileAccounts, MarginState, prepareScreen, Recheck, screenFloats } from "../domain/screen.ts";
 import type { Account } from "../domain/valuation.ts";
-import { accountOf, assetsNeeded, loadSources } from "./account-inputs.ts";
+import { accountOf, assetsNeeded, loadSources, usableItems, valuedAccount } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { type EngineDeps, type RevalueOutcome, revalueIsolated } from "./engine.ts";
 import { type FanOutMessage, mapConcurrent, type PageResult, REVALUE_CONCURRENCY } from "./fan-out.ts";
@@ -124,18 +124,14 @@ interface Candidate {
 /** The account as loadAccountInputs would build it, or undefined when that would fail (the exact path says why). */
 function candidateOf(group: AccountGroup, policies: ReadonlyMap<string, PolicyEntry>): Candidate | undefined {
   if (group.partial) return undefined;
-  const items: AccountItem[] = [];
-  for (const raw of group.items) {
-    const parsed = parseAccountItem(raw);
-    if (!parsed.ok) return undefined;
-    items.push(parsed.value);
-  }
+  const items = usableItems(group.items);
+  if (!Array.isArray(items)) return undefined;
   const profile = items.find((item): item is ProfileItem => item.sk === "PROFILE");
   const entry = profile ? policies.get(profile.policyId) : undefined;
   if (!entry) return undefined;
-  const account = accountOf(group.accountId, items, entry.policy.currency);
-  const assets = assetsNeeded(account, entry);
-  return Array.isArray(assets) ? { accountId: group.accountId, entry, account, assets } : undefined;
+  const account = valuedAccount(accountOf(group.accountId, items, entry.policy.currency), entry);
+  if ("ok" in account) return undefined;
+  return { accountId: group.accountId, entry, account, assets: assetsNeeded(account, entry) };
 }
 
 const BATCH_GET_KEYS = 100;

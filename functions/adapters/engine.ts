@@ -4,7 +4,13 @@
  * version condition, the outbox items and the audit entries. A concurrent writer that got there first
  * makes the condition fail; this writer then re-reads and recomputes, so no call is lost or doubled.
  */
-import { type DynamoDBClient, GetItemCommand, TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import { type Decision, decide } from "../domain/decide.ts";
 import {
   type CallState,
@@ -15,9 +21,10 @@ import {
 } from "../domain/machine.ts";
 import { ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs } from "./account-inputs.ts";
-import { fromImage } from "./codec.ts";
+import { fromImage, toItem } from "./codec.ts";
+import { parkAccount } from "./parked.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
-import { clientRequestToken, transactItems } from "./step-items.ts";
+import { clientRequestToken, type InputsMarker, stateCondition, transactItems } from "./step-items.ts";
 import { syncTriggerIndex } from "./trigger-index.ts";
 
 export interface EngineDeps {
@@ -52,6 +59,14 @@ export class ConflictError extends Error {
 export { auditSeq, clientRequestToken, shardOf } from "./step-items.ts";
 
 export async function readCallState(deps: EngineDeps, accountId: string): Promise<CallState | null> {
+  return (await readStoredState(deps, accountId)).state;
+}
+
+/** The stored state, with the marker of the account changes judged on it (step-items.ts `InputsMarker`). */
+async function readStoredState(
+  deps: EngineDeps,
+  accountId: string,
+): Promise<{ readonly state: CallState | null; readonly marker: InputsMarker }> {
   const result = await deps.dynamo.send(
     new GetItemCommand({
       TableName: deps.tables.marginCalls,
@@ -59,9 +74,63 @@ export async function readCallState(deps: EngineDeps, accountId: string): Promis
       ConsistentRead: true,
     }),
   );
-  if (!result.Item) return null;
+  if (!result.Item) return { state: null, marker: { exists: false, inputsSeen: null } };
   const item = fromImage(result.Item);
-  return JSON.parse(String(item.state)) as CallState;
+  const inputsSeen = typeof item.inputsSeen === "number" ? item.inputsSeen : null;
+  return { state: JSON.parse(String(item.state)) as CallState, marker: { exists: true, inputsSeen } };
+}
+
+/**
+ * An account change judged to change nothing still leaves its mark on the state it was judged on: one more
+ * `inputsSeen`, conditioned on that state. A writer that read the account's items before the change read
+ * the state before the mark, so its commit (conditioned on the marker it read) fails, and it decides again
+ * on the items as they are now. False when the state moved meanwhile: the change is judged again.
+ */
+async function markInputsSeen(
+  deps: EngineDeps,
+  state: CallState,
+  marker: InputsMarker,
+  inputs: AccountInputs,
+  now: string,
+): Promise<boolean> {
+  try {
+    if (!marker.exists) {
+      // The account's first mark: its state item, as the machine starts it, at version 0.
+      await deps.dynamo.send(
+        new PutItemCommand({
+          TableName: deps.tables.marginCalls,
+          Item: toItem({
+            accountId: state.accountId,
+            version: state.version,
+            status: state.status,
+            state: JSON.stringify(state),
+            updatedAt: now,
+            policy: `${inputs.policy.policy.policyId}@${inputs.policy.policy.version}`,
+            inputsSeen: 1,
+          }),
+          ConditionExpression: "attribute_not_exists(accountId)",
+        }),
+      );
+      return true;
+    }
+    const condition = stateCondition(state, marker);
+    await deps.dynamo.send(
+      new UpdateItemCommand({
+        TableName: deps.tables.marginCalls,
+        Key: { accountId: { S: state.accountId } },
+        UpdateExpression: "SET inputsSeen = :next",
+        ConditionExpression: condition.ConditionExpression,
+        ExpressionAttributeValues: {
+          ...condition.ExpressionAttributeValues,
+          ":next": { N: String((marker.inputsSeen ?? 0) + 1) },
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof Error && error.name === "ConditionalCheckFailedException") return false;
+    throw error;
+  }
 }
 
 /**
@@ -130,11 +199,12 @@ async function commit(
   deps: EngineDeps,
   inputs: AccountInputs,
   state: CallState,
+  marker: InputsMarker,
   decision: Decision,
   now: string,
 ) {
   const { step, snapshot } = decision;
-  const context = { ...deps, inputs, previous: state, now, snapshot: snapshot() };
+  const context = { ...deps, inputs, previous: state, marker, now, snapshot: snapshot() };
   try {
     await deps.dynamo.send(
       new TransactWriteItemsCommand({
@@ -162,7 +232,8 @@ export async function revalueAccount(
 ): Promise<RevalueOutcome> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
     const now = typeof clock === "function" ? clock() : clock;
-    const state = (await readCallState(deps, accountId)) ?? initialState(accountId, now);
+    const stored = await readStoredState(deps, accountId);
+    const state = stored.state ?? initialState(accountId, now);
     // Prices are read after the state they are applied to, never from a cache: a decision on prices older
     // than the state it changes could undo a newer one (a false cure after a call).
     const loaded = await loadAccountInputs(
@@ -173,12 +244,14 @@ export async function revalueAccount(
       Date.parse(now),
       state,
     );
-    if (!loaded.ok) return { kind: "SKIPPED", accountId, reason: loaded.reason };
+    if (!loaded.ok) return await parked(deps, accountId, loaded.reason, now);
     const decision = decideFrom(loaded.inputs, state, event, now);
-    if (decision instanceof ValuationError) return { kind: "SKIPPED", accountId, reason: decision.message };
+    if (decision instanceof ValuationError) return await parked(deps, accountId, decision.message, now);
     const { step, triggers } = decision;
     const changed = step.effects.length > 0 || step.next !== state;
-    if (changed && !(await commit(deps, loaded.inputs, state, decision, now))) continue;
+    if (changed && !(await commit(deps, loaded.inputs, state, stored.marker, decision, now))) continue;
+    const judgedChange = !changed && event.type === "REVALUE" && event.cause === "ACCOUNT_CHANGE";
+    if (judgedChange && !(await markInputsSeen(deps, state, stored.marker, loaded.inputs, now))) continue;
     const { leftOut } = await syncTriggerIndex(deps, accountId, triggers, now);
     const unindexed = leftOut.length > 0 ? { unindexed: leftOut } : {};
     return changed
@@ -210,6 +283,23 @@ export async function revalueIsolated(
     return await revalueAccount(deps, accountId, event, clock);
   } catch (error) {
     const reason = `revaluation failed: ${error instanceof Error ? error.message : String(error)}`;
-    return { kind: "SKIPPED", accountId, reason };
+    try {
+      return await parked(deps, accountId, reason, typeof clock === "function" ? clock() : clock);
+    } catch {
+      // DynamoDB refusing the parking too: the outcome is still logged and alarmed, and the sweep's next
+      // pass revalues the account again.
+      return { kind: "SKIPPED", accountId, reason };
+    }
   }
+}
+
+/** An account that cannot be valued now: parked with its reason (parked.ts), reported SKIPPED. */
+async function parked(
+  deps: EngineDeps,
+  accountId: string,
+  reason: string,
+  now: string,
+): Promise<RevalueOutcome> {
+  await parkAccount(deps, accountId, reason, now);
+  return { kind: "SKIPPED", accountId, reason };
 }

@@ -7,7 +7,8 @@
 import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { type MessageAttributeValue, PublishCommand } from "@aws-sdk/client-sns";
-import { type ProfileItem, parseAccountItem } from "../domain/contract.ts";
+import type { ProfileItem } from "../domain/contract.ts";
+import { judgeAccountItem } from "../domain/item-rules.ts";
 import type { RenderedNotice } from "../notify/render.ts";
 import { describeFailure, failureKind } from "./aws-outcome.ts";
 import { fromImage } from "./codec.ts";
@@ -83,11 +84,13 @@ export function dynamoProfiles(
     async profileOf(accountId) {
       const item = await read(accountId);
       if (!item) throw new NoProfileError(`account ${accountId} has no PROFILE: nobody to notify`);
-      const parsed = parseAccountItem(fromImage(item));
-      if (!parsed.ok || parsed.value.sk !== "PROFILE") {
+      // A notice depends only on what delivery needs: a broken name or one broken address leaves that
+      // out (domain/item-rules.ts), and only a PROFILE without its core fields has nobody to notify.
+      const verdict = judgeAccountItem(fromImage(item));
+      if (verdict.kind !== "USE" || verdict.item.sk !== "PROFILE") {
         throw new NoProfileError(`account ${accountId}: its PROFILE breaks the contract`);
       }
-      return parsed.value as ProfileItem;
+      return verdict.item;
     },
   };
 }

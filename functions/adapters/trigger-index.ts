@@ -170,17 +170,29 @@ export async function syncTriggerIndex(
   // New entries first: a crash between the two steps leaves an extra entry (a harmless extra
   // revaluation), never a missing one.
   await batchWrite(dynamo, tables.triggerIndex, writes);
-  await dynamo.send(
-    new PutItemCommand({
-      TableName: tables.triggerIndex,
-      Item: toItem({
-        line: keysLine(accountId),
-        triggerKey: KEYS_SORT,
-        keys: [...nextKeys].sort().join("\n"),
-        refreshedAtEpochSeconds: fresh ? refreshedAt : nowSeconds,
+  try {
+    await dynamo.send(
+      new PutItemCommand({
+        TableName: tables.triggerIndex,
+        Item: toItem({
+          line: keysLine(accountId),
+          triggerKey: KEYS_SORT,
+          keys: [...nextKeys].sort().join("\n"),
+          refreshedAtEpochSeconds: fresh ? refreshedAt : nowSeconds,
+          basisAt: now,
+        }),
+        // Only the lines of a revaluation at least as recent as the one that wrote them replace them: a
+        // slow one that syncs last must not delete a newer one's lines (its own extra entries expire).
+        ConditionExpression: "attribute_not_exists(basisAt) OR basisAt <= :basis",
+        ExpressionAttributeValues: { ":basis": { S: now } },
       }),
-    }),
-  );
+    );
+  } catch (error) {
+    if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
+      return { written: writes.length, deleted: 0, leftOut };
+    }
+    throw error;
+  }
   await batchWrite(dynamo, tables.triggerIndex, deletes);
   return { written: writes.length, deleted: deletes.length, leftOut };
 }

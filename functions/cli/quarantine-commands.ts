@@ -6,6 +6,8 @@
  *   replay ID [--file FIXED.json]             writes the image (or the corrected item) back to its table,
  *                                             after checking it against the contract, and marks it REPLAYED
  *   discard ID --reason TEXT                  marks it DISCARDED, with the operator's reason
+ *   list --status PARKED                      the accounts the engine cannot value now, and why
+ *   retry ACCOUNT_ID                          puts a parked account first for the sweep's next run
  *
  * It talks to the tables named by ACCOUNTS_TABLE, PRICES_TABLE and QUARANTINE_TABLE (the deployed
  * stack's names) with the default AWS credentials, or to the local engine's session (.local/session.json).
@@ -23,6 +25,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { fromImage } from "../adapters/codec.ts";
+import { PARKED_STATUS, parkedId } from "../adapters/parked.ts";
 import { imageOf } from "../adapters/quarantine.ts";
 import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contract.ts";
 
@@ -31,10 +34,11 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 // The CLI runs on the developer's Node (>= 20); the SDK's notice about Node 20 is not for its users.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-export const QUARANTINE_USAGE = `usage: margin-call quarantine list [--status OPEN|REPLAYED|DISCARDED]
+export const QUARANTINE_USAGE = `usage: margin-call quarantine list [--status OPEN|REPLAYED|DISCARDED|PARKED]
        margin-call quarantine show ID
        margin-call quarantine replay ID [--file FIXED_ITEM.json]
-       margin-call quarantine discard ID --reason TEXT`;
+       margin-call quarantine discard ID --reason TEXT
+       margin-call quarantine retry ACCOUNT_ID`;
 
 export class QuarantineCommandError extends Error {}
 
@@ -94,6 +98,7 @@ async function load(store: Target, id: string): Promise<Record<string, unknown>>
         }),
       )
     ).Item;
+  if (entry.status === PARKED_STATUS) return entry;
   return { ...entry, image: JSON.stringify(await imageOf(fromImage(result.Item), readPart)) };
 }
 
@@ -119,6 +124,10 @@ async function listQuarantined(store: Target, status: string): Promise<number> {
 /** `show`: the record as JSON, its image and keys decoded. */
 async function showQuarantined(store: Target, id: string): Promise<number> {
   const item = await load(store, id);
+  if (item.status === PARKED_STATUS) {
+    console.log(JSON.stringify(item, null, 2));
+    return 0;
+  }
   console.log(
     JSON.stringify(
       { ...item, image: JSON.parse(String(item.image)), keys: JSON.parse(String(item.keys)) },
@@ -243,6 +252,35 @@ async function discardQuarantined(
   return 0;
 }
 
+/**
+ * `retry`: the parked account goes first in the sweep's next run (within a minute): its record sorts
+ * before every other. The sweep values it again, and deletes the record if it can.
+ */
+async function retryParked(store: Target, accountId: string): Promise<number> {
+  try {
+    await store.client.send(
+      new UpdateItemCommand({
+        TableName: store.tables.quarantine,
+        Key: { quarantineId: { S: parkedId(accountId) } },
+        UpdateExpression: "SET receivedAtId = :first",
+        ConditionExpression: "#status = :parked",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":first": { S: `0000-00-00T00:00:00.000Z#${parkedId(accountId)}` },
+          ":parked": { S: PARKED_STATUS },
+        },
+      }),
+    );
+  } catch (error) {
+    if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
+      throw new QuarantineCommandError(`account ${accountId} is not parked`);
+    }
+    throw error;
+  }
+  console.log(`account ${accountId} goes first in the sweep's next run`);
+  return 0;
+}
+
 export async function runQuarantine(args: string[], now = () => new Date().toISOString()): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -265,6 +303,8 @@ export async function runQuarantine(args: string[], now = () => new Date().toISO
         return await replayQuarantined(store, id, values.file, now);
       case "discard":
         return await discardQuarantined(store, id, values.reason, now);
+      case "retry":
+        return await retryParked(store, id);
       default:
         console.error(QUARANTINE_USAGE);
         return 2;

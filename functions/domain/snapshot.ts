@@ -125,12 +125,14 @@ export const snapshotSchema = z.strictObject({
       .default([]),
     pendingDeposits: z
       .array(z.strictObject({ depositId: z.string().min(1), amount: positive }))
-      .max(100)
+      // Any number upstream has in flight is in the decision's snapshot (kept gzipped when large,
+      // step-items.ts): every recorded decision must replay.
+      .max(100_000)
       .default([]),
     /** Settled deposits: what pays a call (their money is already in the cash holding). */
     settledDeposits: z
       .array(z.strictObject({ depositId: z.string().min(1), amount: positive, settledAt: timestamp }))
-      .max(1_000)
+      .max(100_000)
       .default([]),
   }),
   prices: z

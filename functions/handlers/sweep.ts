@@ -11,12 +11,15 @@
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { revalueIsolated } from "../adapters/engine.ts";
 import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
+import { parkedAccounts, unpark } from "../adapters/parked.ts";
 import { accountItemCount, segmentsFor, startPass } from "../adapters/sweep-pass.ts";
 import { logOutcome } from "./outcomes.ts";
 import { runtime } from "./runtime.ts";
 
 /** A pass with no page for this long is superseded by the next sweep: a lost segment cannot stop the net. */
 export const SWEEP_PASS_STALE_SECONDS = 600;
+/** Parked accounts retried per sweep run (a minute apart): each is retried within ceil(parked / this) runs. */
+export const PARKED_RETRIES_PER_RUN = 50;
 
 export interface SweepResult {
   readonly dueRevalued: number;
@@ -61,7 +64,24 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
     logOutcome(engine, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
   }
+  // The parked accounts, the longest waiting first: one valued again leaves the list; one still not is
+  // parked again, at the back.
+  const parked = await parkedAccounts(engine, engine.now(), PARKED_RETRIES_PER_RUN);
+  let unparked = 0;
+  for (const account of parked) {
+    const outcome = await revalueIsolated(
+      engine,
+      account.accountId,
+      { type: "REVALUE", cause: "SWEEP", eventId },
+      engine.now,
+    );
+    logOutcome(engine, outcome);
+    if (outcome.kind === "TRANSITIONED") transitions += 1;
+    if (outcome.kind !== "SKIPPED" && (await unpark(engine, account))) unparked += 1;
+  }
   const result = {
+    parkedRetried: parked.length,
+    unparked,
     dueRevalued: due.accountIds.length,
     dueComplete: due.complete,
     segmentsQueued: segments.length,

@@ -222,20 +222,25 @@ describe("functions", () => {
         : role.replace(/Role[0-9A-F]{8}$/, "");
       const entries: string[] = [];
       for (const statement of policy.Properties.PolicyDocument.Statement) {
-        // Anything else (a Condition, a NotAction, a Principal) would change what the entries below mean.
+        // Anything else (a NotAction, a Principal, another Condition) would change what the entries below
+        // mean. The one condition allowed narrows a grant to the Quarantine's parked records, and is named.
         expect(
           Object.keys(statement).filter(
-            (key) => !["Sid", "Effect", "Action", "Resource", "NotResource"].includes(key),
+            (key) => !["Sid", "Effect", "Action", "Resource", "NotResource", "Condition"].includes(key),
           ),
           name,
         ).toEqual([]);
+        const parkedOnly = { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["Parked#*"] } };
+        if (statement.Condition !== undefined) expect(statement.Condition, name).toEqual(parkedOnly);
+        const narrowed = statement.Condition === undefined ? "" : " (Parked#*)";
         expect(["Allow", "Deny"]).toContain(statement.Effect);
         const targets =
           statement.NotResource !== undefined
             ? [statement.NotResource].flat().map((resource: unknown) => `not ${target(resource)}`)
             : [statement.Resource].flat().map(target);
         for (const action of [statement.Action].flat())
-          for (const resource of targets) entries.push(`${statement.Effect} ${action} ${resource}`);
+          for (const resource of targets)
+            entries.push(`${statement.Effect} ${action} ${resource}${narrowed}`);
       }
       grants[name] = entries.sort();
     }
@@ -261,6 +266,8 @@ describe("functions", () => {
       "Allow dynamodb:Query Prices",
       "Allow dynamodb:GetItem MarginCalls",
       "Allow dynamodb:PutItem MarginCalls",
+      "Allow dynamodb:UpdateItem MarginCalls",
+      "Allow dynamodb:UpdateItem Quarantine (Parked#*)",
       "Allow dynamodb:PutItem Outbox",
       "Allow dynamodb:GetItem Outbox",
       "Allow dynamodb:PutItem AuditLog",
@@ -298,6 +305,8 @@ describe("functions", () => {
         ...logs("Sweep"),
         ...revalue,
         "Allow dynamodb:Query MarginCalls/index/byDeadline",
+        "Allow dynamodb:Query Quarantine/index/byStatus",
+        "Allow dynamodb:DeleteItem Quarantine (Parked#*)",
         "Allow dynamodb:UpdateItem TriggerIndex",
         "Allow dynamodb:DescribeTable Accounts",
         "Allow sqs:SendMessage FanOut",

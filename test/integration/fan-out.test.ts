@@ -88,7 +88,8 @@ describe("a price tick", () => {
     expect(new Set(read.keys())).toEqual(expected);
 
     // And those it read are the ones now in the warning zone or called.
-    const states = await p.scan("MarginCalls");
+    // The accounts with a transition: version 0 is a state on which only unchanged judgments were marked.
+    const states = (await p.scan("MarginCalls")).filter((state) => Number(state.version) > 0);
     expect(states.length).toBeGreaterThan(0);
     for (const state of states) expect(expected.has(String(state.accountId))).toBe(true);
   });

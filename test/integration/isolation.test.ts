@@ -12,8 +12,8 @@ import {
   QUARANTINE_RETENTION_DAYS,
 } from "../../functions/adapters/quarantine.ts";
 import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
+import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { holding, perpetual, price, profile } from "../support/upstream.ts";
 
 let p: Pipeline;
 
@@ -24,35 +24,13 @@ afterAll(async () => {
   await p?.close();
 });
 
-async function market(btc: string, eth = "2405.00"): Promise<void> {
-  const asOf = p.now();
-  for (const source of ["index:coinbase", "index:kraken", "index:bitstamp"]) {
-    await p.put("Prices", price("BTC", source, btc, asOf, source === "index:coinbase" ? "0.72" : undefined));
-  }
-  for (const source of ["index:coinbase", "index:kraken"])
-    await p.put("Prices", price("ETH", source, eth, asOf));
-}
-
-/**
- * docs/snapshots/crypto-called.json's account: breach at BTC 51,880.59. With `eth` given, that ETH holding
- * replaces its 6 ETH, and its loan is smaller by what they lent (6 × 2,405 less the 15% haircut and the 8%
- * maintenance rate: about 11,100 USD), so its BTC breach line stays near 51,880.
- */
-async function leveredAccount(accountId: string, eth?: string): Promise<void> {
-  await p.put("Accounts", profile(accountId));
-  await p.put("Accounts", holding(accountId, "USD", eth ? "-46900.00" : "-58000.00"));
-  await p.put("Accounts", holding(accountId, "BTC", "1.25000000"));
-  await p.put("Accounts", holding(accountId, "ETH", eth ?? "6.00000000"));
-  await p.put("Accounts", perpetual(accountId, "BTC-PERP", "0.500", "64250.50"));
-}
-
 const ONE_WEI_SHORT = "-0.000000000000000001";
 
 describe("an account short one wei of ETH", () => {
   it("is indexed on every line the index can hold, blocks no stream, and is called with its neighbours", async () => {
-    await market("56000.00");
-    for (const id of ["ACC-N1", "ACC-N2", "ACC-N3"]) await leveredAccount(id);
-    await leveredAccount("ACC-WEI", ONE_WEI_SHORT);
+    await market(p, "56000.00");
+    for (const id of ["ACC-N1", "ACC-N2", "ACC-N3"]) await leveredAccount(p, id);
+    await leveredAccount(p, "ACC-WEI", ONE_WEI_SHORT);
     await p.drain();
     // Nothing was given up on: no record of any stream went to its on-failure queue.
     expect(Object.values(p.discarded).flat()).toEqual([]);
@@ -66,7 +44,7 @@ describe("an account short one wei of ETH", () => {
     expect(indexed.filter((line) => line.startsWith("ETH"))).toEqual([]);
 
     p.advance(5);
-    await market("51800.00");
+    await market(p, "51800.00");
     await p.drain();
     for (const id of ["ACC-N1", "ACC-N2", "ACC-N3", "ACC-WEI"]) {
       expect((await p.callState(id))?.status, id).toBe("CALLED");
@@ -164,7 +142,7 @@ describe("due calls that cannot act", () => {
       // queues is left on the fan-out queue (it would revalue every account): only the due calls act.
       for (let run = 0; run < 9; run += 1) {
         p.advance(60);
-        await market("51800.00");
+        await market(p, "51800.00");
         await sweep({ time: p.now(), id: `starve-${run}` });
       }
     } finally {

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runQuarantine } from "../../functions/cli/quarantine-commands.ts";
 import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
+import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { deposit, executionReport, holding, perpetual, price, profile } from "../support/upstream.ts";
+import { deposit, executionReport, holding, perpetual, profile } from "../support/upstream.ts";
 
 let p: Pipeline;
 const T0 = "2026-11-24T12:00:00.000Z";
@@ -26,47 +27,26 @@ afterAll(async () => {
   await p?.close();
 });
 
-/**
- * Three BTC sources and two ETH sources, all fresh at the pipeline's clock; BTC's realized volatility of
- * 72% raises its rates by 1.2×, as in docs/snapshots/crypto-called.json.
- */
-async function market(btc: string, eth = "2405.00"): Promise<void> {
-  const asOf = p.now();
-  for (const source of ["index:coinbase", "index:kraken", "index:bitstamp"]) {
-    await p.put("Prices", price("BTC", source, btc, asOf, source === "index:coinbase" ? "0.72" : undefined));
-  }
-  for (const source of ["index:coinbase", "index:kraken"])
-    await p.put("Prices", price("ETH", source, eth, asOf));
-}
-
-/** The account of docs/snapshots/crypto-called.json: breach at BTC 51,880.59, warning below 52,220.41. */
-async function leveredAccount(accountId: string): Promise<void> {
-  await p.put("Accounts", profile(accountId));
-  await p.put("Accounts", holding(accountId, "USD", "-58000.00"));
-  await p.put("Accounts", holding(accountId, "BTC", "1.25000000"));
-  await p.put("Accounts", holding(accountId, "ETH", "6.00000000"));
-  await p.put("Accounts", perpetual(accountId, "BTC-PERP", "0.500", "64250.50"));
-}
-
 function smsTo(phone: string) {
   return p.stub.published.filter((message) => message.phoneNumber === phone);
 }
 
 describe("a price drop", () => {
   it("moves the account through WARNING to CALLED, with exactly one SMS and one email per notice", async () => {
-    await market("56000.00");
-    await leveredAccount("ACC-DROP");
+    await market(p, "56000.00");
+    await leveredAccount(p, "ACC-DROP");
     await p.drain();
-    expect(await p.callState("ACC-DROP")).toBeUndefined(); // healthy: nothing to record
+    // Healthy: no transition recorded (its changes were judged on the initial state, version 0).
+    expect((await p.callState("ACC-DROP"))?.version ?? 0).toBe(0);
     expect(p.stub.published).toHaveLength(0);
 
     p.advance(5);
-    await market("52100.00");
+    await market(p, "52100.00");
     await p.drain();
     expect((await p.callState("ACC-DROP"))?.status).toBe("WARNING");
 
     p.advance(5);
-    await market("51800.00");
+    await market(p, "51800.00");
     await p.drain();
     const state = await p.callState("ACC-DROP");
     expect(state?.status).toBe("CALLED");
@@ -99,8 +79,8 @@ describe("a price drop", () => {
 describe("a deposit", () => {
   it("cures the call once it settles into cash", async () => {
     p.setNow("2026-11-24T13:00:00.000Z");
-    await market("51800.00");
-    await leveredAccount("ACC-CURE");
+    await market(p, "51800.00");
+    await leveredAccount(p, "ACC-CURE");
     await p.drain();
     expect((await p.callState("ACC-CURE"))?.status).toBe("CALLED");
     const published = p.stub.published.length;
@@ -124,8 +104,8 @@ describe("a deadline that passes", () => {
 
   it("escalates to LIQUIDATING and puts exactly one LiquidationRequested on the bus", async () => {
     p.setNow("2026-11-24T14:00:00.000Z");
-    await market("51800.00");
-    await leveredAccount("ACC-LATE");
+    await market(p, "51800.00");
+    await leveredAccount(p, "ACC-LATE");
     await p.drain();
     const called = await p.callState("ACC-LATE");
     expect(called?.status).toBe("CALLED");
@@ -134,7 +114,7 @@ describe("a deadline that passes", () => {
     // The sweep before the deadline sends nothing; after it, the call escalates. Prices stay fresh.
     const sweep = await p.handler<Record<string, unknown>>("Sweep");
     p.setNow(new Date(Date.parse(deadline) + 30_000).toISOString());
-    await market("51800.00");
+    await market(p, "51800.00");
     await p.drain();
     await sweep({ id: "sweep-1", time: p.now(), "detail-type": "Scheduled Event", source: "aws.events" });
     await p.drain();
@@ -206,8 +186,8 @@ describe("a deadline that passes", () => {
 describe("at-least-once delivery", () => {
   it("changes nothing when every stream record is delivered again", async () => {
     p.setNow("2026-11-24T16:00:00.000Z");
-    await market("51800.00");
-    await leveredAccount("ACC-DUP");
+    await market(p, "51800.00");
+    await leveredAccount(p, "ACC-DUP");
     // Capture the records as Lambda would deliver them, deliver them, then deliver them all again.
     const accounts = p.mappings.AccountChanges;
     await accounts.reader.fetch();
@@ -250,12 +230,12 @@ describe("at-least-once delivery", () => {
 describe("a malformed upstream record", () => {
   it("is quarantined with its reason while the rest of the batch succeeds", async () => {
     p.setNow("2026-11-24T17:00:00.000Z");
-    await market("51800.00");
+    await market(p, "51800.00");
     await p.put("Accounts", profile("ACC-BAD"));
     await p.put("Accounts", holding("ACC-BAD", "USD", "-53500.00"));
     // A number where the contract wants a decimal string: it would lose digits.
     await p.put("Accounts", { ...holding("ACC-BAD", "BTC", "0"), quantity: 1.25 });
-    await leveredAccount("ACC-GOOD");
+    await leveredAccount(p, "ACC-GOOD");
     await p.drain();
 
     expect(p.discarded.AccountChanges).toEqual([]);
@@ -270,17 +250,17 @@ describe("a malformed upstream record", () => {
     });
     expect(JSON.parse(String(quarantined[0]?.image)).quantity).toEqual({ N: "1.25" });
     // The account with the bad item is not valued on a guess: no state, no notice.
-    expect(await p.callState("ACC-BAD")).toBeUndefined();
+    expect((await p.callState("ACC-BAD"))?.version ?? 0).toBe(0);
   });
 
   it("stops blocking its account once upstream deletes it, without a second quarantine entry", async () => {
-    await leveredAccount("ACC-BAD-DEL");
+    await leveredAccount(p, "ACC-BAD-DEL");
     await p.put("Accounts", { ...holding("ACC-BAD-DEL", "SOLX", "0"), quantity: 3 });
     await p.drain();
     const entries = async () =>
       (await p.scan("Quarantine")).filter((entry) => String(entry.keys).includes("ACC-BAD-DEL"));
     expect(await entries()).toHaveLength(1);
-    expect(await p.callState("ACC-BAD-DEL")).toBeUndefined();
+    expect((await p.callState("ACC-BAD-DEL"))?.version ?? 0).toBe(0);
 
     await p.db.dynamodb.send(
       new DeleteItemCommand({
@@ -319,7 +299,7 @@ describe("a malformed upstream record", () => {
   });
 
   it("refuses a replay over what upstream wrote since, and keeps the newer item", async () => {
-    await leveredAccount("ACC-BAD-NEW");
+    await leveredAccount(p, "ACC-BAD-NEW");
     await p.put("Accounts", { ...holding("ACC-BAD-NEW", "ETH", "0"), quantity: 6 });
     await p.drain();
     const [record] = (await p.scan("Quarantine")).filter((entry) =>
@@ -351,9 +331,9 @@ describe("a malformed upstream record", () => {
 describe("the hard floor", () => {
   it("calls at once and liquidates when the sweep confirms the breach 30 s later, retrying PutEvents entries that fail inside a 200 reply", async () => {
     p.setNow("2026-11-24T18:00:00.000Z");
-    await market("49000.00");
+    await market(p, "49000.00");
     p.stub.failNextPutEvents(2);
-    await leveredAccount("ACC-FLOOR");
+    await leveredAccount(p, "ACC-FLOOR");
     await p.drain();
     // The call goes out at once; the liquidation waits for a revaluation hardFloorConfirmSeconds later.
     const called = await p.callState("ACC-FLOOR");
@@ -392,8 +372,8 @@ describe("the hard floor", () => {
 describe("the sweep", () => {
   it("sends the reminders of an open call on the policy's ladder, once each", async () => {
     p.setNow("2026-11-25T00:00:00.000Z");
-    await market("51800.00");
-    await leveredAccount("ACC-REMIND");
+    await market(p, "51800.00");
+    await leveredAccount(p, "ACC-REMIND");
     await p.drain();
     const call = (await p.callState("ACC-REMIND"))?.call;
     expect(call).toBeDefined();
@@ -407,7 +387,7 @@ describe("the sweep", () => {
       ).length;
     for (const hours of [1, 6.5, 7, 18.5, 19]) {
       p.setNow(new Date(Date.parse(call?.issuedAt ?? "") + hours * 3_600_000).toISOString());
-      await market("51800.00");
+      await market(p, "51800.00");
       await p.drain();
       await sweep({ id: `sweep-${hours}`, time: p.now() });
       await p.drain();

@@ -65,7 +65,7 @@ function placeAt(account: DemoAccount, ratio: string, policy: Policy): void {
 /**
  * The demo's generated book (functions/local/demo/book.ts), drawn under the demo policy, whose BTC, ETH and
  * BTC-PERP terms are the deployed policy's. Accounts with SOL or ETH-PERP, which the deployed policy does
- * not have, are left out but for three, which neither path can value. Every fourth account is placed near
+ * not have, are left out but for three with ETH-PERP, which neither path can value. Every fourth account is placed near
  * a line at the dropped prices. One healthy account has more items than a Scan page (failed deposits).
  * `alwaysExact`: the accounts every sweep sends to the exact path, whatever their state.
  */
@@ -84,7 +84,11 @@ function book(policy: Policy): { accounts: DemoAccount[]; alwaysExact: string[] 
   valuable.forEach((account, index) => {
     if (index % 4 === 0) placeAt(account, PLACED_RATIOS[(index / 4) % PLACED_RATIOS.length] ?? "1", policy);
   });
-  const unvaluable = generated.filter(foreign).slice(0, 3);
+  // An instrument the policy does not list makes an account unvaluable (an unlisted owned asset, SOL,
+  // would count as zero collateral: domain/item-rules.ts).
+  const unvaluable = generated
+    .filter((account) => account.items.some((item) => item.sk === "POSITION#ETH-PERP"))
+    .slice(0, 3);
   const large: DemoAccount = {
     accountId: LARGE,
     items: [
@@ -129,6 +133,8 @@ async function states(client: DynamoDBClient): Promise<Map<string, CallState>> {
     );
     for (const image of page.Items ?? []) {
       const item = fromImage(image);
+      // Version 0: no transition, only the marks of account changes judged unchanged (engine.ts).
+      if (Number(item.version) === 0) continue;
       found.set(String(item.accountId), JSON.parse(String(item.state)) as CallState);
     }
     start = page.LastEvaluatedKey as Record<string, never> | undefined;
