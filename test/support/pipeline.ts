@@ -72,9 +72,12 @@ async function untilIdle(mapping: { pollOnce(): Promise<number> }): Promise<numb
 export async function startPipeline(
   testFileUrl: string,
   start = "2026-11-24T12:00:00.000Z",
+  /** With `simulatedQueueClock`, the SQS queues' visibility timeouts and delays follow the test's clock. */
+  options: { readonly simulatedQueueClock?: boolean } = {},
 ): Promise<Pipeline> {
   const db = await testDatabase(testFileUrl);
-  const stub = await startAwsStub();
+  let clock = Date.parse(start);
+  const stub = await startAwsStub(options.simulatedQueueClock ? { now: () => clock } : {});
   const queueUrl = (logicalId: string) => `${stub.endpoint}/${LOCAL_ACCOUNT}/${logicalId}`;
   const deployment = readDeployment(db.template, { queueUrl });
   configureQueues(stub, db.template, queueUrl);
@@ -91,7 +94,6 @@ export async function startPipeline(
     POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "ERROR",
     AWS_LAMBDA_FUNCTION_NAME: "margin-call-test",
   });
-  let clock = Date.parse(start);
   resetRuntime();
   setClock(() => new Date(clock).toISOString());
 
