@@ -11,6 +11,7 @@
 import { TransactWriteItemsCommand } from "@aws-sdk/client-dynamodb";
 import { writeAccounts } from "../../functions/local/demo/book.ts";
 import { type Figure, ratioGoal } from "../figures.ts";
+import { asFirstStep } from "./first-step.ts";
 import { type Pipeline, putPrice } from "./harness.ts";
 import { BURST_ASSET, loanAccount } from "./policy.ts";
 import type { Captured } from "./proxy.ts";
@@ -81,7 +82,7 @@ export async function burst(pipeline: Pipeline, size: number): Promise<BurstResu
   }
   const raw = await pipeline.scratch("raw");
   const start = process.hrtime.bigint();
-  for (const body of captured) await raw.dynamodb.send(new TransactWriteItemsCommand(JSON.parse(body)));
+  for (const body of captured) await raw.dynamodb.send(new TransactWriteItemsCommand(asFirstStep(body)));
   const rawMs = elapsedMs(start);
   return {
     figures: [

@@ -28,6 +28,7 @@ import type { LocalClients } from "../../functions/local/aws-clients.ts";
 import { writeAccounts } from "../../functions/local/demo/book.ts";
 import { streamArnOf } from "../../functions/local/streams.ts";
 import { type Figure, ratioGoal, reported } from "../figures.ts";
+import { asFirstStep } from "./first-step.ts";
 import { callStatus, drive, type Pipeline, putPrice } from "./harness.ts";
 import { LATENCY_ASSET, loanAccount } from "./policy.ts";
 import type { Captured } from "./proxy.ts";
@@ -97,7 +98,7 @@ async function measured(pipeline: Pipeline, index: number, captured: string[]): 
 }
 
 async function floor(floorDb: LocalClients, reader: { next(): Promise<number> }, index: number, tx: string) {
-  const transaction = JSON.parse(tx.replaceAll(accountOf(index), floorAccountOf(index)));
+  const transaction = asFirstStep(tx.replaceAll(accountOf(index), floorAccountOf(index)));
   const start = process.hrtime.bigint();
   await putPrice(floorDb.dynamodb, LATENCY_ASSET, tickOf(index));
   await reader.next();

@@ -88,6 +88,9 @@ export async function loadSources(
 
 type Failure = { readonly ok: false; readonly reason: string };
 
+/** How the reason of an account without its PROFILE begins. */
+export const NOT_ONBOARDED = "no PROFILE item";
+
 /**
  * Every item of the account, judged by its kind (domain/item-rules.ts): a PROFILE whose delivery fields
  * break the contract is used without them; a broken item of any other known kind stops the valuation.
@@ -245,7 +248,7 @@ export async function loadAccountInputs(
   ]);
   if (!Array.isArray(items)) return items;
   const profile = items.find((item): item is ProfileItem => item.sk === "PROFILE");
-  if (!profile) return { ok: false, reason: "no PROFILE item: the account is not onboarded" };
+  if (!profile) return { ok: false, reason: `${NOT_ONBOARDED}: the account is not onboarded` };
   const policy = policies.get(profile.policyId);
   if (!policy) return { ok: false, reason: `policy ${profile.policyId} is not deployed` };
   const account = valuedAccount(accountOf(accountId, items, policy.policy.currency), policy);

@@ -20,7 +20,7 @@ import {
   initialState,
 } from "../domain/machine.ts";
 import { ValuationError } from "../domain/valuation.ts";
-import { type AccountInputs, loadAccountInputs } from "./account-inputs.ts";
+import { type AccountInputs, loadAccountInputs, NOT_ONBOARDED } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { parkAccount } from "./parked.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
@@ -244,6 +244,9 @@ export async function revalueAccount(
       Date.parse(now),
       state,
     );
+    // An account without its PROFILE is not onboarded yet (its items arrive one by one): not parked.
+    if (!loaded.ok && loaded.reason.startsWith(NOT_ONBOARDED))
+      return { kind: "SKIPPED", accountId, reason: loaded.reason };
     if (!loaded.ok) return await parked(deps, accountId, loaded.reason, now);
     const decision = decideFrom(loaded.inputs, state, event, now);
     if (decision instanceof ValuationError) return await parked(deps, accountId, decision.message, now);

@@ -168,7 +168,9 @@ function countTraffic(): void {
         const accountId = input.ExpressionAttributeValues?.[":id"]?.S ?? "?";
         traffic.exact.set(accountId, (traffic.exact.get(accountId) ?? 0) + 1);
       }
-      if (traffic.on && !passRecord && WRITES.has(context.commandName ?? "")) {
+      // Parked records (an unvaluable account's attempts, in Quarantine) are bookkeeping too.
+      const parkedRecord = input.TableName === "Quarantine";
+      if (traffic.on && !passRecord && !parkedRecord && WRITES.has(context.commandName ?? "")) {
         traffic.writes += 1;
         for (const id of JSON.stringify(args.input).match(/ACC-\d+/g) ?? []) traffic.written.add(id);
       }
@@ -259,7 +261,10 @@ describe("a sweep through the float screen", () => {
     expect(accounts.length).toBeGreaterThan(250);
     expect(pages.revalued + pages.cleared).toBe(accounts.length);
     expect(pages.revalued).toBe(sweptExactly.size);
-    expect(Math.max(...traffic.exact.values())).toBe(1);
+    // (The unvaluable accounts are parked: the sweep retries them too, a second read.)
+    expect(
+      Math.max(...[...traffic.exact].filter(([id]) => !alwaysExact.includes(id)).map(([, n]) => n)),
+    ).toBe(1);
     // The screen cleared most of the book: the exact path saw fewer than half of the accounts...
     expect(sweptExactly.size).toBeLessThan(accounts.length / 2);
     // ...and every account that changed, cannot be valued or is too large, or was written at all, is among them.

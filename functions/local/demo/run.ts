@@ -144,7 +144,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       exhaustedLiquidations: findings.exhaustedLiquidations,
       audit,
       events,
-      finalStates: new Map(calls.map((item) => [String(item.accountId), String(item.status)])),
+      // Version 0: no transition, only the marks of account changes judged unchanged.
+      finalStates: new Map(
+        calls
+          .filter((item) => Number(item.version) > 0)
+          .map((item) => [String(item.accountId), String(item.status)]),
+      ),
       outbox,
       endpoint: { published: [...runtime.stub.published], puts: [...runtime.stub.events] },
       injected: runtime.stub.faults.summary(),
