@@ -37,7 +37,7 @@ function positiveInteger(app: App, key: string): number | undefined {
  *
  * Configuration, all through CDK context (`cdk synth -c key=value` or cdk.json):
  *   stage, policiesFile (a JSON array of policy documents), sweepRateMinutes, smsMonthlySpendLimitUsd,
- *   alarmEmail, maxAccountsPerInvocation, sweepSegments, smsPerSecond.
+ *   alarmEmail, maxAccountsPerInvocation, sweepSegments, smsPerSecond, reserveConcurrency (true|false).
  */
 export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallStack } {
   const app = new App(props);
@@ -51,6 +51,10 @@ export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallSta
   const sweepSegments = positiveInteger(app, "sweepSegments");
   const smsPerSecond = positiveInteger(app, "smsPerSecond");
   const alarmEmail = context(app, "alarmEmail");
+  const reserveConcurrency = context(app, "reserveConcurrency");
+  if (reserveConcurrency !== undefined && !["true", "false"].includes(reserveConcurrency)) {
+    throw new Error(`context reserveConcurrency must be true or false, not ${reserveConcurrency}`);
+  }
   const stack = new MarginCallStack(app, stackNameFor(stage), {
     stage,
     description: `Margin-call engine (${stage})`,
@@ -61,6 +65,7 @@ export function buildApp(props: AppProps = {}): { app: App; stack: MarginCallSta
     ...(sweepSegments ? { sweepSegments } : {}),
     ...(smsPerSecond ? { smsPerSecond } : {}),
     ...(alarmEmail ? { alarmEmail } : {}),
+    ...(reserveConcurrency ? { reserveConcurrency: reserveConcurrency === "true" } : {}),
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack };

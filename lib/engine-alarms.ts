@@ -29,6 +29,12 @@ export const METRIC_NAMESPACE = "MarginCallEngine";
 /** How far a stream consumer may fall behind, in milliseconds, for three minutes before it alarms. */
 const ITERATOR_AGE_LIMIT_MILLISECONDS = 60_000;
 
+/**
+ * How long a page of revaluation work may wait on its queue before an operator is told: a sweep pass
+ * queues its segments at once and a crash's ticks their ranges, and either should start within minutes.
+ */
+const WORK_QUEUE_AGE_LIMIT = Duration.minutes(5);
+
 /** The share of the monthly SMS spend limit at which the spend alarm fires. */
 const SMS_SPEND_ALARM_SHARE = 0.8;
 
@@ -45,6 +51,12 @@ export interface EngineAlarmsProps {
    * @default none
    */
   readonly deadLetterQueues?: Readonly<Record<string, IQueue>>;
+  /**
+   * Queues of work whose oldest message must not wait longer than WORK_QUEUE_AGE_LIMIT: the fan-out
+   * queue (a tick's or a sweep's pages falling behind), by name.
+   * @default none
+   */
+  readonly workQueues?: Readonly<Record<string, IQueue>>;
   /** The notices whose SMS and email delivery failures, and SMS spend, are watched. */
   readonly notices: BorrowerNotices;
   /**
@@ -77,6 +89,7 @@ export class EngineAlarms extends Construct {
     this.alarmTopic = this.topic(props.alarmEmail);
     this.watchFunctions(props.functions, props.streamConsumers ?? []);
     this.watchDeadLetters(props.deadLetterQueues ?? {});
+    this.watchWorkQueues(props.workQueues ?? {});
     const logSignals = props.logSignals ?? [...Object.values(LOG_SIGNALS), ...Object.values(OPERATOR_ALARMS)];
     this.watchLogSignals(props.functions, logSignals);
     this.watchNotices(props.notices);
@@ -154,6 +167,15 @@ export class EngineAlarms extends Construct {
       const period = Duration.minutes(1);
       const depth = queue.metricApproximateNumberOfMessagesVisible({ period, statistic: "Maximum" });
       this.alarm(`${id}DeadLetterDepth`, depth, 1, `${id}: a message was set aside for an operator`);
+    }
+  }
+
+  private watchWorkQueues(workQueues: Readonly<Record<string, IQueue>>): void {
+    for (const [id, queue] of Object.entries(workQueues)) {
+      const period = Duration.minutes(1);
+      const age = queue.metricApproximateAgeOfOldestMessage({ period, statistic: "Maximum" });
+      const limit = WORK_QUEUE_AGE_LIMIT.toSeconds();
+      this.alarm(`${id}QueueAge`, age, limit, `${id}: work has waited ${limit} s or more on the queue`);
     }
   }
 

@@ -27,6 +27,11 @@ export interface EngineFunctionProps {
    * @default 512
    */
   readonly memorySizeMegabytes?: number | undefined;
+  /**
+   * Concurrency reserved for the function.
+   * @default none
+   */
+  readonly reservedConcurrentExecutions?: number | undefined;
   /** Everything the handler calls, beyond its logs and its event source (which the mapping grants). */
   readonly statements: readonly PolicyStatement[];
 }
@@ -63,6 +68,9 @@ export class EngineFunction extends Construct {
       description: props.description,
       memorySize: props.memorySizeMegabytes ?? 512,
       timeout: props.timeout,
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       role,
       logGroup: this.logGroup,
       loggingFormat: LoggingFormat.JSON,

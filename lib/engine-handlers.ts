@@ -35,6 +35,11 @@ export interface EngineHandlersProps {
   /** The settings every function reads (table names, policies, queue, topic and bus). */
   readonly environment: Readonly<Record<string, string>>;
   /**
+   * Whether the handlers that have one get their reserved concurrency (handler-table.ts).
+   * @default true
+   */
+  readonly reserveConcurrency?: boolean;
+  /**
    * How often each scheduled handler (the sweep) runs.
    * @default 1 minute
    */
@@ -100,6 +105,8 @@ export class EngineHandlers extends Construct {
       environment,
       timeout: definition.timeout,
       memorySizeMegabytes: definition.memorySizeMegabytes,
+      reservedConcurrentExecutions:
+        this.props.reserveConcurrency === false ? undefined : definition.reservedConcurrency,
       statements: definition.statements({ tables, fanOutQueue, noticeQueue, emailTopic, eventBus }),
     });
     const trigger = definition.trigger;

@@ -70,6 +70,13 @@ export interface HandlerDefinition {
    * @default 512
    */
   readonly memorySizeMegabytes?: number;
+  /**
+   * Concurrency reserved for the function (and its ceiling): where a noisy neighbour, a crash's fan-out
+   * and notices using the account's concurrency, must never starve it. Deployed unless the stack's
+   * `reserveConcurrency` is false (an account whose concurrency limit is still 10 cannot reserve any).
+   * @default none
+   */
+  readonly reservedConcurrency?: number;
   /** Everything the handler calls, beyond its logs and its trigger (which the mapping grants). */
   readonly statements: (resources: HandlerResources) => PolicyStatement[];
   readonly trigger: HandlerTrigger;
@@ -201,6 +208,8 @@ export const HANDLERS: readonly HandlerDefinition[] = [
     entry: "functions/handlers/sweep.ts",
     description: "Safety net: escalates due calls and starts the segmented revaluation of every account",
     timeout: Duration.minutes(2),
+    // The safety net runs every minute whatever else the account is running: a run and a retry.
+    reservedConcurrency: 2,
     statements: (resources) => [
       ...revalue(resources),
       new PolicyStatement({

@@ -62,6 +62,12 @@ export interface MarginCallStackProps extends StackProps {
    * @default 10
    */
   readonly smsPerSecond?: number;
+  /**
+   * Whether the handlers that need one get reserved concurrency (the sweep: 2). Turn it off only in an
+   * account whose Lambda concurrency limit is still 10, which cannot reserve any.
+   * @default true
+   */
+  readonly reserveConcurrency?: boolean;
 }
 
 /** The margin-call engine: tables, handlers and their triggers, notices, the liquidation bus and alarms. */
@@ -117,6 +123,7 @@ export class MarginCallStack extends Stack {
       noticeQueue: this.noticeQueue,
       emailTopic: this.emailTopic,
       eventBus: this.eventBus,
+      reserveConcurrency: props.reserveConcurrency ?? true,
       environment: engineEnvironment({
         tables: this.tables,
         policies: props.policies,
@@ -147,6 +154,7 @@ export class MarginCallStack extends Stack {
       functions: this.functions,
       streamConsumers: this.handlers.streamConsumers,
       deadLetterQueues: this.deadLetterQueues,
+      workQueues: { FanOut: this.fanOutQueue },
       notices: this.notices,
       alarmEmail: props.alarmEmail,
     });

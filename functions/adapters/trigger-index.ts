@@ -203,8 +203,9 @@ export interface CrossedPage {
 }
 
 /**
- * The accounts with an entry on `line` between two prices, inclusive, one page at a time. Each page
- * reads only the entries in the range: the cost is the accounts whose line was crossed.
+ * The accounts with an entry on `line` between two prices, inclusive, one page at a time, the most
+ * distressed first. Each page reads only the entries in the range: the cost is the accounts whose line
+ * was crossed.
  */
 export async function crossedAccounts(
   deps: { readonly dynamo: DynamoDBClient; readonly tables: Tables },
@@ -225,6 +226,9 @@ export async function crossedAccounts(
         ":high": { S: `${encodePrice(high)}~` },
       },
       Limit: limit,
+      // The most distressed first: on a fall (DOWN) the highest lines were crossed first and lie deepest
+      // below the price now; on a rise (UP), the lowest.
+      ScanIndexForward: !line.endsWith("#DOWN"),
       ...(startKey ? { ExclusiveStartKey: toItem(startKey) } : {}),
     }),
   );

@@ -48,10 +48,17 @@ export const LOG_SIGNALS = {
     metric: "Quarantined",
     description: "an upstream record broke the data contract and was quarantined",
   },
+  RECORD_FAILED: {
+    message: "record failed",
+    metric: "RecordsFailed",
+    description:
+      "a stream record or queue message failed inside its batch: it is delivered again, and given up on after its retries",
+  },
   ACCOUNT_NOT_REVALUED: {
     message: "account not revalued",
     metric: "NotRevalued",
-    description: "an account could not be valued; its call state is frozen",
+    description:
+      "an account could not be valued: it is parked (margin-call quarantine list --status PARKED) and retried by the sweep",
   },
   NOTICE_UNDELIVERED: {
     message: "notice undelivered",

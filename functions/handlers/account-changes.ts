@@ -5,12 +5,13 @@
  * several times in one batch is revalued once (the table is always ahead of the stream, so the first
  * revaluation already sees the later writes), except for execution reports, each of which is an event.
  */
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { revalueAccount } from "../adapters/engine.ts";
 import { REVALUE_CONCURRENCY } from "../adapters/fan-out.ts";
 import { type AccountItem, parseAccountItem } from "../domain/contract.ts";
 import type { EngineEvent } from "../domain/machine.ts";
+import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcome } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 import { isTtlDeletion, parseOrQuarantine } from "./stream-records.ts";
@@ -96,7 +97,7 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
     event,
     (record: DynamoDBRecord) =>
       lane(record.dynamodb?.Keys?.accountId?.S ?? "", () => handleRecord(engine, record, revalued)),
-    new BatchProcessor(EventType.DynamoDBStreams),
+    new ReportingBatchProcessor(EventType.DynamoDBStreams, engine.logger),
     {
       ...(context ? { context } : {}),
       processInParallel: true,

@@ -2,11 +2,12 @@
  * The fan-out worker: consumes the fan-out queue. Each message is one page of a tick's range or of a sweep
  * segment; a page that does not finish its range sends its continuation back to the queue.
  */
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { processSweepPage } from "../adapters/bulk-revalue.ts";
 import { enqueue, fanOutMessageSchema, type PageResult, processRangePage } from "../adapters/fan-out.ts";
 import { pageStarting, segmentDone } from "../adapters/sweep-pass.ts";
+import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
@@ -49,7 +50,7 @@ export async function handler(event: SQSEvent, context?: Context) {
   return processPartialResponse(
     event,
     (record: SQSRecord) => handleRecord(engine, record),
-    new BatchProcessor(EventType.SQS),
+    new ReportingBatchProcessor(EventType.SQS, engine.logger),
     {
       ...(context ? { context } : {}),
       processInParallel: false,

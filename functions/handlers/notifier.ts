@@ -7,7 +7,7 @@
  * never into logs. See docs/notifications.md for the SNS limits and docs/pipeline.md for the claims.
  */
 import { randomUUID } from "node:crypto";
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { type DeliveryPorts, deliverNotice, type NoticeMessage } from "../adapters/notice-delivery.ts";
@@ -15,6 +15,7 @@ import { dynamoProfiles, snsNoticeSender } from "../adapters/notice-ports.ts";
 import { readNoticesAhead } from "../adapters/notice-prefetch.ts";
 import { ENV, integer, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
+import { ReportingBatchProcessor } from "./batch.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
 export { SMS_TYPE, subjectOf } from "../adapters/notice-ports.ts";
@@ -102,7 +103,7 @@ export async function handler(event: SQSEvent, context?: Context) {
   return processPartialResponse(
     event,
     (record: SQSRecord) => handleMessage(engine, ports, record),
-    new BatchProcessor(EventType.SQS),
+    new ReportingBatchProcessor(EventType.SQS, engine.logger, (error) => error instanceof NotYet),
     { ...(context ? { context } : {}), processInParallel: false, throwOnFullBatchFailure: false },
   );
 }

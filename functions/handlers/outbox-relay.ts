@@ -7,7 +7,7 @@
  * order is structural, not a race between consumers. A notice recorded undeliverable releases its requests
  * as the policy says (`notices.whenUndelivered`), with an alarm either way. docs/pipeline.md has the argument.
  */
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
@@ -17,6 +17,7 @@ import { type HoldResult, noticeOutcome, OutboxClaims, type OutboxItem } from ".
 import { ENV, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { parseLiquidationPayload } from "../domain/outbox-payloads.ts";
+import { ReportingBatchProcessor } from "./batch.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
 export { EVENT_SOURCE, LIQUIDATION_REQUESTED, LOSS_RECORDED } from "../adapters/liquidation-ports.ts";
@@ -190,7 +191,7 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   return processPartialResponse(
     event,
     (record: DynamoDBRecord) => handleRecord(ports, record, unsent),
-    new BatchProcessor(EventType.DynamoDBStreams),
+    new ReportingBatchProcessor(EventType.DynamoDBStreams, engine.logger),
     { ...(context ? { context } : {}), processInParallel: false },
   );
 }

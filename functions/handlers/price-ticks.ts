@@ -8,7 +8,7 @@
  * tick of an asset in a batch moves its range. At most MAX_ACCOUNTS_PER_INVOCATION accounts per
  * invocation; the rest of a range goes to the fan-out queue. See docs/trigger-index.md.
  */
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { enqueue, type FanOutMessage, processRangePage } from "../adapters/fan-out.ts";
 import {
@@ -23,6 +23,7 @@ import {
 } from "../adapters/price-range.ts";
 import { lineOf } from "../adapters/trigger-index.ts";
 import { toPlainString } from "../domain/money.ts";
+import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 import { parseOrQuarantine } from "./stream-records.ts";
@@ -96,7 +97,7 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   return processPartialResponse(
     event,
     (record: DynamoDBRecord) => handleRecord(engine, ports, record, budget, moves),
-    new BatchProcessor(EventType.DynamoDBStreams),
+    new ReportingBatchProcessor(EventType.DynamoDBStreams, engine.logger),
     { ...(context ? { context } : {}), processInParallel: false },
   );
 }

@@ -187,6 +187,23 @@ describe("functions", () => {
     }
   });
 
+  it("reserve concurrency for the sweep, the safety net, and for no other", () => {
+    const reserved = Object.fromEntries(
+      ours
+        .filter(([, resource]) => resource.Properties.ReservedConcurrentExecutions !== undefined)
+        .map(([id, resource]) => [handlerName(id), resource.Properties.ReservedConcurrentExecutions]),
+    );
+    expect(reserved).toEqual({ Sweep: 2 });
+    // An account that cannot reserve any (its limit still 10) turns it off.
+    const unreserved = synth({ reserveConcurrency: "false" }).toJSON().Resources as Record<string, Json>;
+    for (const resource of Object.values(unreserved)) {
+      expect(resource.Properties?.ReservedConcurrentExecutions).toBeUndefined();
+    }
+    expect(() => synth({ reserveConcurrency: "yes" })).toThrow(
+      "context reserveConcurrency must be true or false",
+    );
+  });
+
   it("tell every handler the notice queue and the notifier's pace, and no idempotency table", () => {
     const [noticeQueue] = ofType("AWS::SQS::Queue")
       .map(([id]) => id)
@@ -465,6 +482,7 @@ describe("alarms", () => {
     for (const name of [
       "Quarantined",
       "NotRevalued",
+      "RecordsFailed",
       "LiquidationExhausted",
       "PriceHaltTooLong",
       "NothingToSell",
@@ -487,6 +505,12 @@ describe("alarms", () => {
         alarm.metric,
       ).toBe(true);
     }
+  });
+
+  it("watch the age of the fan-out queue's oldest message: a tick's or a sweep's pages falling behind", () => {
+    const ages = byMetric("ApproximateAgeOfOldestMessage");
+    expect(ages.map((alarm) => unhashed(logicalIdOf(alarm.Dimensions[0].Value)))).toEqual(["FanOut"]);
+    expect(ages[0]?.Threshold).toBe(300);
   });
 
   it("watch SMS delivery failures and spend, and email delivery failures", () => {

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicies } from "../../functions/adapters/settings.ts";
+import { crossedAccounts } from "../../functions/adapters/trigger-index.ts";
 import { dec, ONE } from "../../functions/domain/money.ts";
 import { triggerPrices } from "../../functions/domain/triggers.ts";
 import { runtime } from "../../functions/handlers/runtime.ts";
@@ -92,5 +93,31 @@ describe("a price tick", () => {
     const states = (await p.scan("MarginCalls")).filter((state) => Number(state.version) > 0);
     expect(states.length).toBeGreaterThan(0);
     for (const state of states) expect(expected.has(String(state.accountId))).toBe(true);
+  });
+});
+
+describe("a page of a fall's range", () => {
+  it("reads the most distressed accounts first: the highest lines crossed", async () => {
+    // Every holder's lines as the last test indexed them; the range of a fall to 40,000 holds many.
+    const whole = await crossedAccounts(runtime(), "BTC#DOWN", dec("40000"), dec("62000"), 1_000);
+    const first = await crossedAccounts(runtime(), "BTC#DOWN", dec("40000"), dec("62000"), 5);
+    expect(whole.accountIds.length).toBeGreaterThan(10);
+    // The first page is the head of the range in descending price: each of its entries is at or above
+    // the fifth highest price in the range.
+    const prices = (await p.query("TriggerIndex", "line", "BTC#DOWN"))
+      .filter((entry) => Number(entry.price) >= 40_000 && Number(entry.price) <= 62_000)
+      .map((entry) => ({ accountId: String(entry.accountId), price: Number(entry.price) }))
+      .sort((a, b) => b.price - a.price);
+    const fifth = prices[4]?.price ?? Number.POSITIVE_INFINITY;
+    expect(first.accountIds).toHaveLength(5);
+    for (const accountId of first.accountIds) {
+      expect(
+        prices.some((entry) => entry.accountId === accountId && entry.price >= fifth),
+        accountId,
+      ).toBe(true);
+    }
+    // The lowest lines of the range are not on it.
+    const lowest = prices.at(-1);
+    if (lowest && lowest.price < fifth) expect(first.accountIds).not.toContain(lowest.accountId);
   });
 });
