@@ -24,15 +24,15 @@ import {
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import type { ProfileItem } from "../domain/contract.ts";
-import type { CallState, EngineEvent } from "../domain/machine.ts";
+import type { CallState } from "../domain/machine.ts";
 import { dec, isCanonicalDecimal } from "../domain/money.ts";
 import { type ResolvedMark, resolveMark, type SourceMark } from "../domain/prices.ts";
 import { compileAccounts, MarginState, prepareScreen, Recheck, screenFloats } from "../domain/screen.ts";
 import type { Account } from "../domain/valuation.ts";
 import { accountOf, assetsNeeded, loadSources, usableItems, valuedAccount } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
-import { type EngineDeps, type RevalueOutcome, revalueIsolated } from "./engine.ts";
-import { type FanOutMessage, mapConcurrent, type PageResult, REVALUE_CONCURRENCY } from "./fan-out.ts";
+import type { EngineDeps } from "./engine.ts";
+import { type FanOutMessage, type PageResult, revalueWithin } from "./fan-out.ts";
 import type { PolicyEntry } from "./settings.ts";
 import { REFRESH_AFTER_SECONDS } from "./trigger-index.ts";
 
@@ -336,6 +336,7 @@ export async function processSweepPage(
   limit: number,
   clock: () => string,
   cache: PriceSources = new Map(),
+  deadlineMs = Number.POSITIVE_INFINITY,
 ): Promise<SweepPageResult> {
   const nowMs = Date.parse(clock());
   const page = await scanAccounts(deps, message, limit);
@@ -344,18 +345,14 @@ export async function processSweepPage(
   const candidates = swept.flatMap((group) => candidateOf(group, deps.policies) ?? []);
   const cleared =
     candidates.length > 0 ? await screenPage(deps, candidates, cache, nowMs) : new Set<string>();
-  const event: EngineEvent = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId };
-  const outcomes: RevalueOutcome[] = [];
+  const event = { type: "REVALUE", cause: "SWEEP", eventId: message.eventId } as const;
   const exact = swept.filter((group) => !cleared.has(group.accountId)).map((group) => group.accountId);
-  outcomes.push(
-    ...(await mapConcurrent(exact, REVALUE_CONCURRENCY, (accountId) =>
-      revalueIsolated(deps, accountId, event, clock),
-    )),
-  );
+  const { outcomes, leftover } = await revalueWithin(deps, exact, event, clock, deadlineMs);
   return {
     outcomes,
     read: page.scanned,
     cleared: cleared.size,
     continuation: page.startKey ? { ...message, startKey: page.startKey } : undefined,
+    leftover,
   };
 }

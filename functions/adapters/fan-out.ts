@@ -14,6 +14,8 @@ import { type EngineDeps, type RevalueOutcome, revalueIsolated } from "./engine.
 import { crossedAccounts } from "./trigger-index.ts";
 
 const startKey = z.record(z.string(), z.unknown()).optional();
+/** The most account ids one ACCOUNTS message carries (about 40 KB, well inside SQS's 256 KB). */
+const MAX_LEFTOVER = 1_000;
 
 export const fanOutMessageSchema = z.discriminatedUnion("type", [
   z.strictObject({
@@ -24,6 +26,13 @@ export const fanOutMessageSchema = z.discriminatedUnion("type", [
     high: z.string(),
     eventId: z.string(),
     startKey,
+  }),
+  // The accounts a page did not start within its time: a page of their own.
+  z.strictObject({
+    type: z.literal("ACCOUNTS"),
+    accountIds: z.array(z.string()).min(1).max(MAX_LEFTOVER),
+    cause: z.enum(["PRICE_TICK", "SWEEP"]),
+    eventId: z.string(),
   }),
   z.strictObject({
     type: z.literal("SWEEP_SEGMENT"),
@@ -48,6 +57,8 @@ export interface PageResult {
   /** Entries or items read from the index or the table, before de-duplication. */
   readonly read: number;
   readonly continuation: FanOutMessage | undefined;
+  /** The accounts the page did not start within its time, for another page. */
+  readonly leftover?: readonly FanOutMessage[];
 }
 
 export async function enqueue(deps: FanOutDeps, messages: readonly FanOutMessage[]): Promise<void> {
@@ -100,20 +111,58 @@ export async function mapConcurrent<T, R>(
   return results;
 }
 
-async function revalueAll(
-  deps: FanOutDeps,
+/**
+ * Revalues the accounts, REVALUE_CONCURRENCY at once, starting none after `deadlineMs` (the first always
+ * starts: every page makes progress). Each account on its own: one that cannot be revalued is reported,
+ * and the others go on. Returns the outcomes and the accounts not started, as ACCOUNTS pages.
+ */
+export async function revalueWithin(
+  deps: EngineDeps,
   accountIds: readonly string[],
-  event: EngineEvent,
+  event: Extract<EngineEvent, { type: "REVALUE" }>,
   clock: () => string,
-  seen: Set<string>,
-): Promise<RevalueOutcome[]> {
+  deadlineMs: number,
+): Promise<{ outcomes: RevalueOutcome[]; leftover: FanOutMessage[] }> {
+  const ids = [...new Set(accountIds)];
+  const outcomes: RevalueOutcome[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < ids.length && (next === 0 || Date.now() < deadlineMs)) {
+      const accountId = ids[next++] as string;
+      outcomes.push(await revalueIsolated(deps, accountId, event, clock));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(REVALUE_CONCURRENCY, ids.length) }, worker));
+  const rest = ids.slice(next);
+  const leftover: FanOutMessage[] = [];
+  for (let start = 0; start < rest.length; start += MAX_LEFTOVER) {
+    const cause = event.cause === "SWEEP" ? "SWEEP" : "PRICE_TICK";
+    leftover.push({
+      type: "ACCOUNTS",
+      accountIds: rest.slice(start, start + MAX_LEFTOVER),
+      cause,
+      eventId: event.eventId,
+    });
+  }
+  return { outcomes, leftover };
+}
+
+function unseen(accountIds: readonly string[], seen: Set<string>): string[] {
   const fresh = accountIds.filter((accountId) => !seen.has(accountId));
   for (const accountId of fresh) seen.add(accountId);
-  // Each account on its own: one that cannot be revalued is reported, and the page (and the tick's
-  // continuations after it) goes on for the others.
-  return mapConcurrent([...new Set(fresh)], REVALUE_CONCURRENCY, (accountId) =>
-    revalueIsolated(deps, accountId, event, clock),
-  );
+  return fresh;
+}
+
+/** A page of accounts another page did not start in time. */
+export async function processAccountsPage(
+  deps: FanOutDeps,
+  message: Extract<FanOutMessage, { type: "ACCOUNTS" }>,
+  clock: () => string,
+  deadlineMs: number,
+): Promise<PageResult> {
+  const event: EngineEvent = { type: "REVALUE", cause: message.cause, eventId: message.eventId };
+  const { outcomes, leftover } = await revalueWithin(deps, message.accountIds, event, clock, deadlineMs);
+  return { outcomes, read: 0, continuation: undefined, leftover };
 }
 
 /** One page of a trigger range: at most `limit` index entries. */
@@ -123,6 +172,7 @@ export async function processRangePage(
   limit: number,
   clock: () => string,
   seen: Set<string> = new Set(),
+  deadlineMs = Number.POSITIVE_INFINITY,
 ): Promise<PageResult> {
   const page = await crossedAccounts(
     deps,
@@ -132,12 +182,14 @@ export async function processRangePage(
     limit,
     message.startKey,
   );
-  const event: EngineEvent = { type: "REVALUE", cause: "PRICE_TICK", eventId: message.eventId };
-  const outcomes = await revalueAll(deps, page.accountIds, event, clock, seen);
+  const event = { type: "REVALUE", cause: "PRICE_TICK", eventId: message.eventId } as const;
+  const fresh = unseen(page.accountIds, seen);
+  const { outcomes, leftover } = await revalueWithin(deps, fresh, event, clock, deadlineMs);
   return {
     outcomes,
     read: page.scanned,
     continuation: page.lastKey ? { ...message, startKey: page.lastKey } : undefined,
+    leftover,
   };
 }
 

@@ -26,6 +26,11 @@ export const ENV = {
   /** Accounts one invocation revalues before it hands the rest of a range to the fan-out queue. */
   maxAccountsPerInvocation: "MAX_ACCOUNTS_PER_INVOCATION",
   sweepSegments: "SWEEP_SEGMENTS",
+  /**
+   * Milliseconds a fan-out invocation spends starting revaluations (at most its remaining time less 30 s):
+   * the accounts of a page not started by then go back to the queue as a page of their own.
+   */
+  pageBudgetMs: "PAGE_BUDGET_MS",
   openCallShards: "OPEN_CALL_SHARDS",
 } as const;
 

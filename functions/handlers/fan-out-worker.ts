@@ -5,13 +5,19 @@
 import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { processSweepPage } from "../adapters/bulk-revalue.ts";
-import { enqueue, fanOutMessageSchema, type PageResult, processRangePage } from "../adapters/fan-out.ts";
+import {
+  enqueue,
+  fanOutMessageSchema,
+  type PageResult,
+  processAccountsPage,
+  processRangePage,
+} from "../adapters/fan-out.ts";
 import { pageStarting, segmentDone } from "../adapters/sweep-pass.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
-import { type Runtime, runtime } from "./runtime.ts";
+import { pageDeadline, type Runtime, runtime } from "./runtime.ts";
 
-async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
+async function handleRecord(engine: Runtime, record: SQSRecord, deadlineMs: number): Promise<void> {
   let body: unknown;
   try {
     body = JSON.parse(record.body);
@@ -29,9 +35,26 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
   // A sweep page screens in bulk: `cleared` counts the accounts it settled without an exact revaluation.
   const page: PageResult & { readonly cleared?: number } =
     message.type === "RANGE"
-      ? await processRangePage(engine, message, engine.maxAccountsPerInvocation, engine.now)
-      : await processSweepPage(engine, message, engine.maxAccountsPerInvocation, engine.now);
+      ? await processRangePage(
+          engine,
+          message,
+          engine.maxAccountsPerInvocation,
+          engine.now,
+          new Set(),
+          deadlineMs,
+        )
+      : message.type === "ACCOUNTS"
+        ? await processAccountsPage(engine, message, engine.now, deadlineMs)
+        : await processSweepPage(
+            engine,
+            message,
+            engine.maxAccountsPerInvocation,
+            engine.now,
+            new Map(),
+            deadlineMs,
+          );
   logOutcomes(engine, page.outcomes);
+  await enqueue(engine, page.leftover ?? []);
   if (page.continuation) await enqueue(engine, [page.continuation]);
   else if (message.type === "SWEEP_SEGMENT" && message.passId) {
     await segmentDone(engine, message.passId, message.segment);
@@ -42,14 +65,16 @@ async function handleRecord(engine: Runtime, record: SQSRecord): Promise<void> {
     cleared: page.cleared ?? 0,
     read: page.read,
     continues: page.continuation !== undefined,
+    leftover: (page.leftover ?? []).length,
   });
 }
 
 export async function handler(event: SQSEvent, context?: Context) {
   const engine = runtime();
+  const deadlineMs = pageDeadline(engine, context);
   return processPartialResponse(
     event,
-    (record: SQSRecord) => handleRecord(engine, record),
+    (record: SQSRecord) => handleRecord(engine, record, deadlineMs),
     new ReportingBatchProcessor(EventType.SQS, engine.logger),
     {
       ...(context ? { context } : {}),

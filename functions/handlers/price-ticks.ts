@@ -25,7 +25,7 @@ import { lineOf } from "../adapters/trigger-index.ts";
 import { toPlainString } from "../domain/money.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
-import { type Runtime, runtime } from "./runtime.ts";
+import { pageDeadline, type Runtime, runtime } from "./runtime.ts";
 import { parseOrQuarantine } from "./stream-records.ts";
 
 export const PRICES_TABLE = "Prices";
@@ -33,6 +33,8 @@ export const PRICES_TABLE = "Prices";
 interface Budget {
   remaining: number;
   readonly seen: Set<string>;
+  /** When to stop starting revaluations (runtime.ts `pageDeadline`): the rest goes to the queue. */
+  readonly deadlineMs: number;
 }
 
 interface Ports {
@@ -67,10 +69,18 @@ async function handleRecord(
       high: toPlainString(covered.high),
       eventId: `tick:${tick.asset}:${tick.source}:${tick.seq}`,
     };
-    while (message?.type === "RANGE" && budget.remaining > 0) {
-      const page = await processRangePage(engine, message, budget.remaining, engine.now, budget.seen);
+    while (message?.type === "RANGE" && budget.remaining > 0 && Date.now() < budget.deadlineMs) {
+      const page = await processRangePage(
+        engine,
+        message,
+        budget.remaining,
+        engine.now,
+        budget.seen,
+        budget.deadlineMs,
+      );
       logOutcomes(engine, page.outcomes);
       budget.remaining -= page.outcomes.length;
+      continuations.push(...(page.leftover ?? []));
       message = page.continuation;
     }
     if (message) continuations.push(message);
@@ -92,7 +102,11 @@ async function handleRecord(
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   const engine = runtime();
   const ports: Ports = { cursor: dynamoPriceRangeCursor(engine), sources: dynamoPriceSources(engine) };
-  const budget: Budget = { remaining: engine.maxAccountsPerInvocation, seen: new Set() };
+  const budget: Budget = {
+    remaining: engine.maxAccountsPerInvocation,
+    seen: new Set(),
+    deadlineMs: pageDeadline(engine, context),
+  };
   const moves = lastTickPerAsset(engine, event.Records);
   return processPartialResponse(
     event,

@@ -29,6 +29,8 @@ export interface Runtime extends EngineDeps {
   readonly tables: Tables;
   readonly policies: ReadonlyMap<string, PolicyEntry>;
   readonly maxAccountsPerInvocation: number;
+  /** The time a fan-out invocation spends starting revaluations (ENV.pageBudgetMs). */
+  readonly pageBudgetMs: number;
   readonly sweepSegments: number;
   readonly fanOutQueueUrl: string | undefined;
   /** ISO-8601 UTC, millisecond precision. */
@@ -61,6 +63,7 @@ function createRuntime(env: Environment): Runtime {
     policies: parsePolicies(required(env, ENV.policies)),
     openCallShards: integer(env, ENV.openCallShards, 8),
     maxAccountsPerInvocation: integer(env, ENV.maxAccountsPerInvocation, 500),
+    pageBudgetMs: integer(env, ENV.pageBudgetMs, 120_000),
     sweepSegments: integer(env, ENV.sweepSegments, 4),
     fanOutQueueUrl: env[ENV.fanOutQueueUrl],
     now: () => clock(),
@@ -81,4 +84,21 @@ export function setClock(next: () => string): void {
 export function resetRuntime(): void {
   cached = undefined;
   clock = () => new Date().toISOString();
+}
+
+/** What an invocation keeps after its page budget for finishing what it started, queueing and replying. */
+const FINISH_RESERVE_MS = 30_000;
+
+/**
+ * When an invocation that revalues pages stops starting revaluations: its page budget from now, and never
+ * later than its remaining time less FINISH_RESERVE_MS. What is not started goes back to the queue.
+ */
+export function pageDeadline(
+  engine: Pick<Runtime, "pageBudgetMs">,
+  context?: { getRemainingTimeInMillis(): number },
+) {
+  const remaining = context
+    ? context.getRemainingTimeInMillis() - FINISH_RESERVE_MS
+    : Number.POSITIVE_INFINITY;
+  return Date.now() + Math.max(0, Math.min(engine.pageBudgetMs, remaining));
 }

@@ -87,7 +87,7 @@ export class StreamReader {
   constructor(
     private readonly streams: DynamoDBStreamsClient,
     readonly streamArn: string,
-    private readonly startingPosition: StartingPosition,
+    private startingPosition: StartingPosition,
   ) {}
 
   private async describeShards(): Promise<Shard[]> {
@@ -178,6 +178,15 @@ export class StreamReader {
    */
   rewind(): void {
     this.rewindRequested = true;
+  }
+
+  /**
+   * Starts again from the end of the stream at the next fetch: what is there now is never delivered. For a
+   * soak that writes its book straight to the table and indexes it through the sweep, not this stream.
+   */
+  skipToLatest(): void {
+    this.startingPosition = "LATEST";
+    this.rewind();
   }
 
   private async fetchNow(limitPerShard: number): Promise<number> {

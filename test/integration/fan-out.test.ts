@@ -7,7 +7,7 @@ import { parsePolicies } from "../../functions/adapters/settings.ts";
 import { crossedAccounts } from "../../functions/adapters/trigger-index.ts";
 import { dec, ONE } from "../../functions/domain/money.ts";
 import { triggerPrices } from "../../functions/domain/triggers.ts";
-import { runtime } from "../../functions/handlers/runtime.ts";
+import { resetRuntime, runtime, setClock } from "../../functions/handlers/runtime.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
 import { holding, price, profile } from "../support/upstream.ts";
 
@@ -119,5 +119,46 @@ describe("a page of a fall's range", () => {
     // The lowest lines of the range are not on it.
     const lowest = prices.at(-1);
     if (lowest && lowest.price < fifth) expect(first.accountIds).not.toContain(lowest.accountId);
+  });
+});
+
+describe("a page whose time runs out", () => {
+  it("sends the accounts it did not start to the queue as a page of their own, and every one is decided", async () => {
+    const budget = process.env.PAGE_BUDGET_MS;
+    // One millisecond: each page starts its first account only, and hands the rest on.
+    process.env.PAGE_BUDGET_MS = "1";
+    resetRuntime();
+    setClock(() => p.now());
+    try {
+      // Count the pages the worker logs, by type.
+      const pages: string[] = [];
+      const logger = runtime().logger;
+      const info = logger.info.bind(logger);
+      logger.info = ((message: string, ...extra: unknown[]) => {
+        if (message === "fan-out page") pages.push(String((extra[0] as { type?: string })?.type));
+        info(message, ...(extra as []));
+      }) as typeof logger.info;
+      p.advance(1);
+      await tick("50000.00");
+      await p.drain();
+      // Holder i breaches at (17,000 + 300·i) / 0.85: those between 50,000 and 55,000 are called now.
+      const called: string[] = [];
+      for (let index = 0; index < HOLDERS; index += 1) {
+        const breach = (17_000 + 300 * index) / 0.85;
+        if (breach > 50_000 && breach < 55_000) called.push(`ACC-${String(index).padStart(3, "0")}`);
+      }
+      expect(called.length).toBeGreaterThan(5);
+      for (const accountId of called) {
+        expect((await p.callState(accountId))?.status, accountId).toBe("CALLED");
+      }
+      // The pages handed their rest on, page after page (those started within the same millisecond run
+      // together, so fewer pages than accounts).
+      expect(pages.filter((type) => type === "ACCOUNTS").length).toBeGreaterThanOrEqual(3);
+    } finally {
+      if (budget === undefined) delete process.env.PAGE_BUDGET_MS;
+      else process.env.PAGE_BUDGET_MS = budget;
+      resetRuntime();
+      setClock(() => p.now());
+    }
   });
 });
