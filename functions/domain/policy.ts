@@ -8,10 +8,15 @@ import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
 
 const decimalString = z
   .string({ error: 'must be a decimal string, e.g. "0.25"; numbers lose digits' })
+  // `abort`: the checks after this one parse the text, which must not run on one that is not a decimal.
   .refine(isCanonicalDecimal, {
     error: "must be a canonical decimal string (no exponent, sign or leading zeros)",
+    abort: true,
   });
-const nonNegative = decimalString.refine((text) => !text.startsWith("-"), { error: "must not be negative" });
+const nonNegative = decimalString.refine((text) => !text.startsWith("-"), {
+  error: "must not be negative",
+  abort: true,
+});
 const rate = nonNegative.refine((text) => dec(text).lessThanOrEqualTo(ONE), {
   error: "must be between 0 and 1",
 });

@@ -96,3 +96,36 @@ describe("policy notices", () => {
     ]);
   });
 });
+
+describe("a malformed decimal anywhere in a policy", () => {
+  it("is a PolicyError naming the field, never a crash in the checks that compare it", () => {
+    const base = policyDocument();
+    const tier = { notionalFloor: "0", maintenanceRate: "0.05", initialRate: "0.1" };
+    const broken = {
+      "$.liquidation.limitPriceSlippage": {
+        ...base,
+        liquidation: { ...base.liquidation, limitPriceSlippage: "abc" },
+      },
+      "$.call.hardFloorRatio": { ...base, call: { ...base.call, hardFloorRatio: "1e-1" } },
+      "$.call.exitBuffer": { ...base, call: { ...base.call, exitBuffer: "x" } },
+      "$.assets.BTC.longTiers[0].maintenanceRate": {
+        ...base,
+        assets: {
+          BTC: {
+            quantityScale: 8,
+            priceScale: 2,
+            haircut: "0.1",
+            longTiers: [{ ...tier, maintenanceRate: "five" }],
+          },
+        },
+      },
+    };
+    for (const [path, document] of Object.entries(broken)) {
+      const issues = issuesOf(document);
+      expect(
+        issues.some((issue) => issue.startsWith(path)),
+        `${path}: ${issues.join("; ")}`,
+      ).toBe(true);
+    }
+  });
+});
