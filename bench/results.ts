@@ -145,7 +145,7 @@ const README_START = "<!-- bench:start -->";
 const README_END = "<!-- bench:end -->";
 
 /** Lays out the markdown as `npm run lint` wants it (biome formats markdown tables). */
-function format(files: readonly string[]): void {
+export function formatWritten(files: readonly string[]): void {
   const biome = fileURLToPath(new URL("../node_modules/.bin/biome", import.meta.url));
   try {
     execFileSync(biome, ["format", "--write", ...files], { stdio: "ignore" });
@@ -163,7 +163,7 @@ export function publish(
   writeFileSync(jsonPath, `${JSON.stringify(all, null, 2)}\n`);
   if (!docs) {
     // As the linter lays it out, even between parts: a run stopped half way leaves a file that passes.
-    format([jsonPath]);
+    formatWritten([jsonPath]);
     return;
   }
   const { benchmarks: docsPath, cost: costPath, readme: readmePath } = docs;
@@ -178,5 +178,5 @@ export function publish(
     );
     writeFileSync(readmePath, readme.slice(0, start) + block + readme.slice(end + README_END.length));
   }
-  format([jsonPath, docsPath, costPath, readmePath]);
+  formatWritten([jsonPath, docsPath, costPath, readmePath]);
 }
