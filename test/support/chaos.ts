@@ -225,7 +225,8 @@ export function hostileBook(seed: number, plain: number, extraHostile: number): 
   drawn.hostile.forEach((draw, i) => {
     // Every kind at least once, then the drawn ones.
     const kind = i < kinds.length ? (kinds[i] as HostileKind) : draw.kind;
-    book.push(hostile(kind, `ACC-H${String(i).padStart(3, "0")}-${kind}`.slice(0, 64), draw.loan, draw.size));
+    // The index last: an SMS names its account by the id's last four characters, which must differ.
+    book.push(hostile(kind, `ACC-${kind}-H${String(i).padStart(3, "0")}`, draw.loan, draw.size));
   });
   return book;
 }
