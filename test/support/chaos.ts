@@ -10,17 +10,8 @@ import fc from "fast-check";
 import type { Item } from "./pipeline.ts";
 import { holding, perpetual, profile } from "./upstream.ts";
 
-/** mulberry32: a small seeded generator, enough for fault and schedule decisions. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The seeded generator of the fault and schedule decisions: the demo book's (mulberry32). */
+export { seededRandom as seeded } from "../../functions/local/demo/book.ts";
 
 export interface FaultRates {
   /** Before the request: ProvisionedThroughputExceededException. */
