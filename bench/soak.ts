@@ -24,6 +24,7 @@ import { generateBook, writeAccounts } from "../functions/local/demo/book.ts";
 import { MarketFeed } from "../functions/local/demo/feed.ts";
 import { OPENING } from "../functions/local/demo/market.ts";
 import { DEMO_CONTEXT } from "../functions/local/demo/run.ts";
+import { templatePolicyDocuments } from "../functions/local/policy-bootstrap.ts";
 import { LocalRuntime } from "../functions/local/runtime.ts";
 import { formatWritten } from "./results.ts";
 import { renderReliability, type SoakResult, type SoakSample } from "./soak-report.ts";
@@ -82,10 +83,9 @@ const timer = setInterval(() => {
 }, SAMPLE_MS);
 
 try {
-  const environment = [...runtime.deployment.functions.values()][0]?.environment ?? {};
   const [entry] = parsePolicySet(
-    JSON.parse(environment.POLICY_DOCUMENTS ?? "[]"),
-    "POLICY_DOCUMENTS",
+    JSON.parse(templatePolicyDocuments(runtime.template)),
+    "the template's policy set",
   ).values();
   if (!entry) throw new Error("the soak's template has no policy");
   const policy = entry.policy;

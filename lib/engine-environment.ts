@@ -1,14 +1,14 @@
 /**
- * The settings every function reads, as Lambda environment variables: table names, the policy set, and
- * the queue, topic and bus they talk to. Built and checked here at synth time, so a bad policy or an
- * environment too large for Lambda fails `cdk synth`, not every function at cold start.
+ * The settings every function reads, as Lambda environment variables: table names (the Policies table among
+ * them: the policies themselves are read from it, docs/policies.md), and the queue, topic and bus they talk
+ * to. Built and checked here at synth time, so an environment too large for Lambda fails `cdk synth`, not
+ * every function at cold start.
  */
 import { Token } from "aws-cdk-lib";
 import type { EventBus } from "aws-cdk-lib/aws-events";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { ENV } from "../functions/domain/environment.ts";
-import { type PolicyDocument, PolicySetError, parsePolicySet } from "../functions/domain/policy.ts";
 import type { EngineTables } from "./tables.ts";
 
 /** Lambda's limit on a function's environment, all variables together. */
@@ -22,8 +22,6 @@ const ENVIRONMENT_OVERHEAD_BYTES = 64;
 
 export interface EngineEnvironmentProps {
   readonly tables: EngineTables;
-  /** The margin policies; each account's PROFILE names one by policyId. */
-  readonly policies: readonly PolicyDocument[];
   readonly fanOutQueue: IQueue;
   /** The queue the outbox relay puts notices on, for the notifier. */
   readonly noticeQueue: IQueue;
@@ -45,24 +43,8 @@ export interface EngineEnvironmentProps {
   readonly sweepSegments?: number | undefined;
 }
 
-/**
- * Checks the policy set as the functions will read it: a non-empty array of valid documents with distinct
- * ids. Throws naming the policy and the field. The type alone cannot say this: it does not carry the
- * schema's refinements (canonical decimal strings, rates between 0 and 1).
- */
-export function validatePolicyDocuments(documents: readonly PolicyDocument[]): void {
-  try {
-    parsePolicySet(documents, ENV.policies);
-  } catch (error) {
-    if (error instanceof PolicySetError) throw new Error(error.message);
-    throw error;
-  }
-}
-
-/** The environment of every function, after checking the policies and that it fits Lambda's 4 KB. */
+/** The environment of every function, after checking that it fits Lambda's 4 KB. */
 export function engineEnvironment(props: EngineEnvironmentProps): Record<string, string> {
-  validatePolicyDocuments(props.policies);
-  const policiesJson = JSON.stringify(props.policies);
   const { tables } = props;
   const environment: Record<string, string> = {
     [ENV.accountsTable]: tables.accounts.tableName,
@@ -72,7 +54,7 @@ export function engineEnvironment(props: EngineEnvironmentProps): Record<string,
     [ENV.outboxTable]: tables.outbox.tableName,
     [ENV.auditLogTable]: tables.auditLog.tableName,
     [ENV.quarantineTable]: tables.quarantine.tableName,
-    [ENV.policies]: policiesJson,
+    [ENV.policiesTable]: tables.policies.tableName,
     [ENV.fanOutQueueUrl]: props.fanOutQueue.queueUrl,
     [ENV.noticeQueueUrl]: props.noticeQueue.queueUrl,
     [ENV.smsPerSecond]: String(props.smsPerSecond),
@@ -89,9 +71,7 @@ export function engineEnvironment(props: EngineEnvironmentProps): Record<string,
   );
   if (estimatedBytes > ENVIRONMENT_LIMIT_BYTES) {
     throw new Error(
-      `the policy set is ${policiesJson.length} bytes: with the other settings (about ${estimatedBytes} bytes) ` +
-        "it does not fit Lambda's 4 KB environment. " +
-        "Keep fewer or smaller policies per stage.",
+      `the functions' settings (about ${estimatedBytes} bytes) do not fit Lambda's 4 KB environment`,
     );
   }
   return environment;

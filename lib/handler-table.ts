@@ -110,9 +110,16 @@ function parkedRecords(actions: string[], quarantine: Table): PolicyStatement {
   });
 }
 
+/** The active policy set and its versions (adapters/policy-store.ts `loadActivePolicies`): read only. */
+function readPolicies({ tables }: HandlerResources): PolicyStatement {
+  return allow(["dynamodb:GetItem", "dynamodb:BatchGetItem"], tables.policies);
+}
+
 /** What revaluing an account reads and writes, whichever handler does it. */
-function revalue({ tables }: HandlerResources): PolicyStatement[] {
+function revalue(resources: HandlerResources): PolicyStatement[] {
+  const { tables } = resources;
   return [
+    readPolicies(resources),
     allow(["dynamodb:Query"], tables.accounts, tables.prices),
     // UpdateItem: the mark of an account change judged unchanged (engine.ts `markInputsSeen`).
     allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], tables.marginCalls),
@@ -280,6 +287,7 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       "Sends each margin notice by SMS and email through SNS, at most once per channel, at SNS's pace",
     timeout: Duration.seconds(30),
     statements: (resources) => [
+      readPolicies(resources),
       // A batch's outbox items and PROFILEs are read ahead in bulk (notice-prefetch.ts); one at a time after.
       allow(
         ["dynamodb:GetItem", "dynamodb:BatchGetItem"],

@@ -22,6 +22,7 @@ import { EngineHandlers } from "./engine-handlers.ts";
 import { NOTIFIER_MAXIMUM_CONCURRENCY } from "./handler-table.ts";
 import { LiquidationBus } from "./liquidation-bus.ts";
 import { acknowledgeNagFindings } from "./nag-acknowledgements.ts";
+import { PolicySet } from "./policy-set.ts";
 import { redrivenQueue } from "./queues.ts";
 import { EngineTables } from "./tables.ts";
 
@@ -30,7 +31,10 @@ export { EVENT_SOURCE } from "./liquidation-bus.ts";
 export interface MarginCallStackProps extends StackProps {
   /** Deployment stage, e.g. `dev` or `prod`. Tags every resource and names the stack and the event bus. */
   readonly stage: string;
-  /** The margin policies (validated at synth time); each account's PROFILE names one by policyId. */
+  /**
+   * The margin policies (validated at synth time), put into the Policies table and activated at deploy;
+   * each account's PROFILE names one by policyId.
+   */
   readonly policies: readonly PolicyDocument[];
   /**
    * How often the sweep runs.
@@ -73,6 +77,8 @@ export interface MarginCallStackProps extends StackProps {
 /** The margin-call engine: tables, handlers and their triggers, notices, the liquidation bus and alarms. */
 export class MarginCallStack extends Stack {
   readonly tables: EngineTables;
+  /** The stack's policies, deployed into the Policies table. */
+  readonly policySet: PolicySet;
   readonly notices: BorrowerNotices;
   readonly liquidationBus: LiquidationBus;
   readonly handlers: EngineHandlers;
@@ -94,6 +100,10 @@ export class MarginCallStack extends Stack {
     Tags.of(this).add("app", "margin-call-engine");
     Tags.of(this).add("stage", props.stage);
     this.tables = new EngineTables(this, "Tables");
+    this.policySet = new PolicySet(this, "PolicySet", {
+      table: this.tables.policies,
+      policies: props.policies,
+    });
     this.notices = new BorrowerNotices(this, "BorrowerNotices", {
       ...(props.smsMonthlySpendLimitUsd ? { smsMonthlySpendLimitUsd: props.smsMonthlySpendLimitUsd } : {}),
     });
@@ -126,7 +136,6 @@ export class MarginCallStack extends Stack {
       reserveConcurrency: props.reserveConcurrency ?? true,
       environment: engineEnvironment({
         tables: this.tables,
-        policies: props.policies,
         fanOutQueue: this.fanOutQueue,
         noticeQueue: this.noticeQueue,
         smsPerSecond: props.smsPerSecond ?? 10,
@@ -139,6 +148,9 @@ export class MarginCallStack extends Stack {
       scheduleRate: props.sweepRate,
     });
     this.functions = this.handlers.functions;
+    for (const engineFunction of Object.values(this.functions)) {
+      this.policySet.activeBefore(engineFunction.lambdaFunction);
+    }
     // Only the relay may put engine events on the bus, and only the notifier may publish to the email topic.
     this.liquidationBus.restrictPublishersTo([this.roleOf("OutboxRelay")]);
     this.notices.restrictPublishersTo([this.roleOf("Notifier")]);
@@ -159,7 +171,11 @@ export class MarginCallStack extends Stack {
       alarmEmail: props.alarmEmail,
     });
     this.alarmTopic = this.alarms.alarmTopic;
-    acknowledgeNagFindings(this, { handlers: this.handlers, notices: this.notices });
+    acknowledgeNagFindings(this, {
+      handlers: this.handlers,
+      notices: this.notices,
+      policySet: this.policySet,
+    });
   }
 
   private roleOf(handlerId: string): IRole {

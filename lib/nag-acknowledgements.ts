@@ -8,11 +8,13 @@ import { AwsCustomResource } from "aws-cdk-lib/custom-resources";
 import type { IConstruct } from "constructs";
 import type { BorrowerNotices } from "./borrower-notices.ts";
 import type { EngineHandlers } from "./engine-handlers.ts";
+import type { PolicySet } from "./policy-set.ts";
 
 /** What the acknowledgements point at. */
 export interface NagAcknowledgementsProps {
   readonly handlers: EngineHandlers;
   readonly notices: BorrowerNotices;
+  readonly policySet: PolicySet;
 }
 
 function acknowledge(scope: IConstruct, finding: string, reason: string): void {
@@ -41,6 +43,11 @@ export function acknowledgeNagFindings(stack: Stack, props: NagAcknowledgementsP
     props.notices.smsSettings,
     "IAM5[Resource::*]",
     "sns:SetSMSAttributes is account-wide: it has no resource ARN.",
+  );
+  acknowledge(
+    props.policySet.providerRole,
+    "IAM5[Resource::<PolicySetBootstrapFunctionF3D933FD.Arn>:*]",
+    "CDK's Provider framework may invoke the policy bootstrap by any qualifier (version or alias) of that one function.",
   );
   // The singleton provider function of every AwsCustomResource in the stack, named after its fixed UUID.
   const provider = stack.node.tryFindChild(

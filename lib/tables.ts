@@ -20,6 +20,7 @@ export const TABLE_LOGICAL_IDS = {
   outbox: "Outbox",
   auditLog: "AuditLog",
   quarantine: "Quarantine",
+  policies: "Policies",
 } as const;
 
 export type TableName = keyof typeof TABLE_LOGICAL_IDS;
@@ -71,6 +72,8 @@ const TABLE_SHAPES: Record<TableName, TableShape> = {
     timeToLiveAttribute: TTL_ATTRIBUTE,
     indexes: [{ indexName: "byStatus", partitionKey: "status", sortKey: "receivedAtId" }],
   },
+  // Versions `V#0000000003` of each policy, and the active set under `*` / `ACTIVE` (docs/policies.md).
+  policies: { partitionKey: "policyId", sortKey: "version" },
 };
 
 export interface EngineTablesProps {
@@ -107,6 +110,8 @@ export class EngineTables extends Construct {
   readonly auditLog: Table;
   /** Engine: upstream records that broke the data contract, kept for an operator to inspect and replay. */
   readonly quarantine: Table;
+  /** Engine: every version of every margin policy, append-only, and the set of active versions. */
+  readonly policies: Table;
 
   constructor(scope: Construct, id: string, props: EngineTablesProps = {}) {
     super(scope, id);
@@ -126,6 +131,7 @@ export class EngineTables extends Construct {
     this.outbox = this.table("outbox", common);
     this.auditLog = this.table("auditLog", common);
     this.quarantine = this.table("quarantine", common);
+    this.policies = this.table("policies", common);
   }
 
   /** Every table, by name, for grants and alarms. */
@@ -138,6 +144,7 @@ export class EngineTables extends Construct {
       outbox: this.outbox,
       auditLog: this.auditLog,
       quarantine: this.quarantine,
+      policies: this.policies,
     };
   }
 

@@ -20,6 +20,7 @@ export interface Tables {
   readonly outbox: string;
   readonly auditLog: string;
   readonly quarantine: string;
+  readonly policies: string;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -47,6 +48,7 @@ export function tablesFrom(env: Environment): Tables {
     outbox: required(env, ENV.outboxTable),
     auditLog: required(env, ENV.auditLogTable),
     quarantine: required(env, ENV.quarantineTable),
+    policies: required(env, ENV.policiesTable),
   };
 }
 
@@ -56,16 +58,16 @@ export interface PolicyEntry {
   readonly document: unknown;
 }
 
-/** Parses the policy set. Throws SettingsError naming the policy and field on any bad document. */
+/** Parses a policy set given as a JSON array. Throws SettingsError naming the policy and field on any bad document. */
 export function parsePolicies(json: string): ReadonlyMap<string, PolicyEntry> {
   let documents: unknown;
   try {
     documents = JSON.parse(json);
   } catch {
-    throw new SettingsError(`${ENV.policies} is not valid JSON`);
+    throw new SettingsError("the policy set is not valid JSON");
   }
   try {
-    return parsePolicySet(documents, ENV.policies);
+    return parsePolicySet(documents, "the policy set");
   } catch (error) {
     if (error instanceof PolicySetError) throw new SettingsError(error.message);
     throw error;

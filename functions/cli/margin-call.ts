@@ -13,6 +13,7 @@ import { Rounding, toExactString, toFixedString, toPlainString } from "../domain
 import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
 import { marginRatio } from "../domain/valuation.ts";
 import { LOCAL_USAGE, LocalCommandError, runLocal } from "./local-commands.ts";
+import { POLICY_USAGE, PolicyCommandError, runPolicy } from "./policy-commands.ts";
 import { QUARANTINE_USAGE, QuarantineCommandError, runQuarantine } from "./quarantine-commands.ts";
 
 const USAGE = `usage: margin-call evaluate [FILE | -] [--explain]
@@ -28,7 +29,9 @@ Exit status: 0 evaluated, 2 bad input (each problem as "JSON path: reason"), 1 a
 
 ${LOCAL_USAGE}
 
-${QUARANTINE_USAGE}`;
+${QUARANTINE_USAGE}
+
+${POLICY_USAGE}`;
 
 /** Formats an amount of the policy's currency at its scale, rounding half to even. */
 type MoneyFormat = (value: Parameters<typeof toPlainString>[0]) => string;
@@ -241,13 +244,22 @@ function main(argv: string[]): number {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === "local" || argv[0] === "quarantine") {
-  (argv[0] === "local" ? runLocal(argv.slice(1)) : runQuarantine(argv.slice(1))).then(
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  local: runLocal,
+  quarantine: runQuarantine,
+  policy: runPolicy,
+};
+const subcommand = SUBCOMMANDS[argv[0] ?? ""];
+if (subcommand) {
+  subcommand(argv.slice(1)).then(
     (code) => {
       process.exitCode = code;
     },
     (error: unknown) => {
-      const known = error instanceof LocalCommandError || error instanceof QuarantineCommandError;
+      const known =
+        error instanceof LocalCommandError ||
+        error instanceof QuarantineCommandError ||
+        error instanceof PolicyCommandError;
       console.error(known ? error.message : error);
       process.exitCode = known ? 2 : 1;
     },

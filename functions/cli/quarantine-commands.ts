@@ -13,12 +13,10 @@
  * stack's names) with the default AWS credentials, or to the local engine's session (.local/session.json).
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   type AttributeValue,
-  DynamoDBClient,
+  type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
@@ -28,8 +26,7 @@ import { fromImage } from "../adapters/codec.ts";
 import { PARKED_STATUS, parkedId } from "../adapters/parked.ts";
 import { imageOf } from "../adapters/quarantine.ts";
 import { formatIssues, parseAccountItem, parsePriceItem } from "../domain/contract.ts";
-
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+import { operatorClient } from "./operator-client.ts";
 
 // The CLI runs on the developer's Node (>= 20); the SDK's notice about Node 20 is not for its users.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -49,31 +46,20 @@ interface Target {
 
 function target(): Target {
   const env = process.env;
-  if (env.QUARANTINE_TABLE) {
-    return {
-      client: new DynamoDBClient({}),
-      tables: {
-        accounts: env.ACCOUNTS_TABLE ?? "Accounts",
-        prices: env.PRICES_TABLE ?? "Prices",
-        quarantine: env.QUARANTINE_TABLE,
-      },
-    };
-  }
-  let session: { endpoint: string; accessKeyId: string };
-  try {
-    session = JSON.parse(readFileSync(join(ROOT, ".local", "session.json"), "utf8"));
-  } catch {
-    throw new QuarantineCommandError(
-      "set QUARANTINE_TABLE (and ACCOUNTS_TABLE, PRICES_TABLE) for a deployed stack, or run npm start -- --engine-only",
-    );
-  }
+  const client = operatorClient(
+    Boolean(env.QUARANTINE_TABLE),
+    () =>
+      new QuarantineCommandError(
+        "set QUARANTINE_TABLE (and ACCOUNTS_TABLE, PRICES_TABLE) for a deployed stack, or run npm start -- --engine-only",
+      ),
+  );
   return {
-    client: new DynamoDBClient({
-      endpoint: session.endpoint,
-      region: "us-east-1",
-      credentials: { accessKeyId: session.accessKeyId, secretAccessKey: "local" },
-    }),
-    tables: { accounts: "Accounts", prices: "Prices", quarantine: "Quarantine" },
+    client,
+    tables: {
+      accounts: env.ACCOUNTS_TABLE ?? "Accounts",
+      prices: env.PRICES_TABLE ?? "Prices",
+      quarantine: env.QUARANTINE_TABLE ?? "Quarantine",
+    },
   };
 }
 

@@ -12,8 +12,10 @@ export const ENV = {
   outboxTable: "OUTBOX_TABLE",
   auditLogTable: "AUDIT_LOG_TABLE",
   quarantineTable: "QUARANTINE_TABLE",
-  /** A JSON array of policy documents; each account's PROFILE names one by `policyId`. */
-  policies: "POLICY_DOCUMENTS",
+  /** The versioned policy documents and the active set (docs/policies.md); each PROFILE names a `policyId`. */
+  policiesTable: "POLICIES_TABLE",
+  /** Seconds a function keeps the active policy set before it reads the table again (default 60). */
+  policyCacheSeconds: "POLICY_CACHE_SECONDS",
   fanOutQueueUrl: "FAN_OUT_QUEUE_URL",
   /** The queue the outbox relay puts each notice on; the notifier sends from it at a bounded rate. */
   noticeQueueUrl: "NOTICE_QUEUE_URL",
@@ -35,3 +37,14 @@ export const ENV = {
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/**
+ * The custom resource that puts the stack's policy documents into the Policies table and activates them at
+ * deploy (lib/policy-set.ts), and the properties its handler reads (functions/handlers/policy-bootstrap.ts).
+ * The documents travel as one JSON text: CloudFormation passes every scalar property as a string.
+ */
+export const POLICY_SET_RESOURCE = {
+  type: "Custom::PolicySet",
+  tableProperty: "PoliciesTable",
+  documentsProperty: "PolicyDocuments",
+} as const;

@@ -13,7 +13,7 @@ import { type AccountItem, parseAccountItem } from "../domain/contract.ts";
 import type { EngineEvent } from "../domain/machine.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcome } from "./outcomes.ts";
-import { type Runtime, runtime } from "./runtime.ts";
+import { type Runtime, runtimeWithPolicies } from "./runtime.ts";
 import { isTtlDeletion, parseOrQuarantine } from "./stream-records.ts";
 
 export const ACCOUNTS_TABLE = "Accounts";
@@ -90,7 +90,7 @@ export function perAccountLanes(limit: number) {
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
-  const engine = runtime();
+  const engine = await runtimeWithPolicies();
   const revalued = new Set<string>();
   const lane = perAccountLanes(REVALUE_CONCURRENCY);
   return processPartialResponse(

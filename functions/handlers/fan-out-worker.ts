@@ -15,7 +15,7 @@ import {
 import { pageStarting, segmentDone } from "../adapters/sweep-pass.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
-import { pageDeadline, type Runtime, runtime } from "./runtime.ts";
+import { pageDeadline, type Runtime, runtimeWithPolicies } from "./runtime.ts";
 
 async function handleRecord(engine: Runtime, record: SQSRecord, deadlineMs: number): Promise<void> {
   let body: unknown;
@@ -70,7 +70,7 @@ async function handleRecord(engine: Runtime, record: SQSRecord, deadlineMs: numb
 }
 
 export async function handler(event: SQSEvent, context?: Context) {
-  const engine = runtime();
+  const engine = await runtimeWithPolicies();
   const deadlineMs = pageDeadline(engine, context);
   return processPartialResponse(
     event,

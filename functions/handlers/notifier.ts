@@ -16,7 +16,7 @@ import { readNoticesAhead } from "../adapters/notice-prefetch.ts";
 import { ENV, integer, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
-import { type Runtime, runtime } from "./runtime.ts";
+import { type Runtime, runtimeWithPolicies } from "./runtime.ts";
 
 export { SMS_TYPE, subjectOf } from "../adapters/notice-ports.ts";
 
@@ -91,7 +91,7 @@ async function handleMessage(engine: Runtime, ports: DeliveryPorts, record: SQSR
 }
 
 export async function handler(event: SQSEvent, context?: Context) {
-  const engine = runtime();
+  const engine = await runtimeWithPolicies();
   const ahead = await readNoticesAhead(engine, event.Records.flatMap(notificationIdOf));
   const ports: DeliveryPorts = {
     claims: ahead.claims,

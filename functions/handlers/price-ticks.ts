@@ -25,7 +25,7 @@ import { lineOf } from "../adapters/trigger-index.ts";
 import { toPlainString } from "../domain/money.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
-import { pageDeadline, type Runtime, runtime } from "./runtime.ts";
+import { pageDeadline, type Runtime, runtimeWithPolicies } from "./runtime.ts";
 import { parseOrQuarantine } from "./stream-records.ts";
 
 export const PRICES_TABLE = "Prices";
@@ -100,7 +100,7 @@ async function handleRecord(
 }
 
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
-  const engine = runtime();
+  const engine = await runtimeWithPolicies();
   const ports: Ports = { cursor: dynamoPriceRangeCursor(engine), sources: dynamoPriceSources(engine) };
   const budget: Budget = {
     remaining: engine.maxAccountsPerInvocation,

@@ -1,7 +1,9 @@
 /**
  * What every handler shares in one Lambda execution environment: the AWS clients, the settings read from
  * the environment, the policy set, the logger and the clock. Built once on first use and then reused
- * across invocations. The local runtime and the tests swap the clock (time acceleration) and can reset it.
+ * across invocations. The policy set is read from the Policies table and kept for POLICY_CACHE_SECONDS: a
+ * handler that decides under a policy starts with `await runtimeWithPolicies()` (docs/policies.md). The
+ * local runtime and the tests swap the clock (time acceleration) and can reset it.
  */
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -9,13 +11,13 @@ import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { EngineDeps } from "../adapters/engine.ts";
+import { DEFAULT_POLICY_CACHE_SECONDS, PolicyCache } from "../adapters/policy-cache.ts";
+import { loadActivePolicies } from "../adapters/policy-store.ts";
 import {
   ENV,
   type Environment,
   integer,
   type PolicyEntry,
-  parsePolicies,
-  required,
   type Tables,
   tablesFrom,
 } from "../adapters/settings.ts";
@@ -27,7 +29,9 @@ export interface Runtime extends EngineDeps {
   readonly eventBridge: EventBridgeClient;
   readonly sqs: SQSClient;
   readonly tables: Tables;
+  /** The active policy set, as last read from the Policies table (`runtimeWithPolicies` reads it). */
   readonly policies: ReadonlyMap<string, PolicyEntry>;
+  readonly policyCache: PolicyCache;
   readonly maxAccountsPerInvocation: number;
   /** The time a fan-out invocation spends starting revaluations (ENV.pageBudgetMs). */
   readonly pageBudgetMs: number;
@@ -42,10 +46,21 @@ let clock: () => string = () => new Date().toISOString();
 
 function createRuntime(env: Environment): Runtime {
   const logger = new Logger({ serviceName: "margin-call-engine" });
+  const dynamo = new DynamoDBClient({});
+  const tables = tablesFrom(env);
+  const policyCache = new PolicyCache({
+    load: (current) => loadActivePolicies(dynamo, tables.policies, current),
+    ttlMs: integer(env, ENV.policyCacheSeconds, DEFAULT_POLICY_CACHE_SECONDS) * 1000,
+    onStale: (error, kept) =>
+      logger.warn("policy set unreadable: keeping the last good one", {
+        revision: kept.revision,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+  });
   return {
     env,
     logger,
-    dynamo: new DynamoDBClient({}),
+    dynamo,
     // One attempt per publish and per put: a retry after a reply that was lost would send twice. The
     // callers classify each failure and decide (adapters/aws-outcome.ts).
     // A bounded request, so a hung publish is an UNCERTAIN outcome within the function's time, not a timeout
@@ -59,8 +74,11 @@ function createRuntime(env: Environment): Runtime {
       requestHandler: { requestTimeout: 5_000, connectionTimeout: 2_000 },
     }),
     sqs: new SQSClient({}),
-    tables: tablesFrom(env),
-    policies: parsePolicies(required(env, ENV.policies)),
+    tables,
+    get policies() {
+      return policyCache.policies;
+    },
+    policyCache,
     openCallShards: integer(env, ENV.openCallShards, 8),
     maxAccountsPerInvocation: integer(env, ENV.maxAccountsPerInvocation, 500),
     pageBudgetMs: integer(env, ENV.pageBudgetMs, 120_000),
@@ -73,6 +91,16 @@ function createRuntime(env: Environment): Runtime {
 export function runtime(): Runtime {
   cached ??= createRuntime(process.env);
   return cached;
+}
+
+/**
+ * The runtime, with the active policy set read again if it is older than its TTL: the first thing each
+ * invocation of a handler that decides under a policy does. Throws when no set could ever be read.
+ */
+export async function runtimeWithPolicies(): Promise<Runtime> {
+  const engine = runtime();
+  await engine.policyCache.refresh();
+  return engine;
 }
 
 /** For the local runtime and the tests: a clock that can run faster than real time. */

@@ -14,7 +14,7 @@ import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
 import { parkedAccounts, unpark } from "../adapters/parked.ts";
 import { accountItemCount, segmentsFor, startPass } from "../adapters/sweep-pass.ts";
 import { logOutcome } from "./outcomes.ts";
-import { runtime } from "./runtime.ts";
+import { runtimeWithPolicies } from "./runtime.ts";
 
 /** A pass with no page for this long is superseded by the next sweep: a lost segment cannot stop the net. */
 export const SWEEP_PASS_STALE_SECONDS = 600;
@@ -29,7 +29,7 @@ export interface SweepResult {
 }
 
 export async function handler(event: ScheduledEvent, _context?: Context): Promise<SweepResult> {
-  const engine = runtime();
+  const engine = await runtimeWithPolicies();
   const now = engine.now();
   const eventId = `sweep:${event.time ?? now}:${event.id ?? ""}`;
   // The pass first: nothing the due calls do, for any account, can keep the whole-book pass from starting.

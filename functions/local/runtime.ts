@@ -29,6 +29,7 @@ import {
 } from "./deployment.ts";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local.ts";
 import { createLocalTables } from "./local-tables.ts";
+import { bootstrapLocalPolicies } from "./policy-bootstrap.ts";
 import { IDLE_POLL_MAX_MS, type Poller, pollQueue, pollStream, sleep } from "./pollers.ts";
 import { configureQueues, QueueMapping } from "./queue-mapping.ts";
 import { renderedNotice } from "./rendered-notice.ts";
@@ -142,6 +143,7 @@ export class LocalRuntime {
     try {
       const template = synthesizeTemplate(options.context ?? {});
       await createLocalTables(clients.dynamodb, template);
+      await bootstrapLocalPolicies(clients.dynamodb, template);
       const urlOf = (logicalId: string) => `${stub.endpoint}/${LOCAL_ACCOUNT}/${logicalId}`;
       const deployment = readDeployment(template, { queueUrl: urlOf });
       configureQueues(stub, template, urlOf);

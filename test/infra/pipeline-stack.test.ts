@@ -172,11 +172,23 @@ describe("event source mappings", () => {
 });
 
 describe("functions", () => {
-  const ours = ofType("AWS::Lambda::Function").filter(([, resource]) => resource.Properties.Environment);
+  /** Our functions: the handlers and the policy bootstrap (CDK's own helpers have no handler entry of ours). */
+  const ours = ofType("AWS::Lambda::Function").filter(
+    ([id]) => template.toJSON().Resources[id].Metadata?.["margin-call:entry"] !== undefined,
+  );
+  const handlers = ours.filter(([id]) => handlerName(id) !== "PolicySetBootstrap");
 
-  it("run our handlers on Node 24, arm64, with JSON logs", () => {
+  it("run our handlers and the policy bootstrap on Node 24, arm64, with JSON logs", () => {
     expect(ours.map(([id]) => handlerName(id)).sort()).toEqual(
-      ["AccountChanges", "FanOutWorker", "Notifier", "OutboxRelay", "PriceTicks", "Sweep"].sort(),
+      [
+        "AccountChanges",
+        "FanOutWorker",
+        "Notifier",
+        "OutboxRelay",
+        "PolicySetBootstrap",
+        "PriceTicks",
+        "Sweep",
+      ].sort(),
     );
     for (const [, resource] of ours) {
       expect(resource.Properties).toMatchObject({
@@ -204,16 +216,30 @@ describe("functions", () => {
     );
   });
 
-  it("tell every handler the notice queue and the notifier's pace, and no idempotency table", () => {
+  it("tell every handler the notice queue, the notifier's pace and the Policies table, and no idempotency table", () => {
     const [noticeQueue] = ofType("AWS::SQS::Queue")
       .map(([id]) => id)
       .filter((id) => unhashed(id) === "NoticeQueue");
     expect(noticeQueue).toBeDefined();
-    for (const [id, resource] of ours) {
+    expect(handlers).toHaveLength(6);
+    for (const [id, resource] of handlers) {
       const variables = resource.Properties.Environment.Variables;
       expect(variables.NOTICE_QUEUE_URL, id).toEqual({ Ref: noticeQueue });
       expect(variables, id).toMatchObject({ SMS_PER_SECOND: "10", NOTIFIER_CONCURRENCY: "5" });
       expect(variables, id).not.toHaveProperty("IDEMPOTENCY_TABLE");
+      // The policies are read from their table, not carried in the environment (docs/policies.md).
+      expect(variables.POLICIES_TABLE, id).toEqual({ Ref: "Policies" });
+      expect(variables, id).not.toHaveProperty("POLICY_DOCUMENTS");
+    }
+  });
+
+  it("deploy the policy file into the Policies table before any handler runs", () => {
+    const [[resourceId, policySet] = []] = ofType("Custom::PolicySet");
+    expect(policySet?.Properties.PoliciesTable).toEqual({ Ref: "Policies" });
+    const documents = JSON.parse(policySet?.Properties.PolicyDocuments);
+    expect(documents).toEqual(JSON.parse(readFileSync(join(ROOT, "lib/config/policies.json"), "utf8")));
+    for (const [id] of handlers) {
+      expect(template.toJSON().Resources[id].DependsOn, id).toContain(resourceId);
     }
   });
 
@@ -278,7 +304,9 @@ describe("functions", () => {
       ["ReceiveMessage", "ChangeMessageVisibility", "GetQueueUrl", "DeleteMessage", "GetQueueAttributes"].map(
         (a) => `Allow sqs:${a} ${queue}`,
       );
+    const readPolicies = ["Allow dynamodb:GetItem Policies", "Allow dynamodb:BatchGetItem Policies"];
     const revalue = [
+      ...readPolicies,
       "Allow dynamodb:Query Accounts",
       "Allow dynamodb:Query Prices",
       "Allow dynamodb:GetItem MarginCalls",
@@ -338,6 +366,7 @@ describe("functions", () => {
       ],
       Notifier: [
         ...logs("Notifier"),
+        ...readPolicies,
         "Allow dynamodb:GetItem Accounts",
         "Allow dynamodb:BatchGetItem Accounts",
         "Allow dynamodb:GetItem Outbox",
@@ -350,6 +379,17 @@ describe("functions", () => {
         ...consume("NoticeQueue"),
       ],
       SmsSettingsProvider: ["Allow sns:SetSMSAttributes *"],
+      // Only the policy bootstrap writes the Policies table (and the operators' CLI, with its own credentials).
+      PolicySetBootstrap: [
+        ...logs("PolicySetBootstrap"),
+        ...["GetItem", "Query", "PutItem", "ConditionCheckItem"].map((a) => `Allow dynamodb:${a} Policies`),
+      ],
+      PolicySetProvider: [
+        ...logs("PolicySetProvider"),
+        "Allow lambda:GetFunction PolicySetBootstrapFunction",
+        "Allow lambda:InvokeFunction PolicySetBootstrapFunction",
+        "Allow lambda:InvokeFunction PolicySetBootstrapFunction:*",
+      ],
     };
     for (const [name, entries] of Object.entries(expected))
       expect(grants[name], name).toEqual(entries.sort());
@@ -377,7 +417,7 @@ describe("schedule", () => {
     const [policy] = JSON.parse(readFileSync(join(ROOT, "lib/config/policies.json"), "utf8"));
     const file = join(dir, "policies.json");
     writeFileSync(file, JSON.stringify([{ ...policy, call: { ...policy.call, exitBuffer: "0.5" } }]));
-    expect(() => synth({ policiesFile: file })).toThrow(/policy 0 in POLICY_DOCUMENTS: \$\.call\.exitBuffer/);
+    expect(() => synth({ policiesFile: file })).toThrow(/policy 0 in the policy set: \$\.call\.exitBuffer/);
   });
 
   it("takes the rate, spend limit and alarm email from context", () => {

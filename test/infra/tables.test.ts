@@ -27,7 +27,7 @@ function keysOf(logicalId: string): unknown {
 }
 
 describe("engine tables", () => {
-  it("has exactly the seven tables of docs/data-model.md, under fixed logical ids, and no idempotency table", () => {
+  it("has exactly the eight tables of docs/data-model.md, under fixed logical ids, and no idempotency table", () => {
     const tables = template.findResources("AWS::DynamoDB::Table");
     expect(Object.keys(tables).sort()).toEqual(Object.values(TABLE_LOGICAL_IDS).sort());
     // The notices' and events' claims live on their outbox items: there is no Powertools Idempotency table.
@@ -36,6 +36,7 @@ describe("engine tables", () => {
       "AuditLog",
       "MarginCalls",
       "Outbox",
+      "Policies",
       "Prices",
       "Quarantine",
       "TriggerIndex",
@@ -50,6 +51,7 @@ describe("engine tables", () => {
     ["Outbox", "outboxId", undefined],
     ["AuditLog", "accountId", "seq"],
     ["Quarantine", "quarantineId", undefined],
+    ["Policies", "policyId", "version"],
   ])("%s is keyed by %s / %s", (logicalId, partitionKey, sortKey) => {
     const expected = [{ AttributeName: partitionKey, KeyType: "HASH" }];
     if (sortKey) expected.push({ AttributeName: sortKey, KeyType: "RANGE" });
@@ -71,6 +73,7 @@ describe("engine tables", () => {
       Outbox: "NEW_IMAGE",
       AuditLog: null,
       Quarantine: null,
+      Policies: null,
     });
   });
 

@@ -8,6 +8,7 @@ import { crossedAccounts } from "../../functions/adapters/trigger-index.ts";
 import { dec, ONE } from "../../functions/domain/money.ts";
 import { triggerPrices } from "../../functions/domain/triggers.ts";
 import { resetRuntime, runtime, setClock } from "../../functions/handlers/runtime.ts";
+import { templatePolicyDocuments } from "../../functions/local/policy-bootstrap.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
 import { holding, price, profile } from "../support/upstream.ts";
 
@@ -62,7 +63,7 @@ describe("a price tick", () => {
     await p.drain();
 
     // Independently: which holders have a breach, warning, hard-floor or cure line in [55,000, 62,000]?
-    const policy = [...parsePolicies(process.env.POLICY_DOCUMENTS ?? "[]").values()][0]?.policy;
+    const policy = [...parsePolicies(templatePolicyDocuments(p.db.template)).values()][0]?.policy;
     if (!policy) throw new Error("no policy");
     const marks = new Map([["BTC", { price: dec("62000") }]]);
     const expected = new Set<string>();

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { inject } from "vitest";
 import { type LocalClients, localClients } from "../../functions/local/aws-clients.ts";
 import { createLocalTables } from "../../functions/local/local-tables.ts";
+import { bootstrapLocalPolicies } from "../../functions/local/policy-bootstrap.ts";
 import type { CfnTemplate } from "../../functions/local/template.ts";
 
 export interface TestDatabase extends LocalClients {
@@ -25,5 +26,7 @@ export async function testDatabase(testFileUrl: string, suffix = ""): Promise<Te
   const clients = localClients(endpoint, accessKeyId);
   const template = inject("template");
   const tables = await createLocalTables(clients.dynamodb, template);
+  // The stack's policies, versioned and active, as the PolicySet custom resource deploys them.
+  await bootstrapLocalPolicies(clients.dynamodb, template);
   return { ...clients, endpoint, accessKeyId, template, tables };
 }

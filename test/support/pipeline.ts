@@ -10,7 +10,7 @@ import { GetItemCommand, PutItemCommand, QueryCommand, ScanCommand } from "@aws-
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage, toItem } from "../../functions/adapters/codec.ts";
 import type { CallState } from "../../functions/domain/machine.ts";
-import { resetRuntime, setClock } from "../../functions/handlers/runtime.ts";
+import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
 import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub/index.ts";
 import {
   LOCAL_ACCOUNT,
@@ -96,6 +96,8 @@ export async function startPipeline(
   });
   resetRuntime();
   setClock(() => new Date(clock).toISOString());
+  // The active policy set, read as a handler's first invocation would: tests that call the engine directly use it.
+  await runtimeWithPolicies();
 
   const handlers = new Map<string, (event: unknown) => Promise<unknown>>();
   async function handler<T>(prefix: string): Promise<(event: T) => Promise<unknown>> {

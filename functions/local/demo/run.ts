@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type PolicyEntry, parsePolicies } from "../../adapters/settings.ts";
 import type { Policy } from "../../domain/policy.ts";
 import type { FaultSummary, PutEventsEntry, SnsPublish } from "../aws-stub/index.ts";
+import { templatePolicyDocuments } from "../policy-bootstrap.ts";
 import { type RunReportData, renderReport } from "../report.ts";
 import { LocalRuntime } from "../runtime.ts";
 import { type DemoAccount, generateBook, namedAccounts, seededRandom, writeAccounts } from "./book.ts";
@@ -203,11 +204,9 @@ async function drain(
   await sampler.sample();
 }
 
-/** The demo template's policies, as the deployed functions read them, and the first of them (crypto-demo). */
+/** The demo template's policies, as its PolicySet deployed them into the Policies table, and the first (crypto-demo). */
 function demoPolicies(runtime: LocalRuntime): { policies: ReadonlyMap<string, PolicyEntry>; policy: Policy } {
-  const policies = parsePolicies(
-    [...runtime.deployment.functions.values()][0]?.environment.POLICY_DOCUMENTS ?? "[]",
-  );
+  const policies = parsePolicies(templatePolicyDocuments(runtime.template));
   const [first] = policies.values();
   if (!first) throw new Error("the demo template has no policy");
   return { policies, policy: first.policy };
