@@ -1,6 +1,7 @@
 /**
- * The events of cascade damping and the loss waterfall, as zod schemas of their EventBridge `detail`, and
- * the builders that make each detail from a domain decision. docs/events.md documents each one with an
+ * The liquidation events, as zod schemas of their EventBridge `detail`: the request (with the Dutch-auction
+ * schedule each step carries), cascade damping and the loss waterfall, and the builders that make each
+ * detail from a domain decision. docs/events.md documents each one with an
  * example, and test/unit/event-schemas.test.ts validates every example against these schemas.
  *
  * Amounts in the currency are written at the currency's scale ("2000.00"), quantities, prices and ratios
@@ -8,11 +9,12 @@
  * consumer deduplicates on.
  */
 import { z } from "zod";
+import type { AuctionSchedule } from "./auction.ts";
 import type { BreakerDecision } from "./cascade.ts";
 import type { FundFlow } from "./insurance-fund.ts";
 import { FUND_FLOW_CAUSES } from "./insurance-fund.ts";
 import { LOSS_AFTER_FUND, SOCIALISED_BASES, type WaterfallResult } from "./loss-waterfall.ts";
-import { type Dec, isCanonicalDecimal, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
+import { type Dec, dec, isCanonicalDecimal, Rounding, toFixedString, toPlainString, ZERO } from "./money.ts";
 
 const decimal = z.string().refine(isCanonicalDecimal, { error: "must be a canonical decimal string" });
 const positive = decimal.refine((text) => !text.startsWith("-") && !/^0(\.0+)?$/.test(text), {
@@ -21,6 +23,93 @@ const positive = decimal.refine((text) => !text.startsWith("-") && !/^0(\.0+)?$/
 const nonNegative = decimal.refine((text) => !text.startsWith("-"), { error: "must not be negative" });
 const timestamp = z.iso.datetime({ error: "must be an ISO-8601 UTC timestamp" });
 const id = z.string().min(1);
+
+const exposure = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("HOLDING"), asset: id }),
+  z.strictObject({ kind: z.literal("POSITION"), instrument: id }),
+]);
+
+const side = z.enum(["SELL", "BUY"]);
+const scheduleCommon = {
+  side,
+  buf: positive,
+  tailSeconds: z.int().min(1),
+  cusp: positive,
+  markPrice: positive,
+  top: positive,
+  priceScale: z.int().min(0).max(18),
+  cycleSeconds: z.int().min(1),
+  startsAt: timestamp.optional(),
+};
+
+/** A step's Dutch-auction schedule as the request carries it (functions/domain/auction.ts, serialised). */
+export const auctionScheduleSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("LINEAR"), ...scheduleCommon, tauSeconds: z.int().min(1) }),
+  z.strictObject({ kind: z.literal("STEP"), ...scheduleCommon, stepSeconds: z.int().min(1), cut: positive }),
+]);
+
+export const liquidationRequestedSchema = z.strictObject({
+  reference: id,
+  requestId: id,
+  accountId: id,
+  callId: id,
+  callNotificationId: id,
+  attempt: z.int().min(1),
+  reason: z.enum(["DEADLINE", "HARD_FLOOR", "RETRY"]),
+  plan: z.strictObject({
+    steps: z
+      .array(
+        z.strictObject({
+          target: exposure,
+          side,
+          quantity: positive,
+          markPrice: positive,
+          limitPrice: nonNegative,
+          closesAll: z.boolean(),
+          fee: positive.optional(),
+          hedgedWith: exposure.optional(),
+          auction: auctionScheduleSchema.optional(),
+        }),
+      )
+      .min(1),
+    restoresTarget: z.boolean(),
+    fee: positive.optional(),
+    closeFactor: z
+      .strictObject({
+        healthFactor: decimal.nullable(),
+        debt: nonNegative,
+        collateral: nonNegative,
+        factor: positive,
+        maxNotional: nonNegative.nullable(),
+        binding: z.boolean(),
+      })
+      .optional(),
+    closesInFull: z.boolean().optional(),
+  }),
+  recordedAt: timestamp,
+  noticeDelivered: z.boolean(),
+});
+
+/**
+ * The schedule a request's step carries, as the engine computed it: what an execution system follows
+ * (`auctionPrice(schedule, seconds since startsAt, or since the request's recordedAt)`).
+ */
+export function scheduleOfStep(auction: z.infer<typeof auctionScheduleSchema>): AuctionSchedule {
+  const common = {
+    side: auction.side,
+    buf: dec(auction.buf),
+    tailSeconds: auction.tailSeconds,
+    cusp: dec(auction.cusp),
+    markPrice: dec(auction.markPrice),
+    top: dec(auction.top),
+    priceScale: auction.priceScale,
+    cycleSeconds: auction.cycleSeconds,
+    ...(auction.startsAt === undefined ? {} : { startsAt: auction.startsAt }),
+  };
+  return auction.kind === "LINEAR"
+    ? { ...common, kind: "LINEAR", tauSeconds: auction.tauSeconds }
+    : { ...common, kind: "STEP", stepSeconds: auction.stepSeconds, cut: dec(auction.cut) };
+}
 
 export const liquidationPausedSchema = z.strictObject({
   reference: id,
@@ -108,6 +197,7 @@ export const badDebtRecordedSchema = z.strictObject({
 });
 
 export const LIQUIDATION_EVENT_DETAILS = {
+  LiquidationRequested: liquidationRequestedSchema,
   LiquidationPaused: liquidationPausedSchema,
   LiquidationResumed: liquidationResumedSchema,
   InsuranceFundFlow: insuranceFundFlowSchema,

@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { liquidationRequestedSchema } from "../../functions/domain/liquidation-events.ts";
 import { evaluateSnapshot } from "../../functions/domain/snapshot.ts";
 import { type DemoResult, runDemo } from "../../functions/local/demo/run.ts";
 
@@ -59,6 +60,8 @@ describe("the market-crash demo", () => {
     const requests = result.events.filter((event) => event.detailType === "LiquidationRequested");
     expect(requests.length).toBeGreaterThan(0);
     for (const request of requests) {
+      // What went on the bus is what docs/events.md defines, auction schedules included.
+      expect(liquidationRequestedSchema.safeParse(request.detail).error?.issues ?? []).toEqual([]);
       const accountId = String(request.detail.accountId);
       const callId = String(request.detail.callId);
       // The step that issued the call recorded its effects on its first audit entry.

@@ -1,11 +1,14 @@
 /**
- * Keeps docs/events.md and functions/domain/liquidation-events.ts from drifting apart. Each event of cascade
- * damping and the loss waterfall has a section with a field table and a JSON example. The example must
- * satisfy the event's schema, every mutated copy of it must fail, and the table must list exactly the
- * detail's fields. The builders' details, made from real domain decisions, must satisfy the same schemas.
+ * Keeps docs/events.md and functions/domain/liquidation-events.ts from drifting apart. Each liquidation
+ * event (the request, cascade damping, the loss waterfall) has a section with a field table and JSON
+ * examples. Every example must satisfy the event's schema, every mutated copy of the first must fail, and
+ * the table must list exactly the detail's fields. The builders' details, made from real domain decisions,
+ * must satisfy the same schemas, and the request's auction example is the plan the engine makes.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { auctionPrice } from "../../functions/domain/auction.ts";
+import { planLiquidation } from "../../functions/domain/calls.ts";
 import { breakerActive, circuitBreakerSchema, evaluateBreaker } from "../../functions/domain/cascade.ts";
 import { applyFlow, emptyFund } from "../../functions/domain/insurance-fund.ts";
 import {
@@ -15,6 +18,8 @@ import {
   LIQUIDATION_EVENT_DETAILS,
   LIQUIDATION_EVENT_TYPES,
   type LiquidationEventType,
+  liquidationRequestedSchema,
+  scheduleOfStep,
   waterfallEvents,
 } from "../../functions/domain/liquidation-events.ts";
 import {
@@ -23,6 +28,10 @@ import {
   type WaterfallInput,
 } from "../../functions/domain/loss-waterfall.ts";
 import { dec } from "../../functions/domain/money.ts";
+import { parsePolicy } from "../../functions/domain/policy.ts";
+import { plain } from "../../functions/domain/snapshot.ts";
+import { valueAccount } from "../../functions/domain/valuation.ts";
+import { account, marks } from "../support/domain-builders.ts";
 
 const EVENTS_DOC = readFileSync(new URL("../../docs/events.md", import.meta.url), "utf8");
 
@@ -37,11 +46,15 @@ function section(name: string): string {
   return end < 0 ? rest : rest.slice(0, end);
 }
 
-function example(name: string): Json {
-  const match = /```json\n([\s\S]*?)```/.exec(section(name));
-  if (!match?.[1]) throw new Error(`the ${name} section has no JSON example`);
-  return JSON.parse(match[1]) as Json;
+function examples(name: string): Json[] {
+  const found = [...section(name).matchAll(/```json\n([\s\S]*?)```/g)].map(
+    (match) => JSON.parse(match[1] ?? "") as Json,
+  );
+  if (found.length === 0) throw new Error(`the ${name} section has no JSON example`);
+  return found;
 }
+
+const example = (name: string): Json => examples(name)[0] as Json;
 
 /** The top-level fields the section's table lists (`field`, or `field[]` for an array). */
 function tableFields(name: string): string[] {
@@ -59,9 +72,11 @@ function withDetail(event: Json, detail: Json): Json {
 const valid = (name: LiquidationEventType, event: unknown) => eventSchema(name).safeParse(event).success;
 
 describe.each(LIQUIDATION_EVENT_TYPES)("docs/events.md: %s", (name) => {
-  it("has an example that satisfies the schema", () => {
-    const parsed = eventSchema(name).safeParse(example(name));
-    expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
+  it("has examples that satisfy the schema", () => {
+    for (const event of examples(name)) {
+      const parsed = eventSchema(name).safeParse(event);
+      expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
+    }
   });
 
   it("lists exactly the detail's fields in its table", () => {
@@ -95,8 +110,36 @@ describe.each(LIQUIDATION_EVENT_TYPES)("docs/events.md: %s", (name) => {
 describe("docs/events.md: the sections", () => {
   it("has one section per event type of the schemas, and the envelope of every other event", () => {
     for (const name of LIQUIDATION_EVENT_TYPES) expect(EVENTS_DOC).toContain(`### \`${name}\``);
-    expect(EVENTS_DOC).toContain("### `LiquidationRequested`");
     expect(EVENTS_DOC).toContain("### `LossRecorded`");
+  });
+});
+
+describe("docs/events.md: LiquidationRequested with a Dutch auction", () => {
+  const [, auctioned] = examples("LiquidationRequested");
+  const detail = liquidationRequestedSchema.parse(auctioned?.detail);
+
+  it("is the plan the engine makes for ACC-DEFAULTS under the demo policy at SOL 112.586", () => {
+    const [document] = JSON.parse(
+      readFileSync(new URL("../../lib/config/demo-policies.json", import.meta.url), "utf8"),
+    ) as unknown[];
+    const demo = parsePolicy(document);
+    const borrower = account({ cash: "-9262.50", holdings: { SOL: "100" } }, "ACC-DEFAULTS");
+    const at = marks({ SOL: "112.586" });
+    const plan = planLiquidation(borrower, valueAccount(borrower, at, demo), at, demo);
+    expect(detail.plan).toEqual(plain(plan));
+  });
+
+  it("falls to 95.791 at 179 s and starts again from the top at 180 s, as the text says", () => {
+    const auction = detail.plan.steps[0]?.auction;
+    if (!auction) throw new Error("the example's step has no auction");
+    const schedule = scheduleOfStep(auction);
+    expect(auctionPrice(schedule, 179).limitPrice.toFixed()).toBe("95.791");
+    expect(auctionPrice(schedule, 180)).toEqual({
+      limitPrice: dec("112.586"),
+      cycle: 1,
+      cycleElapsedSeconds: 0,
+    });
+    expect(auctionPrice(schedule, 360).cycle).toBe(2);
   });
 });
 

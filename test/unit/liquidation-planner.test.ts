@@ -67,7 +67,7 @@ describe("the policy's liquidation rules", () => {
   const readJson = (path: string): unknown =>
     JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
 
-  it("leave every shipped policy and the example snapshot as they were, every rule off", () => {
+  it("leave the shipped policy and the example snapshot as they were, every rule off; the demo's sets only an auction", () => {
     const snapshot = readJson("docs/snapshots/crypto-called.json") as { policy: unknown };
     const sets = [
       parsePolicySet(readJson("lib/config/policies.json"), "policies.json"),
@@ -75,13 +75,23 @@ describe("the policy's liquidation rules", () => {
       parsePolicySet([snapshot.policy], "crypto-called.json"),
     ];
     for (const [policyId, { policy: parsed }] of sets.flatMap((set) => [...set])) {
+      const demo = policyId === "crypto-demo";
       expect(Object.keys(parsed.document.liquidation).sort(), policyId).toEqual(
-        ["dustNotional", "limitPriceSlippage", "maxAttempts", "retrySeconds"].sort(),
+        [
+          "dustNotional",
+          "limitPriceSlippage",
+          "maxAttempts",
+          "retrySeconds",
+          ...(demo ? ["auction"] : []),
+        ].sort(),
       );
       expect(parsed.liquidationFeeRate.isZero(), policyId).toBe(true);
-      expect([parsed.closeAllBelowShortfall, parsed.closeFactor, parsed.auction, parsed.hedgedPairs]).toEqual(
-        [null, null, null, false],
-      );
+      expect([parsed.closeAllBelowShortfall, parsed.closeFactor, parsed.hedgedPairs]).toEqual([
+        null,
+        null,
+        false,
+      ]);
+      expect(parsed.auction === null, policyId).toBe(!demo);
     }
   });
 

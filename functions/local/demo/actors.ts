@@ -2,6 +2,8 @@
  * The other parties of the demo, acting as real systems would, through the upstream data contract only:
  * borrowers who answer some calls with deposits (in flight, then settled or failed), and an execution
  * system that works liquidation requests at the market within their limit prices and reports its fills.
+ * A step that carries a Dutch-auction schedule is worked at the schedule's price of the moment: looked at
+ * again every few seconds until it fills, its first cycle ends, or a retry of the call replaces it.
  */
 import {
   type DynamoDBClient,
@@ -10,8 +12,11 @@ import {
   QueryCommand,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
+import type { z } from "zod";
 import { fromImage, toItem } from "../../adapters/codec.ts";
-import { type Dec, dec, quantize, Rounding } from "../../domain/money.ts";
+import { auctionPrice } from "../../domain/auction.ts";
+import { liquidationRequestedSchema, scheduleOfStep } from "../../domain/liquidation-events.ts";
+import { Dec, dec, quantize, Rounding } from "../../domain/money.ts";
 import type { Item } from "./book.ts";
 
 export interface Clock {
@@ -158,18 +163,29 @@ export class Borrowers {
   }
 }
 
-interface PlanStep {
-  target: { kind: "HOLDING"; asset: string } | { kind: "POSITION"; instrument: string };
-  side: "SELL" | "BUY";
-  quantity: string;
-  limitPrice: string;
+/** A LiquidationRequested event's detail, as docs/events.md defines it. */
+export type LiquidationRequest = z.infer<typeof liquidationRequestedSchema>;
+type PlanStep = LiquidationRequest["plan"]["steps"][number];
+
+/** Simulated seconds between two looks at a request whose auction has not reached the market yet. */
+const AUCTION_LOOK_SECONDS = 10;
+
+/** A step's limit at `nowMs`: its auction's price of the moment, or its fixed limit. */
+function limitAt(step: PlanStep, request: LiquidationRequest, nowMs: number): Dec {
+  if (!step.auction) return dec(step.limitPrice);
+  const schedule = scheduleOfStep(step.auction);
+  const startMs = Date.parse(schedule.startsAt ?? request.recordedAt);
+  const elapsed = Math.max(0, Math.floor((nowMs - startMs) / 1000));
+  return auctionPrice(schedule, elapsed).limitPrice;
 }
 
-/** A LiquidationRequested event's detail: only what the execution system reads. */
-export interface LiquidationRequest {
-  requestId: string;
-  accountId: string;
-  plan: { steps: PlanStep[] };
+/** Whether the request's auctions are still in their first cycle at `nowMs` (false without an auction). */
+function inFirstCycle(request: LiquidationRequest, nowMs: number): boolean {
+  return request.plan.steps.some((step) => {
+    if (!step.auction) return false;
+    const startMs = Date.parse(step.auction.startsAt ?? request.recordedAt);
+    return nowMs - startMs < step.auction.cycleSeconds * 1000;
+  });
 }
 
 /**
@@ -179,21 +195,23 @@ export interface LiquidationRequest {
  */
 function fillAtMarket(
   step: PlanStep,
+  limit: Dec,
   item: Item,
   asset: string,
   mark: Dec,
   cashBefore: Dec,
   now: string,
 ): { cash: Dec; write: Item; quantity: Dec; price: Dec; fee: Dec } | undefined {
-  const limit = dec(step.limitPrice);
   const fillable = step.side === "SELL" ? mark.greaterThanOrEqualTo(limit) : mark.lessThanOrEqualTo(limit);
   if (!fillable) return undefined;
   const slip = dec("0.001");
-  const price = quantize(
+  const atMarket = quantize(
     step.side === "SELL" ? mark.times(dec("1").minus(slip)) : mark.times(dec("1").plus(slip)),
     step.target.kind === "HOLDING" && asset === "SOL" ? 3 : 2,
     Rounding.HALF_EVEN,
   );
+  // A little worse than the mark, never past the limit.
+  const price = step.side === "SELL" ? Dec.max(atMarket, limit) : Dec.min(atMarket, limit);
   const available = dec(String(step.target.kind === "HOLDING" ? item.quantity : item.size)).abs();
   // Never more than is there: an earlier attempt may have filled part of it already.
   const wanted = dec(step.quantity);
@@ -219,6 +237,8 @@ function fillAtMarket(
 export class ExecutionSystem {
   readonly stats: Pick<ActorStats, "fills" | "unfilled"> = { fills: 0, unfilled: 0 };
   private readonly seen = new Set<string>();
+  /** The latest request of each call: a retry replaces the request it retries. */
+  private readonly latest = new Map<string, { requestId: string; attempt: number }>();
 
   constructor(
     private readonly dynamo: DynamoDBClient,
@@ -226,15 +246,33 @@ export class ExecutionSystem {
     private readonly random: () => number,
   ) {}
 
-  onLiquidationRequested(detail: LiquidationRequest): void {
+  /** Takes a request as an execution system would: only if it satisfies the event's schema (else throws). */
+  onLiquidationRequested(event: unknown): void {
+    const detail = liquidationRequestedSchema.parse(event);
     if (this.seen.has(detail.requestId)) return;
     this.seen.add(detail.requestId);
+    const current = this.latest.get(detail.callId);
+    if (!current || detail.attempt > current.attempt) {
+      this.latest.set(detail.callId, { requestId: detail.requestId, attempt: detail.attempt });
+    }
     const at = this.clock.nowMs() + (20 + this.random() * 60) * 1000;
-    this.clock.at(at, () => this.work(detail));
+    this.clock.at(at, () => this.look(detail));
   }
 
-  /** Works each step at the market if the limit allows; fills move holdings and cash, then one final report. */
-  private async work(detail: LiquidationRequest): Promise<void> {
+  /** Works the request if it is still the call's latest; an auction not yet at the market is looked at again. */
+  private async look(detail: LiquidationRequest): Promise<void> {
+    if (this.latest.get(detail.callId)?.requestId !== detail.requestId) return;
+    if (await this.work(detail)) return;
+    const next = this.clock.nowMs() + AUCTION_LOOK_SECONDS * 1000;
+    if (inFirstCycle(detail, next)) this.clock.at(next, () => this.look(detail));
+    else this.stats.unfilled += 1; // the engine retries with a fresh plan after its retry period
+  }
+
+  /**
+   * Works each step at the market if its limit of the moment allows; fills move holdings and cash, then one
+   * final report. Says whether anything filled.
+   */
+  private async work(detail: LiquidationRequest): Promise<boolean> {
     const items = await itemsOf(this.dynamo, detail.accountId);
     const bySk = new Map(items.map((item) => [String(item.sk), item]));
     const cashItem = bySk.get("HOLDING#USD");
@@ -252,7 +290,15 @@ export class ExecutionSystem {
       const asset = step.target.kind === "HOLDING" ? step.target.asset : String(item.underlying);
       const mark = await markOf(this.dynamo, asset);
       if (!mark) continue;
-      const fill = fillAtMarket(step, item, asset, mark, cash, now);
+      const fill = fillAtMarket(
+        step,
+        limitAt(step, detail, this.clock.nowMs()),
+        item,
+        asset,
+        mark,
+        cash,
+        now,
+      );
       if (!fill) continue;
       cash = fill.cash;
       writes.push(fill.write);
@@ -273,21 +319,17 @@ export class ExecutionSystem {
         executedAt: now,
       });
     }
-    await this.report(detail, { cashItem, cash, writes, reports, now });
+    return this.report(detail, { cashItem, cash, writes, reports, now });
   }
 
   /** The fills, the new cash and the reports of one request: one transaction (the data contract's rule). */
   private async report(
     detail: LiquidationRequest,
     filled: { cashItem: Item | undefined; cash: Dec; writes: Item[]; reports: Item[]; now: string },
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { cashItem, cash, writes, reports, now } = filled;
     const last = reports[reports.length - 1];
-    if (!last) {
-      // Nothing within the limits: the engine retries with a fresh plan after its retry period.
-      this.stats.unfilled += 1;
-      return;
-    }
+    if (!last) return false; // nothing within the limits of the moment
     reports[reports.length - 1] = { ...last, final: true };
     await putAll(this.dynamo, [
       ...writes,
@@ -302,5 +344,6 @@ export class ExecutionSystem {
       ...reports,
     ]);
     this.stats.fills += 1;
+    return true;
   }
 }

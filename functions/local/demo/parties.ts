@@ -5,13 +5,7 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { LocalRuntimeOptions } from "../runtime.ts";
-import {
-  type ActorStats,
-  Borrowers,
-  type Clock,
-  ExecutionSystem,
-  type LiquidationRequest,
-} from "./actors.ts";
+import { type ActorStats, Borrowers, type Clock, ExecutionSystem } from "./actors.ts";
 import type { RecordedEvent } from "./findings.ts";
 
 type BusEntry = Parameters<NonNullable<LocalRuntimeOptions["onEvent"]>>[0];
@@ -44,7 +38,7 @@ export class Parties {
   readonly onEvent = (entry: BusEntry): void => {
     this.events.push({ detailType: entry.detailType, detail: JSON.parse(entry.detail) });
     if (entry.detailType !== "LiquidationRequested") return;
-    this.actors?.execution.onLiquidationRequested(JSON.parse(entry.detail) as LiquidationRequest);
+    this.actors?.execution.onLiquidationRequested(JSON.parse(entry.detail));
   };
 
   /** For LocalRuntime's `onNotice`. */

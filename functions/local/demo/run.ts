@@ -190,17 +190,22 @@ async function openStage(options: DemoOptions) {
   return { runtime, parties, feed, pump };
 }
 
-/** The scenario is over: stop the market, let the pipeline drain at the wall clock, take a last sample. */
+/**
+ * The scenario is over: let the pipeline drain at the wall clock, then stop the market and take a last
+ * sample. The market goes on while the pipeline drains, as a market does: its prices stay fresh (a drain
+ * longer than the prices' maximum age would otherwise halt every account on stale prices) and the actors'
+ * fills and deposits fall due.
+ */
 async function drain(
   runtime: LocalRuntime,
   pump: MarketPump,
   sampler: StateSampler,
   options: DemoOptions,
 ): Promise<void> {
-  pump.stop();
   options.log("\nScenario over; letting the pipeline drain...");
   runtime.setSpeed(1);
   await runtime.settle(options.drainMs ?? 60_000);
+  pump.stop();
   await sampler.sample();
 }
 
