@@ -129,6 +129,9 @@ function revalue(resources: HandlerResources): PolicyStatement[] {
     // GetItem: when a liquidation was dispatched (a retry counts from it).
     allow(["dynamodb:PutItem", "dynamodb:GetItem"], tables.outbox),
     allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], tables.triggerIndex),
+    // A liquidation request reads its assets' circuit breakers and commits only while they are active
+    // (adapters/breakers.ts); the price-ticks handler writes them with PutItem in a transaction.
+    allow(["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"], tables.triggerIndex),
   ];
 }
 
@@ -264,7 +267,9 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       filters: [
         pattern({
           eventName: ["INSERT"],
-          dynamodb: { NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+          dynamodb: {
+            NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS", "LIQUIDATION_EVENT"] } },
+          },
         }),
         // A notice that got its outcome while liquidation requests were held on it: release them.
         pattern({

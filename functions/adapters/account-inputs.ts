@@ -72,18 +72,22 @@ export async function loadSources(
     ConsistentRead: true,
   });
   return items.flatMap((item) => {
-    const parsed = parsePriceItem(item);
-    if (!parsed.ok) return [];
-    const { source, price, asOf, realizedVolatility } = parsed.value;
-    return [
-      {
-        source,
-        price: dec(price),
-        asOf,
-        ...(realizedVolatility !== undefined ? { realizedVolatility: dec(realizedVolatility) } : {}),
-      },
-    ];
+    const mark = sourceMarkOf(item);
+    return mark ? [mark] : [];
   });
+}
+
+/** A Prices item as a source's mark, or undefined when it breaks the contract. */
+export function sourceMarkOf(item: unknown): SourceMark | undefined {
+  const parsed = parsePriceItem(item);
+  if (!parsed.ok) return undefined;
+  const { source, price, asOf, realizedVolatility } = parsed.value;
+  return {
+    source,
+    price: dec(price),
+    asOf,
+    ...(realizedVolatility !== undefined ? { realizedVolatility: dec(realizedVolatility) } : {}),
+  };
 }
 
 type Failure = { readonly ok: false; readonly reason: string };

@@ -2,12 +2,15 @@
  * The engine's one write path: revalue an account and apply the state machine. Read state and inputs,
  * compute the step (pure domain code), and commit it as one TransactWriteItems: the call state with a
  * version condition, the outbox items and the audit entries. A concurrent writer that got there first
- * makes the condition fail; this writer then re-reads and recomputes, so no call is lost or doubled.
+ * makes the condition fail; this writer then re-reads and recomputes, so no call is lost or doubled. A
+ * liquidation request is decided on its assets' circuit breakers and committed only while they are still
+ * active (adapters/breakers.ts).
  */
 import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  type TransactWriteItem,
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -18,9 +21,12 @@ import {
   type EngineEvent,
   type ExecutionFill,
   initialState,
+  planAssets,
+  type Step,
 } from "../domain/machine.ts";
 import { ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs, NOT_ONBOARDED } from "./account-inputs.ts";
+import { activeBreakerChecks, readPauses } from "./breakers.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { parkAccount } from "./parked.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
@@ -174,7 +180,13 @@ function isConflict(error: unknown): boolean {
  * Idempotent: re-running it with the same inputs finds nothing to change.
  */
 /** Decides one step from what was loaded; undefined when the account cannot be valued (said why). */
-function decideFrom(inputs: AccountInputs, state: CallState, event: EngineEvent, now: string) {
+function decideFrom(
+  inputs: AccountInputs,
+  state: CallState,
+  event: EngineEvent,
+  now: string,
+  liquidationPauses?: ReadonlyMap<string, string>,
+) {
   try {
     return decide({
       state,
@@ -185,6 +197,7 @@ function decideFrom(inputs: AccountInputs, state: CallState, event: EngineEvent,
       event: withFills(event, inputs),
       now,
       liquidationDispatch: inputs.liquidationDispatch,
+      liquidationPauses,
     });
   } catch (error) {
     // The items pass the contract but cannot be valued under the policy (a borrowed asset the policy
@@ -192,6 +205,18 @@ function decideFrom(inputs: AccountInputs, state: CallState, event: EngineEvent,
     if (error instanceof ValuationError) return error;
     throw error;
   }
+}
+
+function requestOf(step: Step) {
+  return step.effects.find((effect) => effect.kind === "REQUEST_LIQUIDATION");
+}
+
+/** The breakers of the assets of the liquidation the step requests, when its policy has a breaker. */
+async function breakersOfRequest(deps: EngineDeps, inputs: AccountInputs, step: Step) {
+  const policy = inputs.policy.policy;
+  const request = requestOf(step);
+  if (!policy.circuitBreaker || request?.kind !== "REQUEST_LIQUIDATION") return undefined;
+  return readPauses(deps, policy.policyId, planAssets(request.plan, policy));
 }
 
 /** Commits a step in one TransactWriteItems; false when a concurrent writer got there first. */
@@ -202,13 +227,14 @@ async function commit(
   marker: InputsMarker,
   decision: Decision,
   now: string,
+  breakerChecks: readonly TransactWriteItem[],
 ) {
   const { step, snapshot } = decision;
   const context = { ...deps, inputs, previous: state, marker, now, snapshot: snapshot() };
   try {
     await deps.dynamo.send(
       new TransactWriteItemsCommand({
-        TransactItems: transactItems(context, step),
+        TransactItems: [...transactItems(context, step), ...breakerChecks],
         ClientRequestToken: clientRequestToken(state.accountId, step.next.version),
       }),
     );
@@ -248,11 +274,22 @@ export async function revalueAccount(
     if (!loaded.ok && loaded.reason.startsWith(NOT_ONBOARDED))
       return { kind: "SKIPPED", accountId, reason: loaded.reason };
     if (!loaded.ok) return await parked(deps, accountId, loaded.reason, now);
-    const decision = decideFrom(loaded.inputs, state, event, now);
+    let decision = decideFrom(loaded.inputs, state, event, now);
     if (decision instanceof ValuationError) return await parked(deps, accountId, decision.message, now);
+    // Invariant 10: a step that would request a liquidation is decided on the breakers of the plan's assets.
+    const breakers = await breakersOfRequest(deps, loaded.inputs, decision.step);
+    if (breakers?.pauses.size) {
+      decision = decideFrom(loaded.inputs, state, event, now, breakers.pauses);
+      if (decision instanceof ValuationError) throw decision; // decided once on the same inputs already
+    }
+    const checks =
+      breakers && requestOf(decision.step)
+        ? activeBreakerChecks(deps.tables.triggerIndex, loaded.inputs.policy.policy.policyId, breakers.active)
+        : [];
     const { step, triggers } = decision;
     const changed = step.effects.length > 0 || step.next !== state;
-    if (changed && !(await commit(deps, loaded.inputs, state, stored.marker, decision, now))) continue;
+    if (changed && !(await commit(deps, loaded.inputs, state, stored.marker, decision, now, checks)))
+      continue;
     const judgedChange = !changed && event.type === "REVALUE" && event.cause === "ACCOUNT_CHANGE";
     if (judgedChange && !(await markInputsSeen(deps, state, stored.marker, loaded.inputs, now))) continue;
     const { leftOut } = await syncTriggerIndex(deps, accountId, triggers, now);

@@ -9,7 +9,7 @@ import type { DynamoDBRecord } from "aws-lambda";
 import { type ParseResult, type PriceItem, parsePriceItem } from "../domain/contract.ts";
 import { type Dec, dec, max, min, toPlainString } from "../domain/money.ts";
 import type { SourceMark } from "../domain/prices.ts";
-import { loadSources } from "./account-inputs.ts";
+import { loadSources, sourceMarkOf } from "./account-inputs.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { EngineDeps } from "./engine.ts";
 import type { PolicyEntry } from "./settings.ts";
@@ -96,6 +96,30 @@ export function parseTick(
   if (aheadMs <= toleranceSeconds * 1000) return parsed;
   const message = `must not be in the future: stamped ${Math.ceil(aheadMs / 1000)} s ahead of the engine's clock (tolerance ${toleranceSeconds} s)`;
   return { ok: false, issues: [{ path: "$.asOf", message }] };
+}
+
+/**
+ * Each asset's valid ticks in the batch, in stream order, each with the source's value before it (its old
+ * image, when that one was valid): what the circuit breaker samples (breakers.ts `sourcesAlongBatch`).
+ */
+export function ticksPerAsset(
+  engine: { readonly policies: ReadonlyMap<string, PolicyEntry>; readonly now: () => string },
+  records: readonly DynamoDBRecord[],
+): Map<string, { newImage: SourceMark; oldImage: SourceMark | undefined }[]> {
+  const ticks = new Map<string, { newImage: SourceMark; oldImage: SourceMark | undefined }[]>();
+  for (const record of records) {
+    const image = record.eventName === "REMOVE" ? undefined : record.dynamodb?.NewImage;
+    if (!image) continue;
+    const item = fromImage(image);
+    const parsed = parseTick(item, engine);
+    const newImage = sourceMarkOf(item);
+    if (!parsed.ok || !newImage) continue;
+    const old = record.dynamodb?.OldImage;
+    const list = ticks.get(parsed.value.asset) ?? [];
+    list.push({ newImage, oldImage: old ? sourceMarkOf(fromImage(old)) : undefined });
+    ticks.set(parsed.value.asset, list);
+  }
+  return ticks;
 }
 
 /**

@@ -83,6 +83,18 @@ export const LOG_SIGNALS = {
     description:
       "a call notice was undeliverable and the policy (notices.whenUndelivered LIQUIDATE) sent the liquidation anyway",
   },
+  LIQUIDATIONS_PAUSED: {
+    message: "liquidations paused",
+    metric: "LiquidationsPaused",
+    description:
+      "an asset's circuit breaker tripped (circuitBreaker.maxMove within its window): new liquidation requests on it wait; calls and notices go on",
+  },
+  LIQUIDATIONS_RESUMED: {
+    message: "liquidations resumed",
+    metric: "LiquidationsResumed",
+    description:
+      "an asset's circuit breaker released after its cool-down: the liquidations that waited are requested at the next revaluation",
+  },
   LIQUIDATION_HELD: {
     message: "liquidation held: notice undeliverable",
     metric: "LiquidationHeld",

@@ -6,10 +6,15 @@ import type { Policy } from "./policy.ts";
 import type { ResolvedMark } from "./prices.ts";
 import { type Account, ratioBelow, valueAccount } from "./valuation.ts";
 
+/**
+ * `liquidationPauses`: the assets whose circuit breaker is tripped, with when each pause began, as the
+ * engine read them (only when a step would request a liquidation); omitted or empty: none.
+ */
 export function assess(
   account: Account,
   marks: ReadonlyMap<string, ResolvedMark>,
   policy: Policy,
+  liquidationPauses?: ReadonlyMap<string, string>,
 ): Assessment {
   const valuation = valueAccount(account, marks, policy);
   const used = [...new Set(valuation.lines.map((line) => line.asset))].flatMap((asset) => {
@@ -37,5 +42,6 @@ export function assess(
       ? planLiquidation(account, valuation, marks, policy)
       : null,
     settledDeposits: account.settledDeposits ?? [],
+    ...(liquidationPauses?.size ? { liquidationPauses } : {}),
   };
 }

@@ -28,6 +28,8 @@ export interface DecideInput {
    * unknown, and a retry counts from the request's commit (machine.ts `retryClockStart`).
    */
   readonly liquidationDispatch?: LiquidationDispatch | undefined;
+  /** The tripped circuit breakers of the account's assets (asset → pausedAt), as read; omitted: none. */
+  readonly liquidationPauses?: ReadonlyMap<string, string> | undefined;
 }
 
 export interface Decision {
@@ -52,8 +54,8 @@ export function triggerLevels(policy: Policy) {
 
 /** Decides one step. Throws ValuationError when the account cannot be valued under the policy. */
 export function decide(input: DecideInput): Decision {
-  const { state, account, marks, policy, event, now, liquidationDispatch } = input;
-  const assessment = assess(account, marks, policy);
+  const { state, account, marks, policy, event, now, liquidationDispatch, liquidationPauses } = input;
+  const assessment = assess(account, marks, policy, liquidationPauses);
   return {
     assessment,
     step: transition(state, assessment, policy, event, now, liquidationDispatch),
@@ -67,6 +69,7 @@ export function decide(input: DecideInput): Decision {
         event,
         now,
         liquidationDispatch,
+        liquidationPauses,
       }),
   };
 }

@@ -25,6 +25,8 @@
  * 5. Stale or diverging prices halt all escalation; after they recover, no liquidation request (first or
  *    retry) for haltGraceSeconds. Settling a liquidation on a final execution report is not escalation and
  *    goes on during a halt.
+ * 10. No liquidation request (first or retry) touches an asset whose circuit breaker is tripped
+ *    (`pausedIn`, `holdForBreaker`); calls, notices and settling go on.
  *
  * transition() does not throw on a state that the snapshot's call-state schema accepts and an assessment
  * made by `assess`.
@@ -129,6 +131,11 @@ export interface OpenCall {
   readonly priorDepositIds?: readonly string[] | undefined;
   /** The attempt whose final report filled nothing, while no later one went out; absent otherwise. */
   readonly liquidationEndedEmpty?: number | null | undefined;
+  /**
+   * When a request due for this call was first held back by the circuit breaker, while none has gone out
+   * since; null or absent otherwise.
+   */
+  readonly liquidationPausedAt?: string | null | undefined;
   /** How the call was closed; null or absent while it is open. */
   readonly closure?: CallClosure | null | undefined;
   readonly remindersSent: number;
@@ -192,6 +199,11 @@ export interface Assessment {
   readonly liquidationPlan: LiquidationPlan | null;
   /** Settled deposits of the account (in its currency): what pays a call. Omitted: none. */
   readonly settledDeposits?: readonly SettledDeposit[] | undefined;
+  /**
+   * The assets whose new liquidation requests the circuit breaker pauses, with when each pause began
+   * (cascade.ts). Omitted: none paused, or not read because the step requests no liquidation.
+   */
+  readonly liquidationPauses?: ReadonlyMap<string, string> | undefined;
 }
 
 /** One execution report of a liquidation request, as the execution system wrote it. */
@@ -573,6 +585,36 @@ function closeCall(step: StepBuilder, call: OpenCall, how: CallMet, reason: stri
   step.notify("CURED", { met: how });
 }
 
+/** The assets a plan's steps sell or buy: a holding's asset, a position's underlying. */
+export function planAssets(plan: LiquidationPlan, policy: Policy): string[] {
+  const assets = plan.steps.map((planned) =>
+    planned.target.kind === "HOLDING"
+      ? planned.target.asset
+      : (policy.instruments.get(planned.target.instrument)?.underlying ?? planned.target.instrument),
+  );
+  return [...new Set(assets)].sort();
+}
+
+/** Invariant 10: the assets of the plan whose circuit breaker is tripped, sorted; empty: none. */
+function pausedIn(step: StepBuilder, plan: LiquidationPlan): string[] {
+  const pauses = step.assessment.liquidationPauses;
+  if (!pauses?.size) return [];
+  return planAssets(plan, step.policy).filter((asset) => pauses.has(asset));
+}
+
+/**
+ * A request due now on a paused asset waits: the call stays as it is (CALLED, or LIQUIDATING with its
+ * attempt outstanding). The first hold since the call's last request is recorded, once.
+ */
+function holdForBreaker(step: StepBuilder, paused: readonly string[]): void {
+  const call = step.state.call;
+  if (!call || call.liquidationPausedAt) return;
+  const status = step.state.status;
+  const since = paused.map((asset) => `${asset} since ${step.assessment.liquidationPauses?.get(asset)}`);
+  step.state = { ...step.state, call: { ...call, liquidationPausedAt: step.now } };
+  step.audit(status, status, `liquidation paused by the circuit breaker: ${since.join(", ")}`);
+}
+
 /**
  * Escalates a CALLED account. Invariant 1: a call notice was issued before, always. A plan with nothing to
  * sell is not sent: the account is a bad-debt case for the operator.
@@ -589,6 +631,11 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
     nothingToSell(step, call);
     return;
   }
+  const paused = pausedIn(step, plan);
+  if (paused.length > 0) {
+    holdForBreaker(step, paused);
+    return;
+  }
   const dueNow = callStanding(call, step.assessment, step.policy).dueNow;
   const requestId = requestIdOf(call.callId, 1);
   step.move(
@@ -601,6 +648,7 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
         liquidationRequestId: requestId,
         liquidationRequestedAt: step.now,
         liquidationExhaustedAt: null,
+        liquidationPausedAt: null,
       },
     },
   );
@@ -950,7 +998,8 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
     }
   }
   if (call.liquidationAttempts < policy.liquidationMaxAttempts) {
-    if (halted || !plan || plan.steps.length === 0 || inGracePeriod(step)) {
+    const paused = plan && !halted ? pausedIn(step, plan) : [];
+    if (halted || !plan || plan.steps.length === 0 || inGracePeriod(step) || paused.length > 0) {
       if (newlyEmpty) {
         step.state = { ...step.state, call: { ...call, liquidationEndedEmpty: call.liquidationAttempts } };
         step.audit(
@@ -959,6 +1008,7 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
           `attempt ${call.liquidationAttempts} ended with nothing filled`,
         );
       }
+      if (paused.length > 0 && !inGracePeriod(step)) holdForBreaker(step, paused);
       return;
     }
     const attempt = call.liquidationAttempts + 1;
@@ -970,6 +1020,7 @@ function whileLiquidating(step: StepBuilder, call: OpenCall, halted: boolean): v
         liquidationAttempts: attempt,
         liquidationRequestId: requestId,
         liquidationRequestedAt: now,
+        liquidationPausedAt: null,
       },
     };
     step.audit(

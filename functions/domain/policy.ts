@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { AuctionPolicy } from "./auction.ts";
+import { type CircuitBreakerPolicy, circuitBreakerSchema } from "./cascade.ts";
 import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
 
 const decimalString = z
@@ -236,6 +237,11 @@ export const policySchema = z
     }),
     /** Delivery of borrower notices. The whole section is optional: omitted, every field takes its default. */
     notices: noticesSchema.prefault({}),
+    /**
+     * The volatility circuit breaker (cascade.ts, docs/liquidation.md): a move of an asset's prices beyond
+     * maxMove within windowSeconds pauses new liquidation requests touching it. Omitted: no breaker.
+     */
+    circuitBreaker: circuitBreakerSchema.optional(),
   })
   .superRefine((policy, context) => {
     if (dec(policy.call.exitBuffer).greaterThan(dec(policy.call.restoreBuffer))) {
@@ -468,6 +474,8 @@ export interface Policy {
   readonly hedgedPairs: boolean;
   /** liquidation.auction, or null: fixed limit prices. */
   readonly auction: AuctionPolicy | null;
+  /** The circuitBreaker section, defaults applied; null: no breaker. */
+  readonly circuitBreaker: CircuitBreakerPolicy | null;
   readonly priceMaxAgeSeconds: number;
   readonly priceMaxDivergence: Dec;
   readonly priceMinimumSources: number;
@@ -607,6 +615,7 @@ export function parsePolicy(document: unknown): Policy {
     liquidationRetrySeconds: parsedPolicy.liquidation.retrySeconds,
     liquidationMaxAttempts: parsedPolicy.liquidation.maxAttempts,
     ...compileLiquidationRules(parsedPolicy.liquidation),
+    circuitBreaker: parsedPolicy.circuitBreaker ?? null,
     priceMaxAgeSeconds: parsedPolicy.prices.maxAgeSeconds,
     priceMaxDivergence: dec(parsedPolicy.prices.maxDivergence),
     priceMinimumSources: parsedPolicy.prices.minimumSources,

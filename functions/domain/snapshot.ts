@@ -85,6 +85,7 @@ const openCallSchema = z.strictObject({
   hardFloorSince: timestamp.nullable().optional(),
   paymentToMeet: decimalString.optional(),
   liquidationEndedEmpty: z.int().min(1).nullable().optional(),
+  liquidationPausedAt: timestamp.nullable().optional(),
   priorDepositIds: z.array(z.string()).max(1_000).optional(),
   closure: closureSchema.nullable().optional(),
 });
@@ -184,6 +185,14 @@ export const snapshotSchema = z.strictObject({
   liquidationDispatch: z
     .strictObject({ requestId: z.string().min(1), dispatchedAt: timestamp.nullable() })
     .optional(),
+  /**
+   * The assets whose circuit breaker was tripped when the engine decided, with when each pause began
+   * (machine.ts invariant 10). Absent: none, or not read (the step requested no liquidation).
+   */
+  liquidationPauses: z
+    .array(z.strictObject({ asset: assetCode, pausedAt: timestamp }))
+    .max(1_000)
+    .optional(),
 });
 
 /** One problem with the input: its JSON path and the reason, as for a policy. */
@@ -282,7 +291,8 @@ export function evaluateSnapshot(input: unknown): Evaluation {
     ]);
   }
   try {
-    const assessment = assess(account, marks, policy);
+    const pauses = new Map((snapshot.liquidationPauses ?? []).map((pause) => [pause.asset, pause.pausedAt]));
+    const assessment = assess(account, marks, policy, pauses);
     return {
       policy,
       account,
@@ -398,6 +408,8 @@ export interface DecisionInputs {
   readonly now: string;
   /** What was read of the current liquidation request's dispatch; omitted: not read. */
   readonly liquidationDispatch?: LiquidationDispatch | undefined;
+  /** The tripped circuit breakers read (asset → pausedAt); omitted or empty: none. */
+  readonly liquidationPauses?: ReadonlyMap<string, string> | undefined;
 }
 
 /**
@@ -447,5 +459,12 @@ export function snapshotOf(inputs: DecisionInputs) {
     state: state.version === 0 ? null : state,
     event: inputs.event,
     ...(inputs.liquidationDispatch ? { liquidationDispatch: inputs.liquidationDispatch } : {}),
+    ...(inputs.liquidationPauses?.size
+      ? {
+          liquidationPauses: [...inputs.liquidationPauses]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([asset, pausedAt]) => ({ asset, pausedAt })),
+        }
+      : {}),
   };
 }

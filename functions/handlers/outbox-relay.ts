@@ -1,7 +1,7 @@
 /**
  * Handler 4: the outbox relay, the one consumer of the Outbox stream. It hands each inserted NOTIFY item to
- * the notice queue (the notifier sends it at SNS's pace; a batch's notices go ten to a request first), and puts each REQUEST_LIQUIDATION and RECORD_LOSS
- * on the engine's bus, at most once per reference (adapters/event-dispatch.ts). A liquidation request goes
+ * the notice queue (the notifier sends it at SNS's pace; a batch's notices go ten to a request first), and puts each REQUEST_LIQUIDATION and RECORD_LOSS,
+ * and each circuit breaker's LiquidationPaused and LiquidationResumed (LIQUIDATION_EVENT), on the engine's bus, at most once per reference (adapters/event-dispatch.ts). A liquidation request goes
  * out only once its call notice has its outcome: the relay holds it on the notice's outbox item, and the
  * notice's completion (a MODIFY of that item) releases it. Both are conditional writes on one item, so the
  * order is structural, not a race between consumers. A notice recorded undeliverable releases its requests
@@ -10,13 +10,15 @@
 import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import { LIQUIDATION_EVENT } from "../adapters/breakers.ts";
 import { fromImage } from "../adapters/codec.ts";
 import { type DispatchPorts, dispatchEvent } from "../adapters/event-dispatch.ts";
 import { eventBridgePublisher, LIQUIDATION_REQUESTED, LOSS_RECORDED } from "../adapters/liquidation-ports.ts";
 import { type HoldResult, noticeOutcome, OutboxClaims, type OutboxItem } from "../adapters/outbox-claims.ts";
 import { ENV, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
-import { parseLiquidationPayload } from "../domain/outbox-payloads.ts";
+import { LIQUIDATION_EVENT_DETAILS, type LiquidationEventType } from "../domain/liquidation-events.ts";
+import { OutboxPayloadError, parseLiquidationPayload } from "../domain/outbox-payloads.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
@@ -113,8 +115,23 @@ async function queueNotices(
   return unsent;
 }
 
+/** A breaker's LiquidationPaused or LiquidationResumed (adapters/breakers.ts): put as written, once. */
+async function liquidationEvent(ports: Ports, item: OutboxItem): Promise<void> {
+  const detailType = String(item.detailType) as LiquidationEventType;
+  const schema = LIQUIDATION_EVENT_DETAILS[detailType];
+  if (!schema) throw new OutboxPayloadError(`${String(item.outboxId)}: unknown event ${detailType}`);
+  const parsed = schema.safeParse(JSON.parse(String(item.payload)));
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => `$.${issue.path.join(".")}: ${issue.message}`);
+    throw new OutboxPayloadError(`the ${detailType} payload breaks its schema: ${issues.join("; ")}`);
+  }
+  const reference = String(item.outboxId);
+  await dispatchEvent(ports, reference, String(item.accountId), { detailType, detail: parsed.data });
+}
+
 async function inserted(ports: Ports, item: OutboxItem): Promise<void> {
   if (item.kind === "RECORD_LOSS") return dispatch(ports, item, true);
+  if (item.kind === LIQUIDATION_EVENT) return liquidationEvent(ports, item);
   if (item.kind !== "REQUEST_LIQUIDATION") return;
   const payload = parseLiquidationPayload("REQUEST_LIQUIDATION", String(item.payload));
   if (payload.kind !== "REQUEST_LIQUIDATION") return;

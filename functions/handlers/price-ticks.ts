@@ -10,6 +10,7 @@
  */
 import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import { evaluateBreakers, type SourcesAt, sourcesAlongBatch } from "../adapters/breakers.ts";
 import { enqueue, type FanOutMessage, processRangePage } from "../adapters/fan-out.ts";
 import {
   coveredRange,
@@ -20,8 +21,10 @@ import {
   type PriceSources,
   parseTick,
   rangeOf,
+  ticksPerAsset,
 } from "../adapters/price-range.ts";
 import { lineOf } from "../adapters/trigger-index.ts";
+import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { toPlainString } from "../domain/money.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { logOutcomes } from "./outcomes.ts";
@@ -40,6 +43,8 @@ interface Budget {
 interface Ports {
   readonly cursor: PriceRangeCursor;
   readonly sources: PriceSources;
+  /** Each asset's ticks in this batch, with the values they replaced (price-range.ts `ticksPerAsset`). */
+  readonly batchTicks: ReturnType<typeof ticksPerAsset>;
 }
 
 export { parseTick } from "../adapters/price-range.ts";
@@ -55,8 +60,17 @@ async function handleRecord(
   const tick = await parseOrQuarantine(engine, PRICES_TABLE, record, (item) => parseTick(item, engine));
   if (!tick || !moves.has(record)) return;
   const now = engine.now();
-  const next = rangeOf(await ports.sources.sourcesOf(tick.asset));
+  const sources = await ports.sources.sourcesOf(tick.asset);
+  const next = rangeOf(sources);
   if (!next) return;
+  // The breakers first, on every tick of the asset in the batch: a tick that trips one pauses the
+  // liquidations its own revaluations would request.
+  await tripOrRelease(
+    engine,
+    tick.asset,
+    sourcesAlongBatch(sources, ports.batchTicks.get(tick.asset) ?? []),
+    now,
+  );
   const previous = await ports.cursor.read(tick.asset);
   const covered = coveredRange(previous, next);
   const continuations: FanOutMessage[] = [];
@@ -99,9 +113,24 @@ async function handleRecord(
   }
 }
 
+/** Evaluates the asset's circuit breakers (adapters/breakers.ts) and says so when one trips or releases. */
+async function tripOrRelease(engine: Runtime, asset: string, ticks: readonly SourcesAt[], now: string) {
+  for (const outcome of await evaluateBreakers(engine, asset, ticks, now)) {
+    const decision = outcome.decision;
+    if (!decision) continue;
+    const signal =
+      decision.kind === "PAUSE" ? LOG_SIGNALS.LIQUIDATIONS_PAUSED : LOG_SIGNALS.LIQUIDATIONS_RESUMED;
+    engine.logger.warn(signal.message, { asset, policyId: outcome.policyId, at: decision.at });
+  }
+}
+
 export async function handler(event: DynamoDBStreamEvent, context?: Context) {
   const engine = await runtimeWithPolicies();
-  const ports: Ports = { cursor: dynamoPriceRangeCursor(engine), sources: dynamoPriceSources(engine) };
+  const ports: Ports = {
+    cursor: dynamoPriceRangeCursor(engine),
+    sources: dynamoPriceSources(engine),
+    batchTicks: ticksPerAsset(engine, event.Records),
+  };
   const budget: Budget = {
     remaining: engine.maxAccountsPerInvocation,
     seen: new Set(),

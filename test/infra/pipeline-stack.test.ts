@@ -92,7 +92,7 @@ describe("event source mappings", () => {
     expect(resources[destination]?.Type).toBe("AWS::SQS::Queue");
   });
 
-  it("filters each stream: the relay gets inserted notices, requests and losses, and notices done with requests held", () => {
+  it("filters each stream: the relay gets inserted notices, requests, losses and breaker events, and notices done with requests held", () => {
     const patternsOf = (name: string) => mappingOf(name)?.FilterCriteria?.Filters;
     const exactly = (...rules: Record<string, unknown>[]) =>
       rules.map((rule) => ({ Pattern: JSON.stringify(rule) }));
@@ -100,7 +100,9 @@ describe("event source mappings", () => {
       exactly(
         {
           eventName: ["INSERT"],
-          dynamodb: { NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS"] } } },
+          dynamodb: {
+            NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS", "LIQUIDATION_EVENT"] } },
+          },
         },
         {
           eventName: ["MODIFY"],
@@ -319,6 +321,8 @@ describe("functions", () => {
       "Allow dynamodb:GetItem TriggerIndex",
       "Allow dynamodb:PutItem TriggerIndex",
       "Allow dynamodb:BatchWriteItem TriggerIndex",
+      "Allow dynamodb:BatchGetItem TriggerIndex",
+      "Allow dynamodb:ConditionCheckItem TriggerIndex",
     ];
     const expected: Record<string, string[]> = {
       AccountChanges: [

@@ -68,7 +68,11 @@ class Driver {
     return new Date(Date.parse(NOW) + this.clock * 1000).toISOString();
   }
 
-  step(price: string, secondsLater: number, options: { stale?: boolean; report?: string } = {}): Step {
+  step(
+    price: string,
+    secondsLater: number,
+    options: { stale?: boolean; report?: string; pausedSince?: string } = {},
+  ): Step {
     this.clock += secondsLater;
     const now = this.now();
     const resolved = new Map<string, ResolvedMark>(
@@ -83,7 +87,8 @@ class Driver {
         ? { type: "REVALUE", cause: "SWEEP", eventId }
         : { type: "EXECUTION_REPORT", eventId, requestId: options.report, final: true };
     const borrower = account({ cash: this.cash, holdings: { XYZ: "200" } });
-    const step = transition(this.state, assess(borrower, resolved, this.pol), this.pol, event, now);
+    const pauses = options.pausedSince ? new Map([["XYZ", options.pausedSince]]) : undefined;
+    const step = transition(this.state, assess(borrower, resolved, this.pol, pauses), this.pol, event, now);
     this.state = step.next;
     return step;
   }
@@ -184,6 +189,55 @@ describe("liquidation after a price halt", () => {
     expect(requests(driver.step("50", 599))).toEqual([]);
     const retry = driver.step("50", 1);
     expect(kinds(retry)).toEqual(["AUDIT LIQUIDATING->LIQUIDATING", "REQUEST_LIQUIDATION RETRY 2"]);
+  });
+});
+
+describe("the circuit breaker (invariant 10)", () => {
+  const audits = (step: Step) =>
+    step.effects.flatMap((effect) =>
+      effect.kind === "AUDIT" ? [`${effect.from}->${effect.to}: ${effect.reason}`] : [],
+    );
+
+  it("holds a hard-floor liquidation while XYZ's breaker is tripped, records the hold once, and sends it after", () => {
+    const driver = new Driver(regTPolicy());
+    const pausedSince = driver.now();
+    // At $50 the ratio is 4 − 200/50 = 0, below the hard floor of 0.5: called and due for liquidation at once.
+    const first = driver.step("50", 0, { pausedSince });
+    expect(first.next.status).toBe("CALLED");
+    expect(notices(first).map((notice) => notice.notice)).toEqual(["CALL"]);
+    expect(requests(first)).toEqual([]);
+    expect(audits(first).at(-1)).toBe(
+      `CALLED->CALLED: liquidation paused by the circuit breaker: XYZ since ${pausedSince}`,
+    );
+    expect(first.next.call?.liquidationPausedAt).toBe(driver.now());
+
+    expect(driver.step("50", 60, { pausedSince }).effects).toEqual([]); // still held: nothing new to record
+
+    const released = driver.step("50", 60);
+    expect(kinds(released)).toEqual([
+      "AUDIT CALLED->LIQUIDATING",
+      "NOTIFY LIQUIDATION_NOTICE",
+      "REQUEST_LIQUIDATION HARD_FLOOR 1",
+    ]);
+    expect(released.next.call?.liquidationPausedAt).toBeNull();
+  });
+
+  it("holds a retry the same way, and ignores a pause on an asset the plan does not touch", () => {
+    const driver = new Driver(regTPolicy());
+    expect(requests(driver.step("50", 0))).toHaveLength(1);
+    const held = driver.step("50", 300, { pausedSince: driver.now() });
+    expect(requests(held)).toEqual([]);
+    expect(held.next.status).toBe("LIQUIDATING");
+    expect(held.next.call?.liquidationAttempts).toBe(1);
+    const borrower = account({ cash: driver.cash, holdings: { XYZ: "200" } });
+    const otherAsset = transition(
+      driver.state,
+      assess(borrower, marks({ XYZ: "50" }, driver.now()), driver.pol, new Map([["BTC", driver.now()]])),
+      driver.pol,
+      { type: "REVALUE", cause: "SWEEP", eventId: "other" },
+      driver.now(),
+    );
+    expect(kinds(otherAsset)).toEqual(["AUDIT LIQUIDATING->LIQUIDATING", "REQUEST_LIQUIDATION RETRY 2"]);
   });
 });
 

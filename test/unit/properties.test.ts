@@ -8,6 +8,7 @@ import {
   type EngineEvent,
   initialState,
   type OpenCall,
+  planAssets,
   STATUSES,
   type Status,
   type Step,
@@ -605,6 +606,41 @@ describe("state machine properties over any valid state", () => {
       }),
       { numRuns: 1_500 },
     );
+  });
+
+  it("never requests a liquidation touching an asset whose circuit breaker is tripped (invariant 10)", () => {
+    const pausedSets = fc.subarray(["XYZ", "BTC", "ETH", "SOL", "AAA", "BBB"], { minLength: 1 });
+    let held = 0;
+    fc.assert(
+      fc.property(inputs, pausedSets, ({ case: { pol, acct, resolved }, state, event, now }, assets) => {
+        const pauses = new Map(assets.map((asset) => [asset, at(-60)]));
+        const step = transition(
+          state,
+          assess(acct, resolved, pol, pauses),
+          pol,
+          eventFor(state, event),
+          at(now),
+        );
+        for (const effect of step.effects) {
+          if (effect.kind !== "REQUEST_LIQUIDATION") continue;
+          expect(planAssets(effect.plan, pol).filter((asset) => pauses.has(asset))).toEqual([]);
+        }
+        // Without the pauses, the same inputs would have requested one on a paused asset: it was held.
+        const free = transition(state, assess(acct, resolved, pol), pol, eventFor(state, event), at(now));
+        const blocked = free.effects.some(
+          (effect) =>
+            effect.kind === "REQUEST_LIQUIDATION" &&
+            planAssets(effect.plan, pol).some((asset) => pauses.has(asset)),
+        );
+        if (blocked) {
+          held += 1;
+          expect(step.next.status).toBe(state.status);
+          expect(step.next.call?.liquidationAttempts).toBe(state.call?.liquidationAttempts);
+        }
+      }),
+      { numRuns: 1_500 },
+    );
+    expect(held).toBeGreaterThan(0); // the property was exercised, not vacuous
   });
 
   it("never goes CALLED → CURED → CALLED at one valuation", () => {

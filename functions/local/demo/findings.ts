@@ -202,8 +202,13 @@ const TIMELINE_KIND_OF_STATUS: ReadonlyMap<string, TimelineKind> = new Map([
 export function timelineOf(audit: readonly RecordedRow[]): RunReportData["timeline"] {
   const timeline: RunReportData["timeline"] = audit.flatMap((entry) => {
     const reason = String(entry.reason);
-    const kind =
-      entry.from !== entry.to
+    // A circuit breaker's entries (adapters/breakers.ts) say PAUSED or ACTIVE: new liquidations halt or resume.
+    const breaker = String(entry.accountId).startsWith("BREAKER#");
+    const kind = breaker
+      ? entry.to === "PAUSED"
+        ? "HALT"
+        : "RESUME"
+      : entry.from !== entry.to
         ? TIMELINE_KIND_OF_STATUS.get(String(entry.to))
         : reason.startsWith("escalation halted")
           ? "HALT"
@@ -213,6 +218,36 @@ export function timelineOf(audit: readonly RecordedRow[]): RunReportData["timeli
     return kind ? [{ t: String(entry.at), accountId: String(entry.accountId), kind, detail: reason }] : [];
   });
   return timeline.sort((a, b) => a.t.localeCompare(b.t));
+}
+
+/**
+ * The circuit breakers' pauses as shaded windows on the price chart, from the events put on the bus: each
+ * LiquidationPaused to its LiquidationResumed, or to `endIso` while still paused.
+ */
+export function pauseWindows(events: readonly RecordedEvent[], endIso: string): RunReportData["halts"] {
+  const resumed = new Map(
+    events
+      .filter((event) => event.detailType === "LiquidationResumed")
+      .map((event) => [String(event.detail.pauseReference), String(event.detail.resumedAt)]),
+  );
+  return events
+    .filter((event) => event.detailType === "LiquidationPaused")
+    .map(({ detail }) => ({
+      asset: String(detail.asset),
+      from: String(detail.pausedAt),
+      to: resumed.get(String(detail.reference)) ?? endIso,
+      reason: `${String(detail.asset)} liquidations paused: moved ${String(detail.move)} within ${String(detail.windowSeconds)} s (limit ${String(detail.maxMove)})`,
+    }));
+}
+
+/** The assets whose breaker is tripped after the events so far (a pause not yet followed by its release). */
+export function pausedNow(events: readonly RecordedEvent[]): string[] {
+  const paused = new Set<string>();
+  for (const { detailType, detail } of events) {
+    if (detailType === "LiquidationPaused") paused.add(String(detail.asset));
+    if (detailType === "LiquidationResumed") paused.delete(String(detail.asset));
+  }
+  return [...paused].sort();
 }
 
 /** The stale-feed episodes as shaded windows on the price chart: each one's last minute included. */

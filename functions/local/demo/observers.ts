@@ -124,6 +124,8 @@ export function progressLine(
   runtime: LocalRuntime,
   feed: MarketFeed,
   counts: Partial<Record<ReportStatus, number>>,
+  /** The assets whose circuit breaker is tripped now. */
+  paused: readonly string[] = [],
 ): string {
   const minute = Math.floor((runtime.nowMs() - feed.scenarioStartMs) / 60_000);
   const prices = Object.keys(OPENING)
@@ -136,7 +138,8 @@ export function progressLine(
   return (
     `min ${String(minute).padStart(2)} | ${prices} | ` +
     STATUSES.map((status) => `${status.toLowerCase().replace("_", " ")} ${counts[status] ?? 0}`).join(", ") +
-    ` | notices ${runtime.stub.published.length} | backlog ${backlog || "none"}`
+    ` | notices ${runtime.stub.published.length} | backlog ${backlog || "none"}` +
+    (paused.length ? ` | liquidations paused: ${paused.join(", ")}` : "")
   );
 }
 

@@ -15,7 +15,7 @@ import { type RunReportData, renderReport } from "../report.ts";
 import { LocalRuntime } from "../runtime.ts";
 import { type DemoAccount, generateBook, namedAccounts, seededRandom, writeAccounts } from "./book.ts";
 import { ActorSchedule, MarketFeed, MarketPump } from "./feed.ts";
-import { findingsOf, haltWindows, statusCounts } from "./findings.ts";
+import { findingsOf, haltWindows, pausedNow, pauseWindows, statusCounts } from "./findings.ts";
 import { OPENING, STALE_EPISODES } from "./market.ts";
 import { marginRatios, PeakBacklog, progressLine, readRecords, STATUSES, StateSampler } from "./observers.ts";
 import { Parties } from "./parties.ts";
@@ -107,14 +107,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const sampler = new StateSampler(runtime, book.length);
     const backlog = new PeakBacklog(runtime);
     backlog.start();
-    const crash = await playCrash(runtime, feed, sampler, options).finally(() => backlog.stop());
+    const crash = await playCrash(runtime, { feed, parties }, sampler, options).finally(() => backlog.stop());
     await drain(runtime, pump, sampler, options);
     const ratiosAfter = await marginRatios(runtime, policies, accountIds);
     const { audit, outbox, calls } = await readRecords(runtime);
     const { events, notices } = parties;
     const findings = findingsOf({ audit, outbox, events, tickAsOf: feed.tickAsOf, speed: options.speed });
     const counts = statusCounts(calls, book.length, STATUSES);
-    const halts = haltWindows(STALE_EPISODES, feed.scenarioStartMs);
+    const halts = [
+      ...haltWindows(STALE_EPISODES, feed.scenarioStartMs),
+      ...pauseWindows(events, runtime.now()),
+    ];
     const observed: RunObservations = {
       ...crash,
       accounts: book.length,
@@ -234,7 +237,7 @@ async function seedBook(runtime: LocalRuntime, policy: Policy, options: DemoOpti
 /** The crash, at the demo's speed: samples the accounts by state and shows progress every real second. */
 async function playCrash(
   runtime: LocalRuntime,
-  feed: MarketFeed,
+  { feed, parties }: { feed: MarketFeed; parties: Parties },
   sampler: StateSampler,
   options: DemoOptions,
 ): Promise<{ speed: number; simulatedStart: string; simulatedEndMs: number }> {
@@ -255,7 +258,7 @@ async function playCrash(
     }
     if (options.signal?.aborted) throw new Error("stopped");
     const counts = await sampler.sample();
-    options.progress?.(progressLine(runtime, feed, counts));
+    options.progress?.(progressLine(runtime, feed, counts, pausedNow(parties.events)));
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   return { speed: options.speed, simulatedStart, simulatedEndMs: endMs };

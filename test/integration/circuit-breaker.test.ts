@@ -1,0 +1,130 @@
+/**
+ * The volatility circuit breaker end to end on DynamoDB Local (issue 13): a crash tick trips BTC's breaker,
+ * the account it puts below the hard floor is called but its liquidation waits, the pause is an audit
+ * entry and a LiquidationPaused event; once BTC has been calm for the cool-down the breaker releases
+ * (LiquidationResumed) and the next sweep sends the liquidation.
+ */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
+import { eventSchema, liquidationRequestedSchema } from "../../functions/domain/liquidation-events.ts";
+import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
+import { leveredAccount, market } from "../support/market.ts";
+import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+
+let p: Pipeline;
+const T0 = "2026-11-24T12:00:00.000Z";
+const author = { at: T0, by: "test" };
+
+beforeAll(async () => {
+  p = await startPipeline(import.meta.url, T0);
+  // The stack's policy, version 4 with a breaker: a move of more than 10% within 10 minutes pauses new
+  // liquidations until the move has stayed within it for 5 minutes.
+  const [base] = JSON.parse(
+    readFileSync(new URL("../../lib/config/policies.json", import.meta.url), "utf8"),
+  ) as Record<string, unknown>[];
+  const document = {
+    ...base,
+    version: 4,
+    circuitBreaker: { maxMove: "0.1", windowSeconds: 600, coolDownSeconds: 300 },
+  };
+  const read = await readActiveSet(p.db.dynamodb, "Policies");
+  await activate(
+    p.db.dynamodb,
+    "Policies",
+    read,
+    [await putPolicyVersion(p.db.dynamodb, "Policies", document, author)],
+    author,
+  );
+  resetRuntime();
+  setClock(() => p.now());
+  expect((await runtimeWithPolicies()).policies.get("crypto-lending")?.policy.circuitBreaker).not.toBeNull();
+});
+afterAll(async () => {
+  await p?.close();
+});
+
+const events = (detailType: string) =>
+  p.stub.events
+    .filter((event) => event.detailType === detailType)
+    .map((event) => JSON.parse(event.detail) as Record<string, unknown>);
+
+const envelope = (detailType: string, detail: Record<string, unknown>) => ({
+  version: "0",
+  id: "00000000-0000-4000-8000-000000000000",
+  "detail-type": detailType,
+  source: "margin-call-engine",
+  account: "111122223333",
+  time: p.now(),
+  region: "us-east-1",
+  resources: [],
+  detail,
+});
+
+describe("a crash that trips the breaker", () => {
+  it("holds the liquidation while BTC is paused, records and announces the pause and the release, then liquidates", async () => {
+    const sweep = await p.handler<Record<string, unknown>>("Sweep");
+    await market(p, "56000.00");
+    await leveredAccount(p, "ACC-BREAKER");
+    await p.drain();
+
+    // −12.5% in one tick: beyond 10%. The same tick calls the account below its hard floor.
+    p.advance(10);
+    await market(p, "49000.00");
+    await p.drain();
+    const [paused] = events("LiquidationPaused");
+    expect(paused).toMatchObject({ asset: "BTC", reason: "VOLATILITY", move: "0.125", maxMove: "0.1" });
+    expect(
+      eventSchema("LiquidationPaused").safeParse(envelope("LiquidationPaused", paused ?? {})).success,
+    ).toBe(true);
+    const breakerAudit = await p.query("AuditLog", "accountId", "BREAKER#BTC#crypto-lending");
+    expect(breakerAudit.map((entry) => [entry.from, entry.to, entry.alarm])).toEqual([
+      ["ACTIVE", "PAUSED", "LIQUIDATIONS_PAUSED"],
+    ]);
+    expect((await p.callState("ACC-BREAKER"))?.status).toBe("CALLED");
+
+    // 30 s later the sweep confirms the hard floor: the liquidation is due, and waits for the breaker.
+    p.advance(30);
+    await sweep({ id: "sweep-paused", time: p.now() });
+    await p.drain();
+    const held = await p.callState("ACC-BREAKER");
+    expect(held?.status).toBe("CALLED");
+    expect(held?.call?.liquidationPausedAt).toBe(p.now());
+    expect(events("LiquidationRequested")).toEqual([]);
+    const notices = p.stub.published.map((message) => message.messageAttributes.notice?.stringValue);
+    expect(notices).toContain("CALL"); // calls and notices go on while liquidations wait
+
+    // Calm: the crash tick leaves the 10-minute window, then 5 minutes within the limit release BTC.
+    p.advance(600);
+    await market(p, "49050.00");
+    await p.drain();
+    expect(events("LiquidationResumed")).toEqual([]);
+    p.advance(300);
+    await market(p, "49000.00");
+    await p.drain();
+    const [resumed] = events("LiquidationResumed");
+    expect(resumed).toMatchObject({ asset: "BTC", pauseReference: paused?.reference, coolDownSeconds: 300 });
+    expect(
+      eventSchema("LiquidationResumed").safeParse(envelope("LiquidationResumed", resumed ?? {})).success,
+    ).toBe(true);
+    expect(
+      (await p.query("AuditLog", "accountId", "BREAKER#BTC#crypto-lending")).map((entry) => entry.to),
+    ).toEqual(["PAUSED", "ACTIVE"]);
+
+    // The next sweep sends the liquidation that waited.
+    p.advance(5);
+    await sweep({ id: "sweep-resumed", time: p.now() });
+    await p.drain();
+    expect((await p.callState("ACC-BREAKER"))?.status).toBe("LIQUIDATING");
+    const [request] = events("LiquidationRequested");
+    expect(liquidationRequestedSchema.parse(request)).toMatchObject({
+      accountId: "ACC-BREAKER",
+      reason: "HARD_FLOOR",
+    });
+    expect(Date.parse(String(request?.recordedAt))).toBeGreaterThan(
+      Date.parse(String(resumed?.resumedAt)) - 1,
+    );
+    expect(p.discarded.OutboxRelay).toEqual([]);
+    expect(p.discarded.PriceTicks).toEqual([]);
+  });
+});
