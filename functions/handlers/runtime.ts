@@ -44,6 +44,17 @@ export interface Runtime extends EngineDeps {
 let cached: Runtime | undefined;
 let clock: () => string = () => new Date().toISOString();
 
+type AwsClients = Pick<Runtime, "dynamo" | "sns" | "eventBridge" | "sqs">;
+let clientHook: ((clients: AwsClients) => void) | undefined;
+
+/**
+ * For the local runtime: called with each new set of AWS clients, to add what Lambda does around them
+ * (functions/local/invocation.ts refuses the calls of an invocation that timed out). Never set in Lambda.
+ */
+export function setClientHook(hook: (clients: AwsClients) => void): void {
+  clientHook = hook;
+}
+
 function createRuntime(env: Environment): Runtime {
   const logger = new Logger({ serviceName: "margin-call-engine" });
   const dynamo = new DynamoDBClient({});
@@ -57,7 +68,7 @@ function createRuntime(env: Environment): Runtime {
         error: error instanceof Error ? error.message : String(error),
       }),
   });
-  return {
+  const created: Runtime = {
     env,
     logger,
     dynamo,
@@ -86,6 +97,8 @@ function createRuntime(env: Environment): Runtime {
     fanOutQueueUrl: env[ENV.fanOutQueueUrl],
     now: () => clock(),
   };
+  clientHook?.({ dynamo, sns: created.sns, eventBridge: created.eventBridge, sqs: created.sqs });
+  return created;
 }
 
 export function runtime(): Runtime {

@@ -8,26 +8,22 @@
  * Stream mappings deliver a batch to every shard with records, up to ParallelizationFactor batches per
  * shard with Lambda's per-item order (stream-lanes.ts); queue mappings up to ScalingConfig.MaximumConcurrency
  * batches at once (five, Lambda's start, without one). Polls back off from 2 ms up to `idlePollMs` while
- * they find nothing; a stream is polled again when a batch ends. Not emulated: Lambda's scaling past that,
- * and its timeouts: one process and one DynamoDB Local do the work of many functions, so latencies include
- * their backlog.
+ * they find nothing; a stream is polled again when a batch ends. Each invocation ends at its function's
+ * timeout from the template, as in Lambda (invocation.ts: it fails, and its later AWS calls are refused).
+ * Not emulated: Lambda's scaling past that: one process and one DynamoDB Local do the work of many
+ * functions, so latencies include their backlog.
  */
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamEvent, ScheduledEvent, SQSEvent } from "aws-lambda";
-import { resetRuntime, setClock } from "../handlers/runtime.ts";
+import { resetRuntime, setClientHook, setClock } from "../handlers/runtime.ts";
 import { localClients } from "./aws-clients.ts";
 import { type AwsStub, type PutEventsEntry, type SnsPublish, startAwsStub } from "./aws-stub/index.ts";
-import {
-  LOCAL_ACCOUNT,
-  type LocalDeployment,
-  type LocalSchedule,
-  lambdaContext,
-  readDeployment,
-} from "./deployment.ts";
+import { LOCAL_ACCOUNT, type LocalDeployment, type LocalSchedule, readDeployment } from "./deployment.ts";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local.ts";
+import { guardStoppedInvocations, invoke } from "./invocation.ts";
 import { createLocalTables } from "./local-tables.ts";
 import { bootstrapLocalPolicies } from "./policy-bootstrap.ts";
 import { IDLE_POLL_MAX_MS, type Poller, pollQueue, pollStream, sleep } from "./pollers.ts";
@@ -182,7 +178,7 @@ export class LocalRuntime {
     let invocation = 0;
     return (event) => {
       invocation += 1;
-      return module.handler(event, lambdaContext(fn, `${functionLogicalId}-${invocation}`));
+      return invoke(fn, `${functionLogicalId}-${invocation}`, (context) => module.handler(event, context));
     };
   }
 
@@ -190,6 +186,7 @@ export class LocalRuntime {
   private async wire(accessKeyId: string): Promise<void> {
     const environment: Record<string, string> = {};
     for (const fn of this.deployment.functions.values()) Object.assign(environment, fn.environment);
+    setClientHook(guardStoppedInvocations);
     Object.assign(process.env, environment, {
       AWS_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: accessKeyId,

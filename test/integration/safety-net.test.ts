@@ -84,7 +84,7 @@ describe(`the safety net under faults (CHAOS_SEED=${SEED})`, () => {
     const faults = injectDynamoFaults(
       runtime().dynamo,
       random,
-      { throttle: 0.02, conflict: 0.05, lostReply: 0.02, latencyMs: 20 },
+      { throttle: 0.02, conflict: 0.05, lostReply: 0.02, latencyMs: 20, kill: 0.005 },
       () => faulty,
     );
 
@@ -226,7 +226,7 @@ describe(`the safety net under faults (CHAOS_SEED=${SEED})`, () => {
         found: violations.slice(0, 20),
       }),
     );
-    expect(faults.throttled + faults.conflicts + faults.lostReplies).toBeGreaterThan(0);
+    expect(faults.throttled + faults.conflicts + faults.lostReplies + faults.killed).toBeGreaterThan(0);
     expect(breached).toBeGreaterThan(0);
     expect(violations, `CHAOS_SEED=${SEED}`).toEqual([]);
   }, 400_000);

@@ -1,12 +1,13 @@
 /**
  * The safety net's harness (issue 12): one seed drives a hostile book generated with fast-check, the
  * DynamoDB faults injected into the handlers' client (SDK middleware, never an edit of the code under
- * test), and the order in which the mappings' pollers are scheduled. A failing run prints its seed;
+ * test; among them invocations stopped mid-flight, as Lambda stops one at its timeout), and the order in which the mappings' pollers are scheduled. A failing run prints its seed;
  * `CHAOS_SEED=<seed> npx vitest run test/integration/safety-net.test.ts` replays the same book and the same
  * fault decisions (DynamoDB Local's own timing is not under the seed).
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import fc from "fast-check";
+import { currentInvocation, InvocationStopped } from "../../functions/local/invocation.ts";
 import type { Item } from "./pipeline.ts";
 import { holding, perpetual, profile } from "./upstream.ts";
 
@@ -22,9 +23,14 @@ export interface FaultRates {
   readonly lostReply: number;
   /** Before the request: up to this many milliseconds of latency, on a fifth of the requests. */
   readonly latencyMs: number;
+  /**
+   * Before the request: the invocation making it is stopped, as Lambda stops one at its timeout
+   * (functions/local/invocation.ts): it fails, and neither this request nor any later one reaches DynamoDB.
+   */
+  readonly kill: number;
 }
 
-export type FaultCounts = Record<"throttled" | "conflicts" | "lostReplies" | "delayed", number>;
+export type FaultCounts = Record<"throttled" | "conflicts" | "lostReplies" | "delayed" | "killed", number>;
 
 const WRITES = new Set([
   "PutItemCommand",
@@ -47,7 +53,7 @@ export function injectDynamoFaults(
   rates: FaultRates,
   active: () => boolean,
 ): FaultCounts {
-  const counts: FaultCounts = { throttled: 0, conflicts: 0, lostReplies: 0, delayed: 0 };
+  const counts: FaultCounts = { throttled: 0, conflicts: 0, lostReplies: 0, delayed: 0, killed: 0 };
   client.middlewareStack.add(
     (next, context) => async (args) => {
       if (!active()) return next(args);
@@ -55,6 +61,12 @@ export function injectDynamoFaults(
       if (random() < 0.2 && rates.latencyMs > 0) {
         counts.delayed += 1;
         await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * rates.latencyMs)));
+      }
+      const invocation = currentInvocation();
+      if (invocation && random() < rates.kill) {
+        counts.killed += 1;
+        invocation.kill("injected: stopped at its timeout");
+        throw new InvocationStopped("injected: the invocation was stopped before this request");
       }
       if (random() < rates.throttle) {
         counts.throttled += 1;

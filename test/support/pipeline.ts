@@ -10,14 +10,15 @@ import { GetItemCommand, PutItemCommand, QueryCommand, ScanCommand } from "@aws-
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage, toItem } from "../../functions/adapters/codec.ts";
 import type { CallState } from "../../functions/domain/machine.ts";
-import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
-import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub/index.ts";
 import {
-  LOCAL_ACCOUNT,
-  type LocalDeployment,
-  lambdaContext,
-  readDeployment,
-} from "../../functions/local/deployment.ts";
+  resetRuntime,
+  runtimeWithPolicies,
+  setClientHook,
+  setClock,
+} from "../../functions/handlers/runtime.ts";
+import { type AwsStub, startAwsStub } from "../../functions/local/aws-stub/index.ts";
+import { LOCAL_ACCOUNT, type LocalDeployment, readDeployment } from "../../functions/local/deployment.ts";
+import { guardStoppedInvocations, invoke } from "../../functions/local/invocation.ts";
 import { configureQueues, QueueMapping } from "../../functions/local/queue-mapping.ts";
 import { type StreamFailureRecord, StreamMapping } from "../../functions/local/stream-mapping.ts";
 import { StreamReader, streamArnOf } from "../../functions/local/streams.ts";
@@ -95,6 +96,7 @@ export async function startPipeline(
     AWS_LAMBDA_FUNCTION_NAME: "margin-call-test",
   });
   resetRuntime();
+  setClientHook(guardStoppedInvocations);
   setClock(() => new Date(clock).toISOString());
   // The active policy set, read as a handler's first invocation would: tests that call the engine directly use it.
   await runtimeWithPolicies();
@@ -112,7 +114,7 @@ export async function startPipeline(
       let invocation = 0;
       loaded = (event: unknown) => {
         invocation += 1;
-        return module.handler(event, lambdaContext(fn, `${id}-${invocation}`));
+        return invoke(fn, `${id}-${invocation}`, (context) => module.handler(event, context));
       };
       handlers.set(id, loaded);
     }
