@@ -14,8 +14,8 @@
  * that each breaker it read as active still is (`activeBreakerChecks`): no request goes out while its
  * asset's breaker is tripped, whatever the interleaving.
  */
+import { createHash } from "node:crypto";
 import {
-  BatchGetItemCommand,
   type DynamoDBClient,
   type TransactWriteItem,
   TransactWriteItemsCommand,
@@ -28,12 +28,13 @@ import {
   type PriceSample,
 } from "../domain/cascade.ts";
 import { breakerEvent } from "../domain/liquidation-events.ts";
-import { dec, toPlainString } from "../domain/money.ts";
+import { type Dec, dec, toPlainString } from "../domain/money.ts";
 import type { Policy } from "../domain/policy.ts";
 import { resolveMark, type SourceMark } from "../domain/prices.ts";
+import { batchGet } from "./batch-get.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
-import { shardOf } from "./step-items.ts";
+import { DAY_SHARDS, shardOf } from "./step-items.ts";
 
 /** What the breakers read and write with (a part of engine.ts EngineDeps, which imports this module). */
 interface BreakerDeps {
@@ -43,8 +44,6 @@ interface BreakerDeps {
 
 /** Buckets a window is kept in: the window's edge is known to within windowSeconds / BUCKETS. */
 export const BUCKETS = 60;
-
-const DAY_SHARDS = 8;
 
 /** The outbox kind of a breaker's event: the relay puts `detailType` with `payload` as its detail. */
 export const LIQUIDATION_EVENT = "LIQUIDATION_EVENT";
@@ -123,24 +122,12 @@ async function readBreakers(
   policyId: string,
   assets: readonly string[],
 ): Promise<Map<string, StoredBreaker>> {
+  const keys = assets.map((asset) => breakerKey(asset, policyId));
+  const items = await batchGet(deps.dynamo, deps.tables.triggerIndex, keys);
   const found = new Map<string, StoredBreaker>();
-  for (let start = 0; start < assets.length; start += 100) {
-    let keys: Record<string, { S: string }>[] | undefined = assets
-      .slice(start, start + 100)
-      .map((asset) => breakerKey(asset, policyId));
-    while (keys?.length) {
-      const result = await deps.dynamo.send(
-        new BatchGetItemCommand({
-          RequestItems: { [deps.tables.triggerIndex]: { Keys: keys, ConsistentRead: true } },
-        }),
-      );
-      for (const image of result.Responses?.[deps.tables.triggerIndex] ?? []) {
-        const item = fromImage(image);
-        const asset = String(item.line).slice("BREAKER#".length);
-        found.set(asset, parseStored(asset, item));
-      }
-      keys = result.UnprocessedKeys?.[deps.tables.triggerIndex]?.Keys as typeof keys;
-    }
+  for (const item of items) {
+    const asset = String(item.line).slice("BREAKER#".length);
+    found.set(asset, parseStored(asset, item));
   }
   for (const asset of assets) if (!found.has(asset)) found.set(asset, parseStored(asset, undefined));
   return found;
@@ -150,8 +137,8 @@ async function readBreakers(
 export interface BreakerReading {
   /** The tripped ones: asset → when the pause began. */
   readonly pauses: ReadonlyMap<string, string>;
-  /** The ones read as active, by their version (0: no item): a request's commit checks they still are. */
-  readonly active: ReadonlyMap<string, number>;
+  /** The ones read as active (or absent): a request's commit checks they still are. */
+  readonly active: readonly string[];
 }
 
 export async function readPauses(
@@ -161,10 +148,10 @@ export async function readPauses(
 ): Promise<BreakerReading> {
   const breakers = await readBreakers(deps, policyId, assets);
   const pauses = new Map<string, string>();
-  const active = new Map<string, number>();
-  for (const [asset, stored] of breakers) {
-    if (stored.state.status === "PAUSED") pauses.set(asset, stored.state.pausedAt ?? "");
-    else active.set(asset, stored.version);
+  const active: string[] = [];
+  for (const [asset, { state }] of breakers) {
+    if (state.status === "PAUSED" && state.pausedAt) pauses.set(asset, state.pausedAt);
+    else active.push(asset);
   }
   return { pauses, active };
 }
@@ -173,9 +160,9 @@ export async function readPauses(
 export function activeBreakerChecks(
   table: string,
   policyId: string,
-  active: ReadonlyMap<string, number>,
+  active: readonly string[],
 ): TransactWriteItem[] {
-  return [...active].map(([asset]) => ({
+  return active.map((asset) => ({
     ConditionCheck: {
       TableName: table,
       Key: breakerKey(asset, policyId),
@@ -226,7 +213,7 @@ function auditItem(
           windowLow: decision.move ? toPlainString(decision.move.low) : null,
         },
         alarm: decision.kind === "PAUSE" ? "LIQUIDATIONS_PAUSED" : "LIQUIDATIONS_RESUMED",
-        breaker: JSON.stringify(breakerEvent(decision).detail),
+        breaker: JSON.stringify(breakerEvent(decision, policy.policyId).detail),
         dayShard: `${recordedAt.slice(0, 10)}#${shardOf(auditId, DAY_SHARDS)}`,
         recordedAtAccount: `${recordedAt}#${accountId}`,
       }),
@@ -235,8 +222,14 @@ function auditItem(
   };
 }
 
-function outboxItem(table: string, decision: BreakerDecision, now: string, retentionSeconds: number) {
-  const { detailType, detail } = breakerEvent(decision);
+function outboxItem(
+  table: string,
+  policyId: string,
+  decision: BreakerDecision,
+  now: string,
+  retentionSeconds: number,
+) {
+  const { detailType, detail } = breakerEvent(decision, policyId);
   return {
     Put: {
       TableName: table,
@@ -321,9 +314,9 @@ export async function evaluateBreakers(
     let sampled = false;
     for (const tick of ticks) {
       const at = tick.at < now ? tick.at : now;
-      const mark = resolveMark(asset, tick.sources, policy, Date.parse(at));
-      if (mark?.status !== "OK") continue;
-      const buckets = withSample(stored.buckets, { at, price: mark.price }, breaker.windowSeconds);
+      const price = breakerSample(asset, tick.sources, policy, at);
+      if (!price) continue;
+      const buckets = withSample(stored.buckets, { at, price }, breaker.windowSeconds);
       const { state, decision } = evaluateBreaker(stored.state, samplesOf(buckets), at, breaker);
       stored = { ...stored, state, buckets };
       sampled = true;
@@ -335,9 +328,10 @@ export async function evaluateBreakers(
         decision: committed ? decision : null,
         conflicted: !committed,
       });
+      // Lost to another writer: nothing of this batch is written; the next batch evaluates on its state.
+      sampled = false;
       if (!committed) break;
       stored = { ...stored, version: stored.version + 1 };
-      sampled = false;
     }
     if (sampled && !(await writeBreaker(deps, policy, asset, stored, now))) {
       outcomes.push({ policyId: policy.policyId, asset, decision: null, conflicted: true });
@@ -385,6 +379,7 @@ async function writeBreaker(
     items.push(
       outboxItem(
         deps.tables.outbox,
+        policy.policyId,
         decision,
         now,
         deps.outboxRetentionSeconds ?? DEFAULT_OUTBOX_RETENTION_SECONDS,
@@ -392,12 +387,50 @@ async function writeBreaker(
     );
   }
   try {
-    await deps.dynamo.send(new TransactWriteItemsCommand({ TransactItems: items }));
+    // The same token for the same write: an SDK retry after a lost reply succeeds instead of conflicting.
+    const token = createHash("sha256")
+      .update(`${asset}|${policy.policyId}|${next.version + 1}|${JSON.stringify(items)}`)
+      .digest("base64url")
+      .slice(0, 36);
+    await deps.dynamo.send(
+      new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }),
+    );
     return true;
   } catch (error) {
     if (error instanceof Error && error.name === "TransactionCanceledException") return false;
     throw error;
   }
+}
+
+/**
+ * The price a breaker samples after one tick, at its time `at`: the policy's mark when it is OK. Short of
+ * the policy's minimum of fresh sources, the median of the fresh ones there are: a price stream read in
+ * batches often holds one source's tick before the others', and a breaker that sampled only full marks
+ * would miss a crash whenever the stream lags (it did, in the demo under load). Sources that disagree
+ * beyond the policy's divergence give no sample: one bad print must not pause liquidations. Sources
+ * stamped after `at` are not known at that time and are left out.
+ */
+export function breakerSample(
+  asset: string,
+  sources: readonly SourceMark[],
+  policy: Policy,
+  at: string,
+): Dec | undefined {
+  const atMs = Date.parse(at);
+  const known = sources.filter((source) => Date.parse(source.asOf) <= atMs);
+  const mark = resolveMark(asset, known, policy, atMs);
+  if (!mark || mark.status === "DIVERGING") return undefined;
+  if (mark.status === "OK") return mark.price;
+  const accepted = policy.assets.get(asset)?.sources;
+  const fresh = known
+    .filter((source) => !accepted || accepted.has(source.source))
+    .filter((source) => atMs - Date.parse(source.asOf) <= policy.priceMaxAgeSeconds * 1000)
+    .map((source) => source.price)
+    .sort((a, b) => a.comparedTo(b));
+  if (fresh.length === 0) return undefined;
+  const middle = Math.floor(fresh.length / 2);
+  const upper = fresh[middle] as Dec;
+  return fresh.length % 2 === 1 ? upper : (fresh[middle - 1] as Dec).plus(upper).dividedBy(2);
 }
 
 function valuesAsset(policy: Policy, asset: string): boolean {

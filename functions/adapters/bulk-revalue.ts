@@ -17,12 +17,7 @@
  * `transition` keeps the state as it is), and its KEYS item is fresh with every stored entry still on the
  * right side of the mark. Everything else goes to the exact path, which decides and re-indexes as before.
  */
-import {
-  type AttributeValue,
-  BatchGetItemCommand,
-  type DynamoDBClient,
-  ScanCommand,
-} from "@aws-sdk/client-dynamodb";
+import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import type { ProfileItem } from "../domain/contract.ts";
 import type { CallState } from "../domain/machine.ts";
 import { dec, isCanonicalDecimal } from "../domain/money.ts";
@@ -30,6 +25,7 @@ import { type ResolvedMark, resolveMark, type SourceMark } from "../domain/price
 import { compileAccounts, MarginState, prepareScreen, Recheck, screenFloats } from "../domain/screen.ts";
 import type { Account } from "../domain/valuation.ts";
 import { accountOf, assetsNeeded, loadSources, usableItems, valuedAccount } from "./account-inputs.ts";
+import { batchGet } from "./batch-get.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { EngineDeps } from "./engine.ts";
 import { type FanOutMessage, type PageResult, revalueWithin } from "./fan-out.ts";
@@ -132,36 +128,6 @@ function candidateOf(group: AccountGroup, policies: ReadonlyMap<string, PolicyEn
   const account = valuedAccount(accountOf(group.accountId, items, entry.policy.currency), entry);
   if ("ok" in account) return undefined;
   return { accountId: group.accountId, entry, account, assets: assetsNeeded(account, entry) };
-}
-
-const BATCH_GET_KEYS = 100;
-
-/** BatchGetItem, strongly consistent, 100 keys a request (in parallel), unprocessed keys retried. */
-async function batchGet(
-  client: DynamoDBClient,
-  table: string,
-  keys: readonly Record<string, AttributeValue>[],
-): Promise<Item[]> {
-  const items: Item[] = [];
-  const chunks: Record<string, AttributeValue>[][] = [];
-  for (let start = 0; start < keys.length; start += BATCH_GET_KEYS) {
-    chunks.push(keys.slice(start, start + BATCH_GET_KEYS));
-  }
-  await Promise.all(
-    chunks.map(async (chunk) => {
-      let pending = chunk;
-      for (let attempt = 0; pending.length > 0; attempt += 1) {
-        if (attempt > 8) throw new Error(`${table}: ${pending.length} keys left unprocessed`);
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
-        const result = await client.send(
-          new BatchGetItemCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }),
-        );
-        for (const item of result.Responses?.[table] ?? []) items.push(fromImage(item));
-        pending = result.UnprocessedKeys?.[table]?.Keys ?? [];
-      }
-    }),
-  );
-  return items;
 }
 
 async function readStates(deps: EngineDeps, ids: readonly string[]): Promise<Map<string, CallState>> {

@@ -211,11 +211,15 @@ function requestOf(step: Step) {
   return step.effects.find((effect) => effect.kind === "REQUEST_LIQUIDATION");
 }
 
-/** The breakers of the assets of the liquidation the step requests, when its policy has a breaker. */
+/**
+ * The breakers of the assets of the liquidation the step requests. Read whatever this environment's cached
+ * policy says of a breaker: another environment may already decide under a version that has one and has
+ * tripped it. A request is rare, and an asset without a breaker item costs one key of one BatchGetItem.
+ */
 async function breakersOfRequest(deps: EngineDeps, inputs: AccountInputs, step: Step) {
   const policy = inputs.policy.policy;
   const request = requestOf(step);
-  if (!policy.circuitBreaker || request?.kind !== "REQUEST_LIQUIDATION") return undefined;
+  if (request?.kind !== "REQUEST_LIQUIDATION") return undefined;
   return readPauses(deps, policy.policyId, planAssets(request.plan, policy));
 }
 

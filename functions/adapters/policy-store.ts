@@ -18,7 +18,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { z } from "zod";
 import { assert } from "../domain/assert.ts";
-import { parsePolicy, parsePolicySet } from "../domain/policy.ts";
+import { PolicyError, parsePolicy, parsePolicySet } from "../domain/policy.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { PolicyEntry } from "./settings.ts";
 
@@ -70,6 +70,12 @@ export interface ActiveSet {
 export interface ActivePolicies {
   readonly revision: number;
   readonly policies: ReadonlyMap<string, PolicyEntry>;
+  /**
+   * Active versions this code cannot use (`<policyId>@<version>: <reason>`): a document written for a newer
+   * schema, or one whose content does not match its hash. Each such policy keeps the entry held before, if
+   * any; without one it is left out, and its accounts are parked as unvaluable until it can be read.
+   */
+  readonly unreadable: readonly string[];
 }
 
 /** One version to activate: the activation checks that the version item exists with this hash. */
@@ -347,13 +353,23 @@ export async function loadActivePolicies(
   if (current?.revision === set.revision) return current;
   const items = await readVersions(client, table, set);
   const policies = new Map<string, PolicyEntry>();
+  const unreadable: string[] = [];
   for (const [policyId, entry] of Object.entries(set.active)) {
     const item = items.get(policyId);
     if (!item)
       throw new PolicyStoreError(`policy ${policyId}: its active version ${entry.version} is missing`);
-    policies.set(policyId, entryOf(item, entry));
+    // One document this code cannot read must not take the others down with it: a deploy that activates
+    // a document with a new field before the new code runs would otherwise fail every cold start.
+    try {
+      policies.set(policyId, entryOf(item, entry));
+    } catch (error) {
+      if (!(error instanceof PolicyError || error instanceof PolicyStoreError)) throw error;
+      const kept = current?.policies.get(policyId);
+      if (kept) policies.set(policyId, kept);
+      unreadable.push(`${policyId}@${entry.version}: ${error.message}`);
+    }
   }
-  return { revision: set.revision, policies };
+  return { revision: set.revision, policies, unreadable };
 }
 
 /** Every policy with its versions, ascending, and the active set: for `margin-call policy list`. */

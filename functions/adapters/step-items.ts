@@ -14,7 +14,8 @@ import type { AccountInputs } from "./account-inputs.ts";
 import { toItem } from "./codec.ts";
 import type { Tables } from "./settings.ts";
 
-const DAY_SHARDS = 8;
+/** Shards of the audit log's byDay index. */
+export const DAY_SHARDS = 8;
 const DEFAULT_OUTBOX_RETENTION_SECONDS = 30 * 86_400;
 
 /**

@@ -83,6 +83,12 @@ export const LOG_SIGNALS = {
     description:
       "a call notice was undeliverable and the policy (notices.whenUndelivered LIQUIDATE) sent the liquidation anyway",
   },
+  POLICY_UNREADABLE: {
+    message: "policy unreadable",
+    metric: "PolicyUnreadable",
+    description:
+      "an active policy version cannot be read by this code (a newer schema, or a document that does not match its hash): the function keeps the version it held, or parks that policy's accounts; deploy the code that reads it, or activate a readable version",
+  },
   LIQUIDATIONS_PAUSED: {
     message: "liquidations paused",
     metric: "LiquidationsPaused",

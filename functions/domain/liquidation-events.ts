@@ -113,6 +113,7 @@ export function scheduleOfStep(auction: z.infer<typeof auctionScheduleSchema>): 
 
 export const liquidationPausedSchema = z.strictObject({
   reference: id,
+  policyId: id,
   asset: id,
   reason: z.literal("VOLATILITY"),
   move: nonNegative,
@@ -126,6 +127,7 @@ export const liquidationPausedSchema = z.strictObject({
 export const liquidationResumedSchema = z.strictObject({
   reference: id,
   pauseReference: id,
+  policyId: id,
   asset: id,
   pausedAt: timestamp,
   calmSince: timestamp,
@@ -229,17 +231,21 @@ export interface EventDetail {
   readonly detail: Record<string, unknown>;
 }
 
-/** The reference of an asset's pause that began at `pausedAt`; its release is `…:resume:…`. */
-export function pauseReference(asset: string, pausedAt: string): string {
-  return `${asset}:pause:${pausedAt}`;
+/**
+ * The reference of the pause of a policy's breaker on an asset that began at `pausedAt`; its release is
+ * `…:resume:…`. Each policy has its own breaker on an asset, so its id is part of the key.
+ */
+export function pauseReference(asset: string, policyId: string, pausedAt: string): string {
+  return `${asset}:${policyId}:pause:${pausedAt}`;
 }
 
-export function breakerEvent(decision: BreakerDecision): EventDetail {
+export function breakerEvent(decision: BreakerDecision, policyId: string): EventDetail {
   if (decision.kind === "PAUSE") {
     return {
       detailType: "LiquidationPaused",
       detail: {
-        reference: pauseReference(decision.asset, decision.at),
+        reference: pauseReference(decision.asset, policyId, decision.at),
+        policyId,
         asset: decision.asset,
         reason: "VOLATILITY",
         move: toPlainString(decision.move.move),
@@ -254,8 +260,9 @@ export function breakerEvent(decision: BreakerDecision): EventDetail {
   return {
     detailType: "LiquidationResumed",
     detail: {
-      reference: `${decision.asset}:resume:${decision.pausedAt}`,
-      pauseReference: pauseReference(decision.asset, decision.pausedAt),
+      reference: `${decision.asset}:${policyId}:resume:${decision.pausedAt}`,
+      pauseReference: pauseReference(decision.asset, policyId, decision.pausedAt),
+      policyId,
       asset: decision.asset,
       pausedAt: decision.pausedAt,
       calmSince: decision.calmSince,

@@ -118,8 +118,10 @@ async function queueNotices(
 /** A breaker's LiquidationPaused or LiquidationResumed (adapters/breakers.ts): put as written, once. */
 async function liquidationEvent(ports: Ports, item: OutboxItem): Promise<void> {
   const detailType = String(item.detailType) as LiquidationEventType;
-  const schema = LIQUIDATION_EVENT_DETAILS[detailType];
-  if (!schema) throw new OutboxPayloadError(`${String(item.outboxId)}: unknown event ${detailType}`);
+  // A LiquidationRequested goes out only after its call notice (`inserted`), never through this path.
+  const schema = detailType === "LiquidationRequested" ? undefined : LIQUIDATION_EVENT_DETAILS[detailType];
+  if (!schema)
+    throw new OutboxPayloadError(`${String(item.outboxId)}: not an event this path puts: ${detailType}`);
   const parsed = schema.safeParse(JSON.parse(String(item.payload)));
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `$.${issue.path.join(".")}: ${issue.message}`);

@@ -60,17 +60,8 @@ async function handleRecord(
   const tick = await parseOrQuarantine(engine, PRICES_TABLE, record, (item) => parseTick(item, engine));
   if (!tick || !moves.has(record)) return;
   const now = engine.now();
-  const sources = await ports.sources.sourcesOf(tick.asset);
-  const next = rangeOf(sources);
+  const next = rangeOf(await ports.sources.sourcesOf(tick.asset));
   if (!next) return;
-  // The breakers first, on every tick of the asset in the batch: a tick that trips one pauses the
-  // liquidations its own revaluations would request.
-  await tripOrRelease(
-    engine,
-    tick.asset,
-    sourcesAlongBatch(sources, ports.batchTicks.get(tick.asset) ?? []),
-    now,
-  );
   const previous = await ports.cursor.read(tick.asset);
   const covered = coveredRange(previous, next);
   const continuations: FanOutMessage[] = [];
@@ -114,9 +105,15 @@ async function handleRecord(
 }
 
 /** Evaluates the asset's circuit breakers (adapters/breakers.ts) and says so when one trips or releases. */
-async function tripOrRelease(engine: Runtime, asset: string, ticks: readonly SourcesAt[], now: string) {
-  for (const outcome of await evaluateBreakers(engine, asset, ticks, now)) {
+async function tripOrRelease(engine: Runtime, asset: string, ticks: readonly SourcesAt[]) {
+  for (const outcome of await evaluateBreakers(engine, asset, ticks, engine.now())) {
     const decision = outcome.decision;
+    if (outcome.conflicted) {
+      engine.logger.info("breaker written by another invocation: evaluated again on the next batch", {
+        asset,
+        policyId: outcome.policyId,
+      });
+    }
     if (!decision) continue;
     const signal =
       decision.kind === "PAUSE" ? LOG_SIGNALS.LIQUIDATIONS_PAUSED : LOG_SIGNALS.LIQUIDATIONS_RESUMED;
@@ -131,6 +128,11 @@ export async function handler(event: DynamoDBStreamEvent, context?: Context) {
     sources: dynamoPriceSources(engine),
     batchTicks: ticksPerAsset(engine, event.Records),
   };
+  // The breakers first, on every tick of every asset in the batch, before any revaluation: a tick that trips
+  // one pauses the liquidations the batch's revaluations would request, whatever asset they sell.
+  for (const [asset, ticks] of ports.batchTicks) {
+    await tripOrRelease(engine, asset, sourcesAlongBatch(await ports.sources.sourcesOf(asset), ticks));
+  }
   const budget: Budget = {
     remaining: engine.maxAccountsPerInvocation,
     seen: new Set(),

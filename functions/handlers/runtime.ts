@@ -21,6 +21,7 @@ import {
   type Tables,
   tablesFrom,
 } from "../adapters/settings.ts";
+import { LOG_SIGNALS } from "../domain/alarms.ts";
 
 export interface Runtime extends EngineDeps {
   readonly env: Environment;
@@ -60,7 +61,13 @@ function createRuntime(env: Environment): Runtime {
   const dynamo = new DynamoDBClient({});
   const tables = tablesFrom(env);
   const policyCache = new PolicyCache({
-    load: (current) => loadActivePolicies(dynamo, tables.policies, current),
+    load: async (current) => {
+      const loaded = await loadActivePolicies(dynamo, tables.policies, current);
+      if (loaded !== current && loaded.unreadable.length > 0) {
+        logger.error(LOG_SIGNALS.POLICY_UNREADABLE.message, { unreadable: loaded.unreadable });
+      }
+      return loaded;
+    },
     ttlMs: integer(env, ENV.policyCacheSeconds, DEFAULT_POLICY_CACHE_SECONDS) * 1000,
     onStale: (error, kept) =>
       logger.warn("policy set unreadable: keeping the last good one", {

@@ -29,11 +29,17 @@ beforeAll(async () => {
     circuitBreaker: { maxMove: "0.1", windowSeconds: 600, coolDownSeconds: 300 },
   };
   const read = await readActiveSet(p.db.dynamodb, "Policies");
+  // A second policy with a breaker on the same asset: each policy's breaker trips and releases on its own,
+  // with its own event and audit entry.
+  const other = { ...document, policyId: "crypto-other", version: 1 };
   await activate(
     p.db.dynamodb,
     "Policies",
     read,
-    [await putPolicyVersion(p.db.dynamodb, "Policies", document, author)],
+    [
+      await putPolicyVersion(p.db.dynamodb, "Policies", document, author),
+      await putPolicyVersion(p.db.dynamodb, "Policies", other, author),
+    ],
     author,
   );
   resetRuntime();
@@ -72,8 +78,16 @@ describe("a crash that trips the breaker", () => {
     p.advance(10);
     await market(p, "49000.00");
     await p.drain();
-    const [paused] = events("LiquidationPaused");
+    expect(
+      events("LiquidationPaused")
+        .map((pause) => pause.policyId)
+        .sort(),
+    ).toEqual(["crypto-lending", "crypto-other"]);
+    const paused = events("LiquidationPaused").find((pause) => pause.policyId === "crypto-lending");
     expect(paused).toMatchObject({ asset: "BTC", reason: "VOLATILITY", move: "0.125", maxMove: "0.1" });
+    expect(
+      (await p.query("AuditLog", "accountId", "BREAKER#BTC#crypto-other")).map((entry) => entry.to),
+    ).toEqual(["PAUSED"]);
     expect(
       eventSchema("LiquidationPaused").safeParse(envelope("LiquidationPaused", paused ?? {})).success,
     ).toBe(true);
@@ -102,7 +116,8 @@ describe("a crash that trips the breaker", () => {
     p.advance(300);
     await market(p, "49000.00");
     await p.drain();
-    const [resumed] = events("LiquidationResumed");
+    expect(events("LiquidationResumed")).toHaveLength(2);
+    const resumed = events("LiquidationResumed").find((release) => release.policyId === "crypto-lending");
     expect(resumed).toMatchObject({ asset: "BTC", pauseReference: paused?.reference, coolDownSeconds: 300 });
     expect(
       eventSchema("LiquidationResumed").safeParse(envelope("LiquidationResumed", resumed ?? {})).success,

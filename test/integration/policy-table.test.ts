@@ -8,11 +8,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { toItem } from "../../functions/adapters/codec.ts";
 import { PolicyCache } from "../../functions/adapters/policy-cache.ts";
 import {
   activate,
+  canonicalJson,
   documentHash,
   listPolicies,
   loadActivePolicies,
@@ -21,6 +23,7 @@ import {
   readActiveSet,
   StaleActivationError,
   versionHash,
+  versionKey,
 } from "../../functions/adapters/policy-store.ts";
 import { runPolicy } from "../../functions/cli/policy-commands.ts";
 import { onPolicySetEvent } from "../../functions/handlers/policy-bootstrap.ts";
@@ -277,5 +280,50 @@ describe("a Policies table that cannot be read", () => {
     await expect(cold.refresh()).rejects.toThrow(/no policy set: the Policies table could not be read/);
     expect(() => cold.policies).toThrow(PolicyStoreError);
     client.destroy();
+  });
+});
+
+describe("an active version this code cannot read", () => {
+  it("leaves the other policies in use, keeps the version held before, and names it", async () => {
+    const held = await loadActivePolicies(p.db.dynamodb, TABLE);
+    const version = (held.policies.get(base.policyId)?.policy.version ?? 0) + 1;
+    // A version written for a newer schema (a section this code does not know), stored as the CLI of that
+    // newer code would store it, and activated.
+    const document = withVersion(version, (d) => {
+      d.futureSection = { enabled: true };
+    });
+    const text = canonicalJson(document);
+    await p.db.dynamodb.send(
+      new PutItemCommand({
+        TableName: TABLE,
+        Item: toItem({
+          policyId: base.policyId,
+          version: versionKey(version),
+          policyVersion: version,
+          sha256: documentHash(document),
+          createdAt: author.at,
+          createdBy: author.by,
+          document: text,
+        }),
+      }),
+    );
+    const read = await readActiveSet(p.db.dynamodb, TABLE);
+    await activate(
+      p.db.dynamodb,
+      TABLE,
+      read,
+      [{ policyId: base.policyId, version, sha256: documentHash(document) }],
+      author,
+    );
+
+    const warm = await loadActivePolicies(p.db.dynamodb, TABLE, held);
+    expect(warm.policies.get(base.policyId)).toBe(held.policies.get(base.policyId));
+    expect(warm.unreadable).toEqual([
+      expect.stringMatching(new RegExp(`^${base.policyId}@${version}: [\\s\\S]*futureSection`)),
+    ]);
+    // A cold start holds nothing for it: the policy is left out (its accounts are parked), nothing fails.
+    const cold = await loadActivePolicies(p.db.dynamodb, TABLE);
+    expect(cold.policies.has(base.policyId)).toBe(false);
+    expect(cold.unreadable).toHaveLength(1);
   });
 });

@@ -5,9 +5,16 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BUCKETS, samplesOf, sourcesAlongBatch, withSample } from "../../functions/adapters/breakers.ts";
+import {
+  BUCKETS,
+  breakerSample,
+  samplesOf,
+  sourcesAlongBatch,
+  withSample,
+} from "../../functions/adapters/breakers.ts";
 import { type PriceSample, windowMove } from "../../functions/domain/cascade.ts";
 import { dec } from "../../functions/domain/money.ts";
+import { flatTier, policy } from "../support/domain-builders.ts";
 
 const T0 = Date.parse("2026-11-25T12:00:00.000Z");
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
@@ -89,5 +96,32 @@ describe("the sources along a batch", () => {
     expect(prices(0)).toEqual({ a: "95", c: "100" });
     expect(prices(1)).toEqual({ a: "95", b: "80", c: "100" });
     expect(prices(2)).toEqual({ a: "90", b: "80", c: "100" });
+  });
+});
+
+describe("the price a breaker samples", () => {
+  const pol = policy({
+    assets: { BTC: { quantityScale: 8, priceScale: 2, haircut: "0.1", longTiers: flatTier("0.05", "0.1") } },
+    prices: { maxAgeSeconds: 60, maxDivergence: "0.05", minimumSources: 2, haltGraceSeconds: 0 },
+  });
+  const source = (name: string, price: string, seconds: number) => ({
+    source: name,
+    price: dec(price),
+    asOf: at(seconds),
+  });
+
+  it("is the mark when the mark is OK, else the median of the fresh sources there are, never a future one", () => {
+    expect(breakerSample("BTC", [source("a", "100", 0), source("b", "102", 0)], pol, at(10))?.toFixed()).toBe(
+      "101",
+    );
+    // One fresh source of the two needed: its price (the other is stale, a third not yet known at 10 s).
+    const thin = [source("a", "90", 10), source("b", "102", -120), source("c", "50", 40)];
+    expect(breakerSample("BTC", thin, pol, at(10))?.toFixed()).toBe("90");
+    expect(breakerSample("BTC", [source("b", "102", -120)], pol, at(10))).toBeUndefined();
+  });
+
+  it("is nothing when the sources disagree: one bad print cannot pause liquidations", () => {
+    const split = [source("a", "100", 0), source("b", "60", 0)];
+    expect(breakerSample("BTC", split, pol, at(10))).toBeUndefined();
   });
 });

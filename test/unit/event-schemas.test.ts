@@ -129,17 +129,18 @@ describe("docs/events.md: LiquidationRequested with a Dutch auction", () => {
     expect(detail.plan).toEqual(plain(plan));
   });
 
-  it("falls to 95.791 at 179 s and starts again from the top at 180 s, as the text says", () => {
+  it("falls to 93.821 at 100 s and 67.739 at 239 s, and starts again from the top at 240 s, as the text says", () => {
     const auction = detail.plan.steps[0]?.auction;
     if (!auction) throw new Error("the example's step has no auction");
     const schedule = scheduleOfStep(auction);
-    expect(auctionPrice(schedule, 179).limitPrice.toFixed()).toBe("95.791");
-    expect(auctionPrice(schedule, 180)).toEqual({
+    expect(auctionPrice(schedule, 100).limitPrice.toFixed()).toBe("93.821");
+    expect(auctionPrice(schedule, 239).limitPrice.toFixed()).toBe("67.739");
+    expect(auctionPrice(schedule, 240)).toEqual({
       limitPrice: dec("112.586"),
       cycle: 1,
       cycleElapsedSeconds: 0,
     });
-    expect(auctionPrice(schedule, 360).cycle).toBe(2);
+    expect(auctionPrice(schedule, 480).cycle).toBe(2);
   });
 });
 
@@ -255,8 +256,12 @@ describe("the builders' details satisfy the schemas", () => {
     const calm = evaluateBreaker(pause.state, samples, "2026-11-25T13:01:40.000Z", policy);
     const resume = evaluateBreaker(calm.state, samples, "2026-11-25T13:16:40.000Z", policy);
     if (!pause.decision || !resume.decision) throw new Error("a pause and a release expected");
-    expect(breakerEvent(pause.decision).detail).toEqual(detailOf(example("LiquidationPaused")));
-    expect(breakerEvent(resume.decision).detail).toEqual(detailOf(example("LiquidationResumed")));
+    expect(breakerEvent(pause.decision, "crypto-lending").detail).toEqual(
+      detailOf(example("LiquidationPaused")),
+    );
+    expect(breakerEvent(resume.decision, "crypto-lending").detail).toEqual(
+      detailOf(example("LiquidationResumed")),
+    );
   });
 
   it("makes a fee credit that satisfies the schema", () => {

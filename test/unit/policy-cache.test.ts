@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { PolicyCache } from "../../functions/adapters/policy-cache.ts";
 import { type ActivePolicies, canonicalJson, versionKey } from "../../functions/adapters/policy-store.ts";
 
-const set = (revision: number): ActivePolicies => ({ revision, policies: new Map() });
+const set = (revision: number): ActivePolicies => ({ revision, policies: new Map(), unreadable: [] });
 
 function cacheWith(loads: Array<ActivePolicies | Error>) {
   let nowMs = 0;
