@@ -32,6 +32,7 @@ import { dec, toPlainString } from "../domain/money.ts";
 import type { Policy } from "../domain/policy.ts";
 import { resolveMark, type SourceMark } from "../domain/prices.ts";
 import { fromImage, toItem } from "./codec.ts";
+import { liquidationEventItem } from "./liquidation-event-items.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
 import { shardOf } from "./step-items.ts";
 
@@ -45,9 +46,6 @@ interface BreakerDeps {
 export const BUCKETS = 60;
 
 const DAY_SHARDS = 8;
-
-/** The outbox kind of a breaker's event: the relay puts `detailType` with `payload` as its detail. */
-export const LIQUIDATION_EVENT = "LIQUIDATION_EVENT";
 
 export const breakerKey = (asset: string, policyId: string) => ({
   line: { S: `BREAKER#${asset}` },
@@ -235,25 +233,6 @@ function auditItem(
   };
 }
 
-function outboxItem(table: string, decision: BreakerDecision, now: string, retentionSeconds: number) {
-  const { detailType, detail } = breakerEvent(decision);
-  return {
-    Put: {
-      TableName: table,
-      Item: toItem({
-        outboxId: String(detail.reference),
-        kind: LIQUIDATION_EVENT,
-        detailType,
-        accountId: `BREAKER#${decision.asset}`,
-        createdAt: now,
-        payload: JSON.stringify(detail),
-        expiresAtEpochSeconds: Math.floor(Date.parse(now) / 1000) + retentionSeconds,
-      }),
-      ConditionExpression: "attribute_not_exists(outboxId)",
-    },
-  };
-}
-
 /** What one evaluation decided for one policy's breaker of an asset. */
 export interface BreakerOutcome {
   readonly policyId: string;
@@ -262,8 +241,6 @@ export interface BreakerOutcome {
   /** The evaluation lost to a concurrent writer: the next tick evaluates again. */
   readonly conflicted: boolean;
 }
-
-const DEFAULT_OUTBOX_RETENTION_SECONDS = 30 * 86_400;
 
 /** Every source of an asset as it stood after one tick: what a policy's mark was then. */
 export interface SourcesAt {
@@ -383,11 +360,12 @@ async function writeBreaker(
   if (decision) {
     items.push(auditItem(deps.tables.auditLog, policy, decision, next.version + 1, now));
     items.push(
-      outboxItem(
+      liquidationEventItem(
         deps.tables.outbox,
-        decision,
+        breakerEvent(decision),
+        `BREAKER#${decision.asset}`,
         now,
-        deps.outboxRetentionSeconds ?? DEFAULT_OUTBOX_RETENTION_SECONDS,
+        deps.outboxRetentionSeconds,
       ),
     );
   }
