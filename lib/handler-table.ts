@@ -248,10 +248,16 @@ export const HANDLERS: readonly HandlerDefinition[] = [
     id: "OutboxRelay",
     entry: "functions/handlers/outbox-relay.ts",
     description:
-      "Relays the outbox: notices to the notice queue, liquidation requests (after their call notice) and losses to the bus",
+      "Relays the outbox: notices to the notice queue, liquidation requests (after their call notice) and losses to the bus; fees and losses to the insurance fund",
     timeout: Duration.seconds(60),
     statements: (resources) => [
-      allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], resources.tables.outbox),
+      // PutItem: the outbox items of the fund's events, in the transaction of their flow.
+      allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], resources.tables.outbox),
+      // A fee's credit and a loss's waterfall (adapters/insurance-fund-store.ts): the head and the flow id
+      // read, then one transaction of Puts (ledger, outbox, audit); the policy version that decided the step.
+      allow(["dynamodb:GetItem", "dynamodb:PutItem"], resources.tables.insuranceFund),
+      allow(["dynamodb:PutItem"], resources.tables.auditLog),
+      allow(["dynamodb:GetItem"], resources.tables.policies),
       new PolicyStatement({ actions: ["sqs:SendMessage"], resources: [resources.noticeQueue.queueArn] }),
       new PolicyStatement({ actions: ["events:PutEvents"], resources: [resources.eventBus.eventBusArn] }),
     ],
@@ -268,7 +274,9 @@ export const HANDLERS: readonly HandlerDefinition[] = [
         pattern({
           eventName: ["INSERT"],
           dynamodb: {
-            NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS", "LIQUIDATION_EVENT"] } },
+            NewImage: {
+              kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS", "FUND_FEE", "LIQUIDATION_EVENT"] },
+            },
           },
         }),
         // A notice that got its outcome while liquidation requests were held on it: release them.

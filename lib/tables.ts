@@ -21,6 +21,7 @@ export const TABLE_LOGICAL_IDS = {
   auditLog: "AuditLog",
   quarantine: "Quarantine",
   policies: "Policies",
+  insuranceFund: "InsuranceFund",
 } as const;
 
 export type TableName = keyof typeof TABLE_LOGICAL_IDS;
@@ -74,6 +75,9 @@ const TABLE_SHAPES: Record<TableName, TableShape> = {
   },
   // Versions `V#0000000003` of each policy, and the active set under `*` / `ACTIVE` (docs/policies.md).
   policies: { partitionKey: "policyId", sortKey: "version" },
+  // One partition per currency `FUND#<currency>`: the head `BALANCE`, the flows `FLOW#<seq>` and their
+  // idempotency markers `FLOWID#<flowId>` (functions/domain/insurance-fund.ts). Append-only but the head.
+  insuranceFund: { partitionKey: "fund", sortKey: "entry" },
 };
 
 export interface EngineTablesProps {
@@ -112,6 +116,8 @@ export class EngineTables extends Construct {
   readonly quarantine: Table;
   /** Engine: every version of every margin policy, append-only, and the set of active versions. */
   readonly policies: Table;
+  /** Engine: the insurance fund's ledger, one partition per currency: its balance and every flow. */
+  readonly insuranceFund: Table;
 
   constructor(scope: Construct, id: string, props: EngineTablesProps = {}) {
     super(scope, id);
@@ -132,6 +138,7 @@ export class EngineTables extends Construct {
     this.auditLog = this.table("auditLog", common);
     this.quarantine = this.table("quarantine", common);
     this.policies = this.table("policies", common);
+    this.insuranceFund = this.table("insuranceFund", common);
   }
 
   /** Every table, by name, for grants and alarms. */
@@ -145,6 +152,7 @@ export class EngineTables extends Construct {
       auditLog: this.auditLog,
       quarantine: this.quarantine,
       policies: this.policies,
+      insuranceFund: this.insuranceFund,
     };
   }
 

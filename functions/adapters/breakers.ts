@@ -33,6 +33,7 @@ import type { Policy } from "../domain/policy.ts";
 import { resolveMark, type SourceMark } from "../domain/prices.ts";
 import { batchGet } from "./batch-get.ts";
 import { fromImage, toItem } from "./codec.ts";
+import { liquidationEventItem } from "./liquidation-event-items.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
 import { DAY_SHARDS, shardOf } from "./step-items.ts";
 
@@ -45,8 +46,6 @@ interface BreakerDeps {
 /** Buckets a window is kept in: the window's edge is known to within windowSeconds / BUCKETS. */
 export const BUCKETS = 60;
 
-/** The outbox kind of a breaker's event: the relay puts `detailType` with `payload` as its detail. */
-export const LIQUIDATION_EVENT = "LIQUIDATION_EVENT";
 
 export const breakerKey = (asset: string, policyId: string) => ({
   line: { S: `BREAKER#${asset}` },
@@ -222,31 +221,6 @@ function auditItem(
   };
 }
 
-function outboxItem(
-  table: string,
-  policyId: string,
-  decision: BreakerDecision,
-  now: string,
-  retentionSeconds: number,
-) {
-  const { detailType, detail } = breakerEvent(decision, policyId);
-  return {
-    Put: {
-      TableName: table,
-      Item: toItem({
-        outboxId: String(detail.reference),
-        kind: LIQUIDATION_EVENT,
-        detailType,
-        accountId: `BREAKER#${decision.asset}`,
-        createdAt: now,
-        payload: JSON.stringify(detail),
-        expiresAtEpochSeconds: Math.floor(Date.parse(now) / 1000) + retentionSeconds,
-      }),
-      ConditionExpression: "attribute_not_exists(outboxId)",
-    },
-  };
-}
-
 /** What one evaluation decided for one policy's breaker of an asset. */
 export interface BreakerOutcome {
   readonly policyId: string;
@@ -255,8 +229,6 @@ export interface BreakerOutcome {
   /** The evaluation lost to a concurrent writer: the next tick evaluates again. */
   readonly conflicted: boolean;
 }
-
-const DEFAULT_OUTBOX_RETENTION_SECONDS = 30 * 86_400;
 
 /** Every source of an asset as it stood after one tick: what a policy's mark was then. */
 export interface SourcesAt {
@@ -377,12 +349,12 @@ async function writeBreaker(
   if (decision) {
     items.push(auditItem(deps.tables.auditLog, policy, decision, next.version + 1, now));
     items.push(
-      outboxItem(
+      liquidationEventItem(
         deps.tables.outbox,
-        policy.policyId,
-        decision,
+        breakerEvent(decision, policy.policyId),
+        `BREAKER#${decision.asset}`,
         now,
-        deps.outboxRetentionSeconds ?? DEFAULT_OUTBOX_RETENTION_SECONDS,
+        deps.outboxRetentionSeconds,
       ),
     );
   }

@@ -317,14 +317,14 @@ async function readVersions(
 }
 
 /** A stored version as the engine uses it, after checking its hash and that it is what its key says. */
-function entryOf(item: Record<string, unknown>, expected: ActiveEntry): PolicyEntry {
+function entryOf(item: Record<string, unknown>, expectedSha256: string): PolicyEntry {
   const name = `policy ${String(item.policyId)} ${String(item.version)}`;
   const text =
     typeof item.document === "string"
       ? item.document
       : gunzipSync(item.documentGzip as Uint8Array).toString("utf8");
   const sha256 = sha256Of(text);
-  if (sha256 !== item.sha256 || sha256 !== expected.sha256) {
+  if (sha256 !== item.sha256 || sha256 !== expectedSha256) {
     throw new PolicyStoreError(`${name}: its document does not match its hash`);
   }
   const document: unknown = JSON.parse(text);
@@ -361,7 +361,7 @@ export async function loadActivePolicies(
     // One document this code cannot read must not take the others down with it: a deploy that activates
     // a document with a new field before the new code runs would otherwise fail every cold start.
     try {
-      policies.set(policyId, entryOf(item, entry));
+      policies.set(policyId, entryOf(item, entry.sha256));
     } catch (error) {
       if (!(error instanceof PolicyError || error instanceof PolicyStoreError)) throw error;
       const kept = current?.policies.get(policyId);
@@ -370,6 +370,29 @@ export async function loadActivePolicies(
     }
   }
   return { revision: set.revision, policies, unreadable };
+}
+
+/**
+ * One stored version, active or not, checked against its own hash: what decided a step that recorded
+ * `<policyId>@<version>` (versions are never overwritten, so the answer never changes). Throws
+ * PolicyStoreError when it is not there.
+ */
+export async function readPolicyVersion(
+  client: DynamoDBClient,
+  table: string,
+  policyId: string,
+  version: number,
+): Promise<PolicyEntry> {
+  const result = await client.send(
+    new GetItemCommand({
+      TableName: table,
+      Key: toItem({ policyId, version: versionKey(version) }),
+      ConsistentRead: true,
+    }),
+  );
+  if (!result.Item) throw new PolicyStoreError(`policy ${policyId} has no version ${version} in ${table}`);
+  const item = fromImage(result.Item);
+  return entryOf(item, String(item.sha256));
 }
 
 /** Every policy with its versions, ascending, and the active set: for `margin-call policy list`. */

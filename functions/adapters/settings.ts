@@ -21,6 +21,7 @@ export interface Tables {
   readonly auditLog: string;
   readonly quarantine: string;
   readonly policies: string;
+  readonly insuranceFund: string;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -49,6 +50,7 @@ export function tablesFrom(env: Environment): Tables {
     auditLog: required(env, ENV.auditLogTable),
     quarantine: required(env, ENV.quarantineTable),
     policies: required(env, ENV.policiesTable),
+    insuranceFund: required(env, ENV.insuranceFundTable),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * How one step of the state machine is written: one builder per table, composed into the single
  * TransactWriteItems that commits the step. MarginCalls holds the next state, conditioned on the version
- * the step was computed from; the Outbox one item per NOTIFY, REQUEST_LIQUIDATION and RECORD_LOSS; the
+ * the step was computed from; the Outbox one item per NOTIFY, REQUEST_LIQUIDATION, RECORD_LOSS and FUND_FEE; the
  * AuditLog one item per AUDIT effect, the first carrying the replayable snapshot. docs/data-model.md has
  * the keys and the access patterns.
  */
@@ -117,7 +117,10 @@ export function outboxItems(
         ? effect.notificationId
         : effect.kind === "REQUEST_LIQUIDATION"
           ? effect.requestId
-          : `${effect.accountId}:v${next.version}:loss`;
+          : effect.kind === "FUND_FEE"
+            ? `${effect.accountId}:v${next.version}:fee`
+            : `${effect.accountId}:v${next.version}:loss`;
+    const { policy } = context.inputs.policy;
     return [
       {
         Put: {
@@ -127,6 +130,8 @@ export function outboxItems(
             kind: effect.kind,
             accountId: effect.accountId,
             version: next.version,
+            // The policy that decided the step: the relay runs a loss's waterfall, or credits a fee, under it.
+            policy: `${policy.policyId}@${policy.version}`,
             createdAt: context.now,
             payload: JSON.stringify(plain(effect)),
             expiresAtEpochSeconds: nowSeconds + retentionSeconds,

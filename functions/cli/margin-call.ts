@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { Rounding, toExactString, toFixedString, toPlainString } from "../domain/money.ts";
 import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
 import { marginRatio } from "../domain/valuation.ts";
+import { FUND_USAGE, FundCommandError, runFund } from "./fund-commands.ts";
 import { LOCAL_USAGE, LocalCommandError, runLocal } from "./local-commands.ts";
 import { POLICY_USAGE, PolicyCommandError, runPolicy } from "./policy-commands.ts";
 import { QUARANTINE_USAGE, QuarantineCommandError, runQuarantine } from "./quarantine-commands.ts";
@@ -31,7 +32,9 @@ ${LOCAL_USAGE}
 
 ${QUARANTINE_USAGE}
 
-${POLICY_USAGE}`;
+${POLICY_USAGE}
+
+${FUND_USAGE}`;
 
 /** Formats an amount of the policy's currency at its scale, rounding half to even. */
 type MoneyFormat = (value: Parameters<typeof toPlainString>[0]) => string;
@@ -177,6 +180,8 @@ function explainTransition(evaluation: Evaluation): string[] {
       out.push(
         `  liquidate (${effect.reason}) request ${effect.requestId}: ${effect.plan.steps.length} step(s)`,
       );
+    else if (effect.kind === "FUND_FEE")
+      out.push(`  fee     ${effect.amount} ${effect.currency} to the insurance fund (flow ${effect.flowId})`);
     else out.push(`  loss    ${effect.amount} ${policy.currency}`);
   }
   return out;
@@ -248,6 +253,7 @@ const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   local: runLocal,
   quarantine: runQuarantine,
   policy: runPolicy,
+  fund: runFund,
 };
 const subcommand = SUBCOMMANDS[argv[0] ?? ""];
 if (subcommand) {
@@ -259,7 +265,8 @@ if (subcommand) {
       const known =
         error instanceof LocalCommandError ||
         error instanceof QuarantineCommandError ||
-        error instanceof PolicyCommandError;
+        error instanceof PolicyCommandError ||
+        error instanceof FundCommandError;
       console.error(known ? error.message : error);
       process.exitCode = known ? 2 : 1;
     },

@@ -101,6 +101,12 @@ export const LOG_SIGNALS = {
     description:
       "an asset's circuit breaker released after its cool-down: the liquidations that waited are requested at the next revaluation",
   },
+  BAD_DEBT_RECORDED: {
+    message: "bad debt recorded",
+    metric: "BadDebtRecorded",
+    description:
+      "a bankrupt account's shortfall exceeded what the insurance fund held: the rest is bad debt for the lender (BadDebtRecorded); top the fund up with margin-call fund topup",
+  },
   LIQUIDATION_HELD: {
     message: "liquidation held: notice undeliverable",
     metric: "LiquidationHeld",

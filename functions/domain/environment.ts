@@ -14,6 +14,8 @@ export const ENV = {
   quarantineTable: "QUARANTINE_TABLE",
   /** The versioned policy documents and the active set (docs/policies.md); each PROFILE names a `policyId`. */
   policiesTable: "POLICIES_TABLE",
+  /** The insurance fund's ledger (functions/adapters/insurance-fund-store.ts). */
+  insuranceFundTable: "INSURANCE_FUND_TABLE",
   /** Seconds a function keeps the active policy set before it reads the table again (default 60). */
   policyCacheSeconds: "POLICY_CACHE_SECONDS",
   fanOutQueueUrl: "FAN_OUT_QUEUE_URL",

@@ -152,15 +152,7 @@ export interface AppliedFlow {
  */
 export function applyFlow(ledger: FundLedger, request: FundFlowRequest): AppliedFlow {
   const existing = ledger.byFlowId.get(request.flowId);
-  if (existing) {
-    if (!sameRequest(existing, request)) {
-      throw new FundFlowConflictError(
-        `flow ${request.flowId} was applied as ${existing.cause} ${existing.requested.toFixed()} ` +
-          `${existing.currency}; now asked as ${request.cause} ${request.amount.toFixed()} ${request.currency}`,
-      );
-    }
-    return { ledger, flow: existing, applied: false };
-  }
+  if (existing) return { ledger, flow: appliedBefore(existing, request), applied: false };
   const flow = planFlow(ledger.head, request);
   const byFlowId = new Map(ledger.byFlowId);
   byFlowId.set(flow.flowId, flow);
@@ -169,6 +161,21 @@ export function applyFlow(ledger: FundLedger, request: FundFlowRequest): Applied
     flow,
     applied: true,
   };
+}
+
+/**
+ * The flow a request's flow id made before, when the request is the same one redelivered; throws
+ * FundFlowConflictError when it differs (a bug upstream, never silently ignored).
+ */
+export function appliedBefore(existing: FundFlow, request: FundFlowRequest): FundFlow {
+  assert(existing.flowId === request.flowId, "a request is compared with its own flow id's flow");
+  if (!sameRequest(existing, request)) {
+    throw new FundFlowConflictError(
+      `flow ${request.flowId} was applied as ${existing.cause} ${existing.requested.toFixed()} ` +
+        `${existing.currency}; now asked as ${request.cause} ${request.amount.toFixed()} ${request.currency}`,
+    );
+  }
+  return existing;
 }
 
 /**

@@ -304,6 +304,19 @@ export type Effect =
       readonly amount: string;
     }
   | {
+      /** A liquidation settled under a fee rate above 0: the fee it earned, for the insurance fund. */
+      readonly kind: "FUND_FEE";
+      /** `<requestId>:fee`: the fund flow's id, so the fee is credited once however often it is relayed. */
+      readonly flowId: string;
+      readonly accountId: string;
+      readonly callId: string;
+      /** The call's latest liquidation request: the one its fills settled. */
+      readonly requestId: string;
+      readonly currency: string;
+      /** Σ filled quantity × average price × feeRate over the call's fills, DOWN at the currency scale. */
+      readonly amount: string;
+    }
+  | {
       readonly kind: "AUDIT";
       readonly auditId: string;
       readonly accountId: string;
@@ -943,6 +956,35 @@ function settle(step: StepBuilder, call: OpenCall): void {
     step.move("LIQUIDATED", "liquidation complete", { loss: null, call: closed }, { closure });
   }
   step.notify("LIQUIDATION_COMPLETE", { sold });
+  const fee = event.type === "EXECUTION_REPORT" ? liquidationFee(event.fills ?? [], call, policy) : ZERO;
+  if (fee.greaterThan(ZERO)) {
+    const requestId = requestIdOf(call.callId, call.liquidationAttempts);
+    step.effects.push({
+      kind: "FUND_FEE",
+      flowId: `${requestId}:fee`,
+      accountId: step.initial.accountId,
+      callId: call.callId,
+      requestId,
+      currency: policy.currency,
+      amount: money(step, fee),
+    });
+  }
+}
+
+/**
+ * The fee a settled liquidation earned for the insurance fund: Σ filled quantity × average price × feeRate
+ * over the fills of the call's requests, exact, then rounded DOWN at the currency scale, so the fund never
+ * books more than the fee the planner sold for (a fill without a price adds nothing).
+ */
+export function liquidationFee(fills: readonly ExecutionFill[], call: OpenCall, policy: Policy): Dec {
+  let notional = ZERO;
+  for (const fill of fills) {
+    if (attemptOf(fill.requestId, call) === null || fill.averagePrice === null) continue;
+    notional = notional.plus(dec(fill.filledQuantity).times(dec(fill.averagePrice)));
+  }
+  const fee = quantize(notional.times(policy.liquidationFeeRate), policy.currencyScale, Rounding.DOWN);
+  assert(!fee.isNegative(), "a liquidation fee is never negative");
+  return fee;
 }
 
 /**

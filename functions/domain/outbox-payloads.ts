@@ -1,5 +1,5 @@
 /**
- * The REQUEST_LIQUIDATION and RECORD_LOSS outbox payloads, checked when the outbox relay reads them: what
+ * The REQUEST_LIQUIDATION, RECORD_LOSS and FUND_FEE outbox payloads, checked when the outbox relay reads them: what
  * goes on the bus is what the engine wrote, and an item that is not (an older version's, one edited by
  * hand) fails with its path and reason instead of reaching the execution system. Every field is kept as
  * written: the event's detail is the payload.
@@ -31,6 +31,17 @@ const lossRecord = z.looseObject({
   amount: decimal,
 });
 
+const fundFee = z.looseObject({
+  kind: z.literal("FUND_FEE"),
+  flowId: z.string().min(1),
+  accountId: z.string().min(1),
+  callId: z.string().min(1),
+  requestId: z.string().min(1),
+  currency: z.string().min(1),
+  amount: decimal,
+});
+export type FundFeePayload = z.infer<typeof fundFee>;
+
 export type LiquidationPayload = z.infer<typeof liquidationRequest> | z.infer<typeof lossRecord>;
 
 export class OutboxPayloadError extends Error {
@@ -39,13 +50,23 @@ export class OutboxPayloadError extends Error {
 
 /** Parses a REQUEST_LIQUIDATION or RECORD_LOSS payload; throws OutboxPayloadError naming every bad field. */
 export function parseLiquidationPayload(kind: string, json: string): LiquidationPayload {
+  return kind === "REQUEST_LIQUIDATION"
+    ? parsePayload(kind, json, liquidationRequest)
+    : parsePayload(kind, json, lossRecord);
+}
+
+/** Parses a FUND_FEE payload (a settled liquidation's fee for the insurance fund). */
+export function parseFundFeePayload(json: string): FundFeePayload {
+  return parsePayload("FUND_FEE", json, fundFee);
+}
+
+function parsePayload<T>(kind: string, json: string, schema: z.ZodType<T>): T {
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch {
     throw new OutboxPayloadError(`the ${kind} payload is not JSON`);
   }
-  const schema = kind === "REQUEST_LIQUIDATION" ? liquidationRequest : lossRecord;
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `$.${issue.path.join(".")}: ${issue.message}`);

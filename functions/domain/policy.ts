@@ -5,6 +5,7 @@
 import { z } from "zod";
 import type { AuctionPolicy } from "./auction.ts";
 import { type CircuitBreakerPolicy, circuitBreakerSchema } from "./cascade.ts";
+import { type LossWaterfallPolicy, lossWaterfallSchema } from "./loss-waterfall.ts";
 import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
 
 const decimalString = z
@@ -242,8 +243,23 @@ export const policySchema = z
      * maxMove within windowSeconds pauses new liquidation requests touching it. Omitted: no breaker.
      */
     circuitBreaker: circuitBreakerSchema.optional(),
+    /**
+     * Who pays a bankrupt account's shortfall after the insurance fund (loss-waterfall.ts,
+     * docs/liquidation.md section 9). Optional as a whole: omitted, afterFund NONE, the rest is bad debt.
+     */
+    lossWaterfall: lossWaterfallSchema.prefault({}),
   })
   .superRefine((policy, context) => {
+    if (policy.lossWaterfall.afterFund !== "NONE") {
+      // The domain plans ADL and socialised losses; the engine does not yet read the counterparties they
+      // need, so it refuses them rather than record the whole rest as bad debt under a policy that says otherwise.
+      context.addIssue({
+        code: "custom",
+        path: ["lossWaterfall", "afterFund"],
+        message:
+          "the engine applies NONE only for now: ADL and SOCIALISED are not wired (docs/liquidation.md, section 9)",
+      });
+    }
     if (dec(policy.call.exitBuffer).greaterThan(dec(policy.call.restoreBuffer))) {
       context.addIssue({
         code: "custom",
@@ -476,6 +492,8 @@ export interface Policy {
   readonly auction: AuctionPolicy | null;
   /** The circuitBreaker section, defaults applied; null: no breaker. */
   readonly circuitBreaker: CircuitBreakerPolicy | null;
+  /** The lossWaterfall section, defaults applied (afterFund NONE when omitted). */
+  readonly lossWaterfall: LossWaterfallPolicy;
   readonly priceMaxAgeSeconds: number;
   readonly priceMaxDivergence: Dec;
   readonly priceMinimumSources: number;
@@ -616,6 +634,7 @@ export function parsePolicy(document: unknown): Policy {
     liquidationMaxAttempts: parsedPolicy.liquidation.maxAttempts,
     ...compileLiquidationRules(parsedPolicy.liquidation),
     circuitBreaker: parsedPolicy.circuitBreaker ?? null,
+    lossWaterfall: parsedPolicy.lossWaterfall,
     priceMaxAgeSeconds: parsedPolicy.prices.maxAgeSeconds,
     priceMaxDivergence: dec(parsedPolicy.prices.maxDivergence),
     priceMinimumSources: parsedPolicy.prices.minimumSources,

@@ -1,7 +1,9 @@
 /**
  * Handler 4: the outbox relay, the one consumer of the Outbox stream. It hands each inserted NOTIFY item to
  * the notice queue (the notifier sends it at SNS's pace; a batch's notices go ten to a request first), and puts each REQUEST_LIQUIDATION and RECORD_LOSS,
- * and each circuit breaker's LiquidationPaused and LiquidationResumed (LIQUIDATION_EVENT), on the engine's bus, at most once per reference (adapters/event-dispatch.ts). A liquidation request goes
+ * and each event written with its decision (LIQUIDATION_EVENT: a circuit breaker's, the insurance fund's), on the engine's bus, at most once per reference (adapters/event-dispatch.ts).
+ * It applies each FUND_FEE to the insurance fund, and runs each RECORD_LOSS's loss waterfall, once
+ * (adapters/insurance-fund-store.ts; docs/liquidation.md, section 9). A liquidation request goes
  * out only once its call notice has its outcome: the relay holds it on the notice's outbox item, and the
  * notice's completion (a MODIFY of that item) releases it. Both are conditional writes on one item, so the
  * order is structural, not a race between consumers. A notice recorded undeliverable releases its requests
@@ -10,15 +12,23 @@
 import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { LIQUIDATION_EVENT } from "../adapters/breakers.ts";
 import { fromImage } from "../adapters/codec.ts";
 import { type DispatchPorts, dispatchEvent } from "../adapters/event-dispatch.ts";
+import { coverLoss, creditFund } from "../adapters/insurance-fund-store.ts";
+import { LIQUIDATION_EVENT } from "../adapters/liquidation-event-items.ts";
 import { eventBridgePublisher, LIQUIDATION_REQUESTED, LOSS_RECORDED } from "../adapters/liquidation-ports.ts";
 import { type HoldResult, noticeOutcome, OutboxClaims, type OutboxItem } from "../adapters/outbox-claims.ts";
+import { readPolicyVersion } from "../adapters/policy-store.ts";
 import { ENV, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { LIQUIDATION_EVENT_DETAILS, type LiquidationEventType } from "../domain/liquidation-events.ts";
-import { OutboxPayloadError, parseLiquidationPayload } from "../domain/outbox-payloads.ts";
+import { dec } from "../domain/money.ts";
+import {
+  OutboxPayloadError,
+  parseFundFeePayload,
+  parseLiquidationPayload,
+} from "../domain/outbox-payloads.ts";
+import type { Policy } from "../domain/policy.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 
@@ -115,7 +125,11 @@ async function queueNotices(
   return unsent;
 }
 
-/** A breaker's LiquidationPaused or LiquidationResumed (adapters/breakers.ts): put as written, once. */
+/**
+ * An event decided elsewhere and written with its decision: a breaker's LiquidationPaused or
+ * LiquidationResumed (adapters/breakers.ts), the fund's InsuranceFundFlow and a loss's BadDebtRecorded
+ * (adapters/insurance-fund-store.ts). Checked against its schema and put as written, once.
+ */
 async function liquidationEvent(ports: Ports, item: OutboxItem): Promise<void> {
   const detailType = String(item.detailType) as LiquidationEventType;
   // A LiquidationRequested goes out only after its call notice (`inserted`), never through this path.
@@ -131,8 +145,91 @@ async function liquidationEvent(ports: Ports, item: OutboxItem): Promise<void> {
   await dispatchEvent(ports, reference, String(item.accountId), { detailType, detail: parsed.data });
 }
 
+/**
+ * The policy versions read, per runtime (one execution environment), by `<policyId>@<version>`: a stored
+ * version never changes, so each is read once; at most POLICY_VERSIONS_KEPT are kept.
+ */
+const policyVersions = new WeakMap<Runtime, Map<string, Policy>>();
+const POLICY_VERSIONS_KEPT = 100;
+
+/** The policy version that decided an outbox item's step: its `policy` attribute, `<policyId>@<version>`. */
+async function decidingPolicy(ports: Ports, item: OutboxItem): Promise<Policy> {
+  const label = String(item.policy ?? "");
+  const kept = policyVersions.get(ports.engine) ?? new Map<string, Policy>();
+  policyVersions.set(ports.engine, kept);
+  const known = kept.get(label);
+  if (known) return known;
+  const match = /^(.+)@([1-9]\d{0,9})$/.exec(label);
+  if (!match?.[1]) throw new OutboxPayloadError(`${String(item.outboxId)}: no policy version recorded`);
+  const { dynamo, tables } = ports.engine;
+  const { policy } = await readPolicyVersion(dynamo, tables.policies, match[1], Number(match[2]));
+  if (kept.size >= POLICY_VERSIONS_KEPT) kept.clear();
+  kept.set(label, policy);
+  return policy;
+}
+
+/**
+ * A loss: LossRecorded on the bus, then the loss waterfall, once (insurance-fund-store.ts `coverLoss`): the
+ * fund covers what it can and the rest is BadDebtRecorded, written with the fund's flow; the relay puts those
+ * events when their outbox items arrive. Each half is skipped when redelivered: the event by its claim, the
+ * waterfall by its flow id.
+ */
+async function recordLoss(ports: Ports, item: OutboxItem): Promise<void> {
+  await dispatch(ports, item, true);
+  const payload = parseLiquidationPayload("RECORD_LOSS", String(item.payload));
+  if (payload.kind !== "RECORD_LOSS") throw new OutboxPayloadError(`${String(item.outboxId)} is not a loss`);
+  const policy = await decidingPolicy(ports, item);
+  const loss = {
+    lossReference: String(item.outboxId),
+    accountId: payload.accountId,
+    shortfall: dec(payload.amount),
+    recordedAt: String(item.createdAt),
+  };
+  const { flow, applied } = await coverLoss(ports.engine, loss, policy, ports.now());
+  const fields = {
+    reference: loss.lossReference,
+    accountId: loss.accountId,
+    fundCover: flow.amount.negated().toFixed(),
+    fundBalance: flow.balanceAfter.toFixed(),
+  };
+  // What the fund did not cover is bad debt (afterFund NONE): said once, when the waterfall ran.
+  const badDebt = flow.requested.plus(flow.amount);
+  if (applied && badDebt.greaterThan(0)) {
+    ports.engine.logger.error(LOG_SIGNALS.BAD_DEBT_RECORDED.message, {
+      ...fields,
+      badDebt: badDebt.toFixed(),
+    });
+  } else ports.engine.logger.info(applied ? "loss waterfall run" : "loss waterfall already run", fields);
+}
+
+/** A settled liquidation's fee: credited to the insurance fund once, its InsuranceFundFlow with it. */
+async function creditFee(ports: Ports, item: OutboxItem): Promise<void> {
+  const fee = parseFundFeePayload(String(item.payload));
+  const policy = await decidingPolicy(ports, item);
+  if (policy.currency !== fee.currency) {
+    throw new OutboxPayloadError(`${fee.flowId}: a ${fee.currency} fee under a ${policy.currency} policy`);
+  }
+  const request = {
+    flowId: fee.flowId,
+    currency: fee.currency,
+    cause: "LIQUIDATION_FEE" as const,
+    amount: dec(fee.amount),
+    accountId: fee.accountId,
+    sourceReference: fee.requestId,
+    recordedAt: String(item.createdAt),
+  };
+  const label = `${policy.policyId}@${policy.version}`;
+  const { flow, applied } = await creditFund(ports.engine, request, policy.currencyScale, label, ports.now());
+  ports.engine.logger.info(applied ? "fee credited to the fund" : "fee already credited", {
+    reference: fee.flowId,
+    accountId: fee.accountId,
+    fundBalance: flow.balanceAfter.toFixed(),
+  });
+}
+
 async function inserted(ports: Ports, item: OutboxItem): Promise<void> {
-  if (item.kind === "RECORD_LOSS") return dispatch(ports, item, true);
+  if (item.kind === "RECORD_LOSS") return recordLoss(ports, item);
+  if (item.kind === "FUND_FEE") return creditFee(ports, item);
   if (item.kind === LIQUIDATION_EVENT) return liquidationEvent(ports, item);
   if (item.kind !== "REQUEST_LIQUIDATION") return;
   const payload = parseLiquidationPayload("REQUEST_LIQUIDATION", String(item.payload));
@@ -171,7 +268,9 @@ async function noticeDone(ports: Ports, notice: OutboxItem): Promise<void> {
 
 /**
  * The time a record that puts events may need: a claim, up to four PutEvents of at most 5 s each, and a
- * completion. A record started with less left fails at once and comes back with the rest of the batch.
+ * completion; a loss's waterfall or a fee's credit adds a policy read (once per version) and a few reads and one transaction
+ * per attempt (at most FLOW_ATTEMPTS), each a few milliseconds to DynamoDB, well within the 3.6 s the
+ * PutEvents leave. A record started with less left fails at once and comes back with the rest of the batch.
  */
 export const RELAY_RECORD_RESERVE_MS = 25_000;
 

@@ -92,7 +92,7 @@ describe("event source mappings", () => {
     expect(resources[destination]?.Type).toBe("AWS::SQS::Queue");
   });
 
-  it("filters each stream: the relay gets inserted notices, requests, losses and breaker events, and notices done with requests held", () => {
+  it("filters each stream: the relay gets inserted notices, requests, losses, fees and decided events, and notices done with requests held", () => {
     const patternsOf = (name: string) => mappingOf(name)?.FilterCriteria?.Filters;
     const exactly = (...rules: Record<string, unknown>[]) =>
       rules.map((rule) => ({ Pattern: JSON.stringify(rule) }));
@@ -101,7 +101,9 @@ describe("event source mappings", () => {
         {
           eventName: ["INSERT"],
           dynamodb: {
-            NewImage: { kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS", "LIQUIDATION_EVENT"] } },
+            NewImage: {
+              kind: { S: ["NOTIFY", "REQUEST_LIQUIDATION", "RECORD_LOSS", "FUND_FEE", "LIQUIDATION_EVENT"] },
+            },
           },
         },
         {
@@ -231,6 +233,7 @@ describe("functions", () => {
       expect(variables, id).not.toHaveProperty("IDEMPOTENCY_TABLE");
       // The policies are read from their table, not carried in the environment (docs/policies.md).
       expect(variables.POLICIES_TABLE, id).toEqual({ Ref: "Policies" });
+      expect(variables.INSURANCE_FUND_TABLE, id).toEqual({ Ref: "InsuranceFund" });
       expect(variables, id).not.toHaveProperty("POLICY_DOCUMENTS");
     }
   });
@@ -364,6 +367,13 @@ describe("functions", () => {
         ...logs("OutboxRelay"),
         "Allow dynamodb:GetItem Outbox",
         "Allow dynamodb:UpdateItem Outbox",
+        // The fund's flows: the ledger, their events' outbox items and audit entries, in one transaction.
+        "Allow dynamodb:PutItem Outbox",
+        "Allow dynamodb:GetItem InsuranceFund",
+        "Allow dynamodb:PutItem InsuranceFund",
+        "Allow dynamodb:PutItem AuditLog",
+        // The policy version that decided the fee's or the loss's step.
+        "Allow dynamodb:GetItem Policies",
         "Allow sqs:SendMessage NoticeQueue",
         "Allow events:PutEvents EventBus",
         ...stream("OutboxRelay", "Outbox"),

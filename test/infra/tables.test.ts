@@ -27,13 +27,14 @@ function keysOf(logicalId: string): unknown {
 }
 
 describe("engine tables", () => {
-  it("has exactly the eight tables of docs/data-model.md, under fixed logical ids, and no idempotency table", () => {
+  it("has exactly the nine tables of docs/data-model.md, under fixed logical ids, and no idempotency table", () => {
     const tables = template.findResources("AWS::DynamoDB::Table");
     expect(Object.keys(tables).sort()).toEqual(Object.values(TABLE_LOGICAL_IDS).sort());
     // The notices' and events' claims live on their outbox items: there is no Powertools Idempotency table.
     expect(Object.keys(tables).sort()).toEqual([
       "Accounts",
       "AuditLog",
+      "InsuranceFund",
       "MarginCalls",
       "Outbox",
       "Policies",
@@ -52,6 +53,7 @@ describe("engine tables", () => {
     ["AuditLog", "accountId", "seq"],
     ["Quarantine", "quarantineId", undefined],
     ["Policies", "policyId", "version"],
+    ["InsuranceFund", "fund", "entry"],
   ])("%s is keyed by %s / %s", (logicalId, partitionKey, sortKey) => {
     const expected = [{ AttributeName: partitionKey, KeyType: "HASH" }];
     if (sortKey) expected.push({ AttributeName: sortKey, KeyType: "RANGE" });
@@ -74,6 +76,7 @@ describe("engine tables", () => {
       AuditLog: null,
       Quarantine: null,
       Policies: null,
+      InsuranceFund: null,
     });
   });
 

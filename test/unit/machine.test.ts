@@ -10,7 +10,9 @@ import {
   type CallState,
   type Effect,
   type EngineEvent,
+  type ExecutionFill,
   initialState,
+  liquidationFee,
   type Step,
   transition,
 } from "../../functions/domain/machine.ts";
@@ -23,7 +25,7 @@ type Call = NonNullable<PolicyDocument["call"]>;
 
 function regTPolicy(
   call: Partial<Call> = {},
-  rest: { haltGraceSeconds?: number; maxAttempts?: number } = {},
+  rest: { haltGraceSeconds?: number; maxAttempts?: number; feeRate?: string } = {},
 ) {
   const base = policyDocument();
   return policy({
@@ -43,6 +45,7 @@ function regTPolicy(
       dustNotional: "0",
       retrySeconds: 300,
       maxAttempts: rest.maxAttempts ?? 3,
+      ...(rest.feeRate === undefined ? {} : { feeRate: rest.feeRate }),
     },
     prices: {
       maxAgeSeconds: 60,
@@ -71,7 +74,7 @@ class Driver {
   step(
     price: string,
     secondsLater: number,
-    options: { stale?: boolean; report?: string; pausedSince?: string } = {},
+    options: { stale?: boolean; report?: string; pausedSince?: string; fills?: ExecutionFill[] } = {},
   ): Step {
     this.clock += secondsLater;
     const now = this.now();
@@ -85,7 +88,13 @@ class Driver {
     const event: EngineEvent =
       options.report === undefined
         ? { type: "REVALUE", cause: "SWEEP", eventId }
-        : { type: "EXECUTION_REPORT", eventId, requestId: options.report, final: true };
+        : {
+            type: "EXECUTION_REPORT",
+            eventId,
+            requestId: options.report,
+            final: true,
+            ...(options.fills ? { fills: options.fills } : {}),
+          };
     const borrower = account({ cash: this.cash, holdings: { XYZ: "200" } });
     const pauses = options.pausedSince ? new Map([["XYZ", options.pausedSince]]) : undefined;
     const step = transition(this.state, assess(borrower, resolved, this.pol, pauses), this.pol, event, now);
@@ -362,5 +371,71 @@ describe("the postconditions transition() asserts", () => {
       effect.kind === "REQUEST_LIQUIDATION" ? { ...effect, callNotificationId: "nobody" } : effect,
     );
     expect(() => assertStep(healthy, { ...floor, effects: unnamed })).toThrow(/never issued/);
+  });
+});
+
+describe("the liquidation fee, for the insurance fund", () => {
+  const fill = (requestId: string, quantity: string, price: string): ExecutionFill => ({
+    reportId: `r-${requestId}-${quantity}`,
+    requestId,
+    target: { kind: "HOLDING", asset: "XYZ" },
+    side: "SELL",
+    filledQuantity: quantity,
+    averagePrice: price,
+    fee: "0",
+    final: true,
+  });
+  const feeOf = (step: Step) =>
+    step.effects.filter(
+      (effect): effect is Extract<Effect, { kind: "FUND_FEE" }> => effect.kind === "FUND_FEE",
+    );
+
+  it("credits Σ quantity × average price × feeRate over the call's fills, DOWN at the cent, after the notice", () => {
+    const driver = new Driver(regTPolicy({}, { feeRate: "0.01" }));
+    driver.step("50", 0);
+    const requestId = "acct-1:call:1:liquidation:1";
+    // 37 × 68.13 + 3 × 68.01 = 2,520.81 + 204.03 = 2,724.84; × 0.01 = 27.2484: 27.24 (DOWN). A fill of
+    // another call's request counts for nothing.
+    const fills = [
+      fill(requestId, "37", "68.13"),
+      fill(requestId, "3", "68.01"),
+      fill("acct-1:call:9:liquidation:1", "5", "70"),
+    ];
+    const done = driver.step("68", 60, { report: requestId, fills });
+    expect(kinds(done)).toEqual(["AUDIT LIQUIDATING->LIQUIDATED", "NOTIFY LIQUIDATION_COMPLETE", "FUND_FEE"]);
+    expect(feeOf(done)).toEqual([
+      {
+        kind: "FUND_FEE",
+        flowId: `${requestId}:fee`,
+        accountId: "acct-1",
+        callId: "acct-1:call:1",
+        requestId,
+        currency: driver.pol.currency,
+        amount: "27.24",
+      },
+    ]);
+  });
+
+  it("credits the fee of a liquidation that ends in bad debt too, and none under a fee rate of 0 or below a cent", () => {
+    const short = new Driver(regTPolicy({}, { feeRate: "0.01" }));
+    short.step("50", 0);
+    const requestId = "acct-1:call:1:liquidation:1";
+    const bad = short.step("40", 60, { report: requestId, fills: [fill(requestId, "200", "40")] });
+    expect(kinds(bad)).toEqual([
+      "AUDIT LIQUIDATING->BAD_DEBT",
+      "RECORD_LOSS",
+      "NOTIFY LIQUIDATION_COMPLETE",
+      "FUND_FEE",
+    ]);
+    expect(feeOf(bad)[0]?.amount).toBe("80.00");
+
+    const free = new Driver(regTPolicy());
+    free.step("50", 0);
+    expect(feeOf(free.step("68", 60, { report: requestId, fills: [fill(requestId, "40", "68")] }))).toEqual(
+      [],
+    );
+    const call = short.state.call;
+    if (!call) throw new Error("no call");
+    expect(liquidationFee([fill(requestId, "1", "0.99")], call, short.pol).toFixed()).toBe("0");
   });
 });

@@ -129,3 +129,28 @@ describe("a malformed decimal anywhere in a policy", () => {
     }
   });
 });
+
+describe("policy lossWaterfall", () => {
+  it("defaults to NONE past the fund when omitted, so every shipped policy behaves as before", () => {
+    for (const [policyId, { policy }] of parsePolicySet(
+      readJson("lib", "config", "policies.json"),
+      "policies.json",
+    )) {
+      expect(policy.lossWaterfall, policyId).toEqual({
+        afterFund: "NONE",
+        socialisedBase: "POSITIVE_EQUITY",
+      });
+    }
+    expect(parsePolicy({ ...policyDocument(), lossWaterfall: {} }).lossWaterfall.afterFund).toBe("NONE");
+  });
+
+  it("refuses ADL and SOCIALISED, which the engine does not apply yet, and an unknown field", () => {
+    const issue =
+      "$.lossWaterfall.afterFund: the engine applies NONE only for now: ADL and SOCIALISED are not wired (docs/liquidation.md, section 9)";
+    expect(issuesOf({ ...policyDocument(), lossWaterfall: { afterFund: "ADL" } })).toEqual([issue]);
+    expect(issuesOf({ ...policyDocument(), lossWaterfall: { afterFund: "SOCIALISED" } })).toEqual([issue]);
+    expect(issuesOf({ ...policyDocument(), lossWaterfall: { afterFund: "NONE", cap: "1" } })).toEqual([
+      '$.lossWaterfall: Unrecognized key: "cap"',
+    ]);
+  });
+});
