@@ -46,7 +46,6 @@ interface BreakerDeps {
 /** Buckets a window is kept in: the window's edge is known to within windowSeconds / BUCKETS. */
 export const BUCKETS = 60;
 
-
 export const breakerKey = (asset: string, policyId: string) => ({
   line: { S: `BREAKER#${asset}` },
   triggerKey: { S: policyId },
