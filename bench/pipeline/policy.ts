@@ -2,8 +2,10 @@
  * The policy the pipeline benchmarks deploy (as the CDK context `policiesFile`): the demo's policy
  * (lib/config/demo-policies.json: BTC, ETH, SOL, BTC-PERP, ETH-PERP, under which the demo book is drawn)
  * with one price source per asset and two plain assets (5% maintenance, 10% haircut): LAT for the
- * single-account latency runs and BURST for the burst. One policy only: Lambda's 4 KB environment holds
- * the policy set.
+ * single-account latency runs and BURST for the burst, and without the demo's circuit breaker: P3 compares
+ * a tick's call with the floor of its one transaction, and a breaker adds a transaction of its own per
+ * asset and batch on the tick path (docs/liquidation.md, section 8), which the latency tick (a 55% fall)
+ * would also trip.
  *
  * An account of `units` units of a plain asset and a loan of 0.85 × units × B has margin ratio 1 at price B
  * (equity units·P·0.9 − loan over maintenance units·P·0.05): in breach below B, in the warning zone below
@@ -25,8 +27,9 @@ const plainAsset = {
 
 export function benchPolicy(): PolicyDocument {
   const file = new URL("../../lib/config/demo-policies.json", import.meta.url);
-  const [demo] = JSON.parse(readFileSync(file, "utf8")) as PolicyDocument[];
-  if (!demo) throw new Error("no policy in lib/config/demo-policies.json");
+  const [withBreaker] = JSON.parse(readFileSync(file, "utf8")) as PolicyDocument[];
+  if (!withBreaker) throw new Error("no policy in lib/config/demo-policies.json");
+  const { circuitBreaker: _breaker, ...demo } = withBreaker;
   return {
     ...demo,
     policyId: PIPELINE_POLICY,

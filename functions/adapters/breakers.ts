@@ -220,13 +220,11 @@ function auditItem(
   };
 }
 
-/** What one evaluation decided for one policy's breaker of an asset. */
+/** A trip or a release of one policy's breaker of an asset, committed. */
 export interface BreakerOutcome {
   readonly policyId: string;
   readonly asset: string;
-  readonly decision: BreakerDecision | null;
-  /** The evaluation lost to a concurrent writer: the next tick evaluates again. */
-  readonly conflicted: boolean;
+  readonly decision: BreakerDecision;
 }
 
 /** Every source of an asset as it stood after one tick: what a policy's mark was then. */
@@ -278,43 +276,64 @@ export async function evaluateBreakers(
 ): Promise<BreakerOutcome[]> {
   const outcomes: BreakerOutcome[] = [];
   for (const { policy } of deps.policies.values()) {
-    const breaker = policy.circuitBreaker;
-    if (!breaker || !valuesAsset(policy, asset)) continue;
-    let stored =
-      (await readBreakers(deps, policy.policyId, [asset])).get(asset) ?? parseStored(asset, undefined);
-    let sampled = false;
-    for (const tick of ticks) {
-      const at = tick.at < now ? tick.at : now;
-      const price = breakerSample(asset, tick.sources, policy, at);
-      if (!price) continue;
-      const buckets = withSample(stored.buckets, { at, price }, breaker.windowSeconds);
-      const { state, decision } = evaluateBreaker(stored.state, samplesOf(buckets), at, breaker);
-      stored = { ...stored, state, buckets };
-      sampled = true;
-      if (!decision) continue;
-      const committed = await writeBreaker(deps, policy, asset, stored, now, decision);
-      outcomes.push({
-        policyId: policy.policyId,
-        asset,
-        decision: committed ? decision : null,
-        conflicted: !committed,
-      });
-      // Lost to another writer: nothing of this batch is written; the next batch evaluates on its state.
-      sampled = false;
-      if (!committed) break;
-      stored = { ...stored, version: stored.version + 1 };
-    }
-    if (sampled && !(await writeBreaker(deps, policy, asset, stored, now))) {
-      outcomes.push({ policyId: policy.policyId, asset, decision: null, conflicted: true });
+    if (!policy.circuitBreaker || !valuesAsset(policy, asset)) continue;
+    // A lost race (another writer, or a transaction on the breaker in flight: a request's ConditionCheck)
+    // re-reads the breaker and evaluates the batch again: merging a sample twice changes nothing, and the
+    // crash tick of a lost attempt must not go unsampled.
+    for (let attempt = 1; ; attempt += 1) {
+      const evaluated = await evaluateBatch(deps, policy, asset, ticks, now);
+      if (evaluated) {
+        outcomes.push(...evaluated);
+        break;
+      }
+      if (attempt === BREAKER_ATTEMPTS) {
+        throw new Error(
+          `breaker ${asset} of ${policy.policyId}: ${BREAKER_ATTEMPTS} writes lost to other writers`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
     }
   }
   return outcomes;
 }
 
+const BREAKER_ATTEMPTS = 5;
+
+/** One attempt at a batch for one policy's breaker: its decisions, or undefined when a write lost a race. */
+async function evaluateBatch(
+  deps: BreakerDeps & { readonly outboxRetentionSeconds?: number | undefined },
+  policy: Policy,
+  asset: string,
+  ticks: readonly SourcesAt[],
+  now: string,
+): Promise<BreakerOutcome[] | undefined> {
+  const breaker = policy.circuitBreaker;
+  if (!breaker) return [];
+  const outcomes: BreakerOutcome[] = [];
+  let stored =
+    (await readBreakers(deps, policy.policyId, [asset])).get(asset) ?? parseStored(asset, undefined);
+  let sampled = false;
+  for (const tick of ticks) {
+    const at = tick.at < now ? tick.at : now;
+    const price = breakerSample(asset, tick.sources, policy, at);
+    if (!price) continue;
+    const buckets = withSample(stored.buckets, { at, price }, breaker.windowSeconds);
+    const { state, decision } = evaluateBreaker(stored.state, samplesOf(buckets), at, breaker);
+    stored = { ...stored, state, buckets };
+    sampled = true;
+    if (!decision) continue;
+    if (!(await writeBreaker(deps, policy, asset, stored, now, decision))) return undefined;
+    outcomes.push({ policyId: policy.policyId, asset, decision });
+    stored = { ...stored, version: stored.version + 1 };
+    sampled = false;
+  }
+  if (sampled && !(await writeBreaker(deps, policy, asset, stored, now))) return undefined;
+  return outcomes;
+}
+
 /**
  * Writes the breaker if it is still at the version read, with a decision's audit entry and outbox item in
- * the same transaction. False when another writer got there first: the next batch
- * evaluates again on what it wrote.
+ * the same transaction. False when another writer got there first.
  */
 async function writeBreaker(
   deps: BreakerDeps & { readonly outboxRetentionSeconds?: number | undefined },
@@ -368,7 +387,9 @@ async function writeBreaker(
     );
     return true;
   } catch (error) {
-    if (error instanceof Error && error.name === "TransactionCanceledException") return false;
+    // A version that moved, or a transaction on the item in flight (DynamoDB Local names it on its own).
+    const lost = ["TransactionCanceledException", "TransactionConflictException"];
+    if (error instanceof Error && lost.includes(error.name)) return false;
     throw error;
   }
 }

@@ -106,18 +106,10 @@ async function handleRecord(
 
 /** Evaluates the asset's circuit breakers (adapters/breakers.ts) and says so when one trips or releases. */
 async function tripOrRelease(engine: Runtime, asset: string, ticks: readonly SourcesAt[]) {
-  for (const outcome of await evaluateBreakers(engine, asset, ticks, engine.now())) {
-    const decision = outcome.decision;
-    if (outcome.conflicted) {
-      engine.logger.info("breaker written by another invocation: evaluated again on the next batch", {
-        asset,
-        policyId: outcome.policyId,
-      });
-    }
-    if (!decision) continue;
+  for (const { policyId, decision } of await evaluateBreakers(engine, asset, ticks, engine.now())) {
     const signal =
       decision.kind === "PAUSE" ? LOG_SIGNALS.LIQUIDATIONS_PAUSED : LOG_SIGNALS.LIQUIDATIONS_RESUMED;
-    engine.logger.warn(signal.message, { asset, policyId: outcome.policyId, at: decision.at });
+    engine.logger.warn(signal.message, { asset, policyId, at: decision.at });
   }
 }
 
