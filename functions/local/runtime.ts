@@ -292,6 +292,8 @@ export class LocalRuntime {
             await handler(event);
             return;
           } catch (error) {
+            // Stopping: the services go away under the run in flight, and its failure is not news.
+            if (!this.running) return;
             stats.failures += 1;
             if (attempt === schedule.maximumRetryAttempts && schedule.deadLetterQueue) {
               this.stub.sendLocal(this.queueUrl(schedule.deadLetterQueue), JSON.stringify(event));
