@@ -14,7 +14,6 @@
  * that each breaker it read as active still is (`activeBreakerChecks`): no request goes out while its
  * asset's breaker is tripped, whatever the interleaving.
  */
-import { createHash } from "node:crypto";
 import {
   type DynamoDBClient,
   type TransactWriteItem,
@@ -35,7 +34,7 @@ import { batchGet } from "./batch-get.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { liquidationEventItem } from "./liquidation-event-items.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
-import { DAY_SHARDS, shardOf } from "./step-items.ts";
+import { clientRequestToken, DAY_SHARDS, shardOf } from "./step-items.ts";
 
 /** What the breakers read and write with (a part of engine.ts EngineDeps, which imports this module). */
 interface BreakerDeps {
@@ -378,10 +377,7 @@ async function writeBreaker(
   }
   try {
     // The same token for the same write: an SDK retry after a lost reply succeeds instead of conflicting.
-    const token = createHash("sha256")
-      .update(`${asset}|${policy.policyId}|${next.version + 1}|${JSON.stringify(items)}`)
-      .digest("base64url")
-      .slice(0, 36);
+    const token = clientRequestToken(`${asset}|${policy.policyId}`, next.version + 1, items);
     await deps.dynamo.send(
       new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token }),
     );

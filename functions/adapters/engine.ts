@@ -236,10 +236,11 @@ async function commit(
   const { step, snapshot } = decision;
   const context = { ...deps, inputs, previous: state, marker, now, snapshot: snapshot() };
   try {
+    const items = [...transactItems(context, step), ...breakerChecks];
     await deps.dynamo.send(
       new TransactWriteItemsCommand({
-        TransactItems: [...transactItems(context, step), ...breakerChecks],
-        ClientRequestToken: clientRequestToken(state.accountId, step.next.version),
+        TransactItems: items,
+        ClientRequestToken: clientRequestToken(state.accountId, step.next.version, items),
       }),
     );
     return true;

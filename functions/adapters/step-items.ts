@@ -69,9 +69,20 @@ export function shardOf(key: string, shards: number): string {
   return String(hash(key).readUInt32BE(0) % shards);
 }
 
-/** At most 36 characters, the same for the same account and version: a retried commit is idempotent. */
-export function clientRequestToken(accountId: string, version: number): string {
-  return hash(`${accountId}|v${version}`).toString("base64url").slice(0, 36);
+/**
+ * A TransactWriteItems token: 36 characters, the same for the same key, version and items, so an SDK retry
+ * after a lost reply succeeds instead of conflicting. The items are part of it: a commit cancelled (a breaker's
+ * ConditionCheck, say) and decided again at the same version writes other items, and DynamoDB refuses a token
+ * reused with other parameters within ten minutes (IdempotentParameterMismatchException).
+ */
+export function clientRequestToken(
+  key: string,
+  version: number,
+  items: readonly TransactWriteItem[],
+): string {
+  return hash(`${key}|v${version}|${JSON.stringify(items)}`)
+    .toString("base64url")
+    .slice(0, 36);
 }
 
 export function auditSeq(version: number, index: number): string {
