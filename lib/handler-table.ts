@@ -257,7 +257,14 @@ export const HANDLERS: readonly HandlerDefinition[] = [
       // read, then one transaction of Puts (ledger, outbox, audit); the policy version that decided the step.
       allow(["dynamodb:GetItem", "dynamodb:PutItem"], resources.tables.insuranceFund),
       allow(["dynamodb:PutItem"], resources.tables.auditLog),
-      allow(["dynamodb:GetItem"], resources.tables.policies),
+      readPolicies(resources),
+      // A loss past the fund under ADL or a socialised loss: the holders of the bankrupt position's
+      // instrument (the byInstrument index), each loaded and valued (adapters/counterparties.ts).
+      new PolicyStatement({
+        actions: ["dynamodb:Query"],
+        resources: [`${resources.tables.accounts.tableArn}/index/byInstrument`],
+      }),
+      allow(["dynamodb:Query"], resources.tables.accounts, resources.tables.prices),
       new PolicyStatement({ actions: ["sqs:SendMessage"], resources: [resources.noticeQueue.queueArn] }),
       new PolicyStatement({ actions: ["events:PutEvents"], resources: [resources.eventBus.eventBusArn] }),
     ],

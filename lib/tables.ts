@@ -3,7 +3,14 @@
  * after them. One table per lifecycle and per stream consumer; docs/data-model.md gives the keys and why.
  */
 import { type CfnResource, RemovalPolicy } from "aws-cdk-lib";
-import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
+import {
+  AttributeType,
+  BillingMode,
+  ProjectionType,
+  StreamViewType,
+  Table,
+  TableEncryption,
+} from "aws-cdk-lib/aws-dynamodb";
 import type { IKey } from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
 
@@ -37,6 +44,8 @@ interface IndexShape {
   readonly indexName: string;
   readonly partitionKey: string;
   readonly sortKey: string;
+  /** Keys only, when the index only finds items that are then read from the table. Default: all attributes. */
+  readonly keysOnly?: boolean;
 }
 
 /** What differs from table to table: its string keys, stream, expiry attribute and indexes. */
@@ -55,6 +64,11 @@ const TABLE_SHAPES: Record<TableName, TableShape> = {
     sortKey: "sk",
     stream: StreamViewType.NEW_AND_OLD_IMAGES,
     timeToLiveAttribute: TTL_ATTRIBUTE,
+    // Sparse: only POSITION items have `instrument`. The holders of an instrument, for the loss waterfall's
+    // ADL and socialised loss (adapters/counterparties.ts).
+    indexes: [
+      { indexName: "byInstrument", partitionKey: "instrument", sortKey: "accountId", keysOnly: true },
+    ],
   },
   prices: { partitionKey: "asset", sortKey: "source", stream: StreamViewType.NEW_AND_OLD_IMAGES },
   marginCalls: {
@@ -172,6 +186,7 @@ export class EngineTables extends Construct {
         indexName: index.indexName,
         partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
         sortKey: { name: index.sortKey, type: AttributeType.STRING },
+        ...(index.keysOnly ? { projectionType: ProjectionType.KEYS_ONLY } : {}),
       });
     }
     (table.node.defaultChild as CfnResource).overrideLogicalId(logicalId);

@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { Rounding, toExactString, toFixedString, toPlainString } from "../domain/money.ts";
 import { type Evaluation, evaluateSnapshot, evaluationReport, SnapshotError } from "../domain/snapshot.ts";
 import { marginRatio } from "../domain/valuation.ts";
+import { ADL_USAGE, AdlCommandError, runAdl } from "./adl-commands.ts";
 import { FUND_USAGE, FundCommandError, runFund } from "./fund-commands.ts";
 import { LOCAL_USAGE, LocalCommandError, runLocal } from "./local-commands.ts";
 import { POLICY_USAGE, PolicyCommandError, runPolicy } from "./policy-commands.ts";
@@ -34,7 +35,9 @@ ${QUARANTINE_USAGE}
 
 ${POLICY_USAGE}
 
-${FUND_USAGE}`;
+${FUND_USAGE}
+
+${ADL_USAGE}`;
 
 /** Formats an amount of the policy's currency at its scale, rounding half to even. */
 type MoneyFormat = (value: Parameters<typeof toPlainString>[0]) => string;
@@ -254,6 +257,7 @@ const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   quarantine: runQuarantine,
   policy: runPolicy,
   fund: runFund,
+  adl: runAdl,
 };
 const subcommand = SUBCOMMANDS[argv[0] ?? ""];
 if (subcommand) {
@@ -266,7 +270,8 @@ if (subcommand) {
         error instanceof LocalCommandError ||
         error instanceof QuarantineCommandError ||
         error instanceof PolicyCommandError ||
-        error instanceof FundCommandError;
+        error instanceof FundCommandError ||
+        error instanceof AdlCommandError;
       console.error(known ? error.message : error);
       process.exitCode = known ? 2 : 1;
     },

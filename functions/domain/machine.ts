@@ -302,6 +302,8 @@ export type Effect =
       readonly accountId: string;
       readonly callId: string | null;
       readonly amount: string;
+      /** The open position the loss waterfall's ADL can close (`bankruptPosition`); absent when none is open. */
+      readonly position?: LossPosition;
     }
   | {
       /** A liquidation settled under a fee rate above 0: the fee it earned, for the insurance fund. */
@@ -345,6 +347,23 @@ export interface AuditFigures {
 export interface Step {
   readonly next: CallState;
   readonly effects: readonly Effect[];
+}
+
+/**
+ * The bankrupt account's largest open position (by |notional| at the mark, ties to the instrument, ascending)
+ * when its loss is recorded: what the loss waterfall's ADL closes against the opposite side
+ * (loss-waterfall.ts). Its bankruptcy price is where closing the whole position leaves the account's equity at
+ * 0: mark + loss / size, so above the mark for a long and below it for a short, rounded away from the mark at
+ * the underlying's price scale (closing it all there covers at least the loss). Decimal strings.
+ */
+export interface LossPosition {
+  readonly instrument: string;
+  readonly side: "LONG" | "SHORT";
+  /** |size|, at the instrument's quantity scale. */
+  readonly quantity: string;
+  readonly quantityScale: number;
+  readonly markPrice: string;
+  readonly bankruptcyPrice: string;
 }
 
 class StepBuilder {
@@ -685,6 +704,45 @@ function lossOf(step: StepBuilder): string | null {
   return money(step, quantize(equity.negated(), step.policy.currencyScale, Rounding.UP));
 }
 
+function recordLoss(step: StepBuilder, call: OpenCall, loss: string): void {
+  const position = bankruptPosition(step, dec(loss));
+  step.effects.push({
+    kind: "RECORD_LOSS",
+    accountId: step.initial.accountId,
+    callId: call.callId,
+    amount: loss,
+    ...(position ? { position } : {}),
+  });
+}
+
+/** The position ADL can close for a loss (LossPosition); null when none is open or none can cover it. */
+function bankruptPosition(step: StepBuilder, loss: Dec): LossPosition | null {
+  const open = step.assessment.valuation.lines.filter(
+    (line) => line.kind === "POSITION" && !line.quantity.isZero() && line.price.greaterThan(ZERO),
+  );
+  open.sort((a, b) => b.value.abs().comparedTo(a.value.abs()) || (a.name < b.name ? -1 : 1));
+  const largest = open[0];
+  const instrument = largest ? step.policy.instruments.get(largest.name) : undefined;
+  const asset = largest ? step.policy.assets.get(largest.asset) : undefined;
+  if (!largest || !instrument || !asset) return null;
+  const long = largest.quantity.greaterThan(ZERO);
+  const bankruptcyPrice = quantize(
+    largest.price.plus(loss.dividedBy(largest.quantity)),
+    asset.priceScale,
+    long ? Rounding.UP : Rounding.DOWN,
+  );
+  // A short whose loss is more than its whole notional has no bankruptcy price above 0: ADL cannot cover it.
+  if (!bankruptcyPrice.greaterThan(ZERO)) return null;
+  return {
+    instrument: largest.name,
+    side: long ? "LONG" : "SHORT",
+    quantity: toPlainString(largest.quantity.abs()),
+    quantityScale: instrument.quantityScale,
+    markPrice: toPlainString(largest.price),
+    bankruptcyPrice: toPlainString(bankruptcyPrice),
+  };
+}
+
 function nothingToSell(step: StepBuilder, call: OpenCall): void {
   const loss = lossOf(step);
   const closure = closureOf(step, call, "LIQUIDATION", { loss });
@@ -694,14 +752,7 @@ function nothingToSell(step: StepBuilder, call: OpenCall): void {
     { call: { ...call, closure }, loss },
     { closure, alarm: "NOTHING_TO_SELL" },
   );
-  if (loss) {
-    step.effects.push({
-      kind: "RECORD_LOSS",
-      accountId: step.initial.accountId,
-      callId: call.callId,
-      amount: loss,
-    });
-  }
+  if (loss) recordLoss(step, call, loss);
 }
 
 function inGracePeriod(step: StepBuilder): boolean {
@@ -946,12 +997,7 @@ function settle(step: StepBuilder, call: OpenCall): void {
   const closed = { ...call, closure };
   if (loss) {
     step.move("BAD_DEBT", "liquidation complete with negative equity", { loss, call: closed }, { closure });
-    step.effects.push({
-      kind: "RECORD_LOSS",
-      accountId: step.initial.accountId,
-      callId: call.callId,
-      amount: loss,
-    });
+    recordLoss(step, call, loss);
   } else {
     step.move("LIQUIDATED", "liquidation complete", { loss: null, call: closed }, { closure });
   }

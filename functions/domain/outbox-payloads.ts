@@ -29,6 +29,17 @@ const lossRecord = z.looseObject({
   accountId: z.string().min(1),
   callId: z.string().nullable(),
   amount: decimal,
+  /** The open position ADL can close (machine.ts LossPosition); absent in a loss with none, and in older items. */
+  position: z
+    .strictObject({
+      instrument: z.string().min(1),
+      side: z.enum(["LONG", "SHORT"]),
+      quantity: decimal,
+      quantityScale: z.int().min(0).max(18),
+      markPrice: decimal,
+      bankruptcyPrice: decimal,
+    })
+    .optional(),
 });
 
 const fundFee = z.looseObject({
@@ -42,7 +53,8 @@ const fundFee = z.looseObject({
 });
 export type FundFeePayload = z.infer<typeof fundFee>;
 
-export type LiquidationPayload = z.infer<typeof liquidationRequest> | z.infer<typeof lossRecord>;
+export type LossPayload = z.infer<typeof lossRecord>;
+export type LiquidationPayload = z.infer<typeof liquidationRequest> | LossPayload;
 
 export class OutboxPayloadError extends Error {
   override readonly name = "OutboxPayloadError";

@@ -250,14 +250,15 @@ export const policySchema = z
     lossWaterfall: lossWaterfallSchema.prefault({}),
   })
   .superRefine((policy, context) => {
-    if (policy.lossWaterfall.afterFund !== "NONE") {
-      // The domain plans ADL and socialised losses; the engine does not yet read the counterparties they
-      // need, so it refuses them rather than record the whole rest as bad debt under a policy that says otherwise.
+    const { afterFund, socialisedBase } = policy.lossWaterfall;
+    if (afterFund === "SOCIALISED" && socialisedBase === "POSITIVE_EQUITY") {
+      // The base would be every account of the currency, each valued at the loss: the engine reads only the
+      // holders of the bankrupt position's instrument (adapters/counterparties.ts).
       context.addIssue({
         code: "custom",
-        path: ["lossWaterfall", "afterFund"],
+        path: ["lossWaterfall", "socialisedBase"],
         message:
-          "the engine applies NONE only for now: ADL and SOCIALISED are not wired (docs/liquidation.md, section 9)",
+          'must be "OPPOSITE_NOTIONAL" when afterFund is SOCIALISED: the engine does not value every account of the currency for one loss (docs/liquidation.md, section 9)',
       });
     }
     if (dec(policy.call.exitBuffer).greaterThan(dec(policy.call.restoreBuffer))) {

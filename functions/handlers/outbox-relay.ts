@@ -13,6 +13,7 @@ import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch"
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
+import { loadCounterparties } from "../adapters/counterparties.ts";
 import { type DispatchPorts, dispatchEvent } from "../adapters/event-dispatch.ts";
 import { coverLoss, creditFund } from "../adapters/insurance-fund-store.ts";
 import { LIQUIDATION_EVENT } from "../adapters/liquidation-event-items.ts";
@@ -22,15 +23,17 @@ import { readPolicyVersion } from "../adapters/policy-store.ts";
 import { ENV, required } from "../adapters/settings.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { LIQUIDATION_EVENT_DETAILS, type LiquidationEventType } from "../domain/liquidation-events.ts";
+import type { BankruptPosition } from "../domain/loss-waterfall.ts";
 import { dec } from "../domain/money.ts";
 import {
+  type LossPayload,
   OutboxPayloadError,
   parseFundFeePayload,
   parseLiquidationPayload,
 } from "../domain/outbox-payloads.ts";
 import type { Policy } from "../domain/policy.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
-import { type Runtime, runtime } from "./runtime.ts";
+import { type Runtime, runtime, runtimeWithPolicies } from "./runtime.ts";
 
 export { EVENT_SOURCE, LIQUIDATION_REQUESTED, LOSS_RECORDED } from "../adapters/liquidation-ports.ts";
 
@@ -170,9 +173,10 @@ async function decidingPolicy(ports: Ports, item: OutboxItem): Promise<Policy> {
 
 /**
  * A loss: LossRecorded on the bus, then the loss waterfall, once (insurance-fund-store.ts `coverLoss`): the
- * fund covers what it can and the rest is BadDebtRecorded, written with the fund's flow; the relay puts those
- * events when their outbox items arrive. Each half is skipped when redelivered: the event by its claim, the
- * waterfall by its flow id.
+ * fund covers what it can, the policy's `afterFund` takes what it can from the counterparties (read only when
+ * it names them and the loss has an open position: adapters/counterparties.ts), and the rest is
+ * BadDebtRecorded, all written with the fund's flow; the relay puts those events when their outbox items
+ * arrive. Each half is skipped when redelivered: the event by its claim, the waterfall by its flow id.
  */
 async function recordLoss(ports: Ports, item: OutboxItem): Promise<void> {
   await dispatch(ports, item, true);
@@ -183,23 +187,62 @@ async function recordLoss(ports: Ports, item: OutboxItem): Promise<void> {
     lossReference: String(item.outboxId),
     accountId: payload.accountId,
     shortfall: dec(payload.amount),
+    position: payload.position ? bankruptPositionOf(payload.position) : null,
     recordedAt: String(item.createdAt),
   };
-  const { flow, applied } = await coverLoss(ports.engine, loss, policy, ports.now());
+  const { counterparties, unvalued } =
+    policy.lossWaterfall.afterFund !== "NONE" && loss.position
+      ? await loadCounterparties(
+          await runtimeWithPolicies(),
+          loss.position.instrument,
+          policy.currency,
+          loss.accountId,
+          Date.parse(ports.now()),
+        )
+      : { counterparties: [], unvalued: [] };
+  const { flow, applied, waterfall } = await coverLoss(
+    ports.engine,
+    loss,
+    policy,
+    counterparties,
+    ports.now(),
+  );
   const fields = {
     reference: loss.lossReference,
     accountId: loss.accountId,
     fundCover: flow.amount.negated().toFixed(),
     fundBalance: flow.balanceAfter.toFixed(),
+    counterparties: counterparties.length,
+    ...(unvalued.length > 0 ? { unvalued: unvalued.slice(0, 20), unvaluedCount: unvalued.length } : {}),
   };
-  // What the fund did not cover is bad debt (afterFund NONE): said once, when the waterfall ran.
-  const badDebt = flow.requested.plus(flow.amount);
-  if (applied && badDebt.greaterThan(0)) {
+  const shared = {
+    afterFund: policy.lossWaterfall.afterFund,
+    adlCover: waterfall?.adl?.cover.toFixed() ?? "0",
+    socialisedCover: waterfall?.socialised?.cover.toFixed() ?? "0",
+  };
+  // Bad debt is said once, when the waterfall ran.
+  if (waterfall?.badDebt.greaterThan(0)) {
     ports.engine.logger.error(LOG_SIGNALS.BAD_DEBT_RECORDED.message, {
       ...fields,
-      badDebt: badDebt.toFixed(),
+      ...shared,
+      badDebt: waterfall.badDebt.toFixed(),
     });
-  } else ports.engine.logger.info(applied ? "loss waterfall run" : "loss waterfall already run", fields);
+  } else
+    ports.engine.logger.info(applied ? "loss waterfall run" : "loss waterfall already run", {
+      ...fields,
+      ...shared,
+    });
+}
+
+function bankruptPositionOf(position: NonNullable<LossPayload["position"]>): BankruptPosition {
+  return {
+    instrument: position.instrument,
+    side: position.side,
+    quantity: dec(position.quantity),
+    quantityScale: position.quantityScale,
+    markPrice: dec(position.markPrice),
+    bankruptcyPrice: dec(position.bankruptcyPrice),
+  };
 }
 
 /** A settled liquidation's fee: credited to the insurance fund once, its InsuranceFundFlow with it. */

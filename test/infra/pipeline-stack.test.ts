@@ -372,8 +372,13 @@ describe("functions", () => {
         "Allow dynamodb:GetItem InsuranceFund",
         "Allow dynamodb:PutItem InsuranceFund",
         "Allow dynamodb:PutItem AuditLog",
-        // The policy version that decided the fee's or the loss's step.
-        "Allow dynamodb:GetItem Policies",
+        // The policy version that decided the fee's or the loss's step, and the active set the
+        // counterparties of an ADL or a socialised loss are valued under.
+        ...readPolicies,
+        // Those counterparties: the instrument's holders (byInstrument), their items and their prices.
+        "Allow dynamodb:Query Accounts/index/byInstrument",
+        "Allow dynamodb:Query Accounts",
+        "Allow dynamodb:Query Prices",
         "Allow sqs:SendMessage NoticeQueue",
         "Allow events:PutEvents EventBus",
         ...stream("OutboxRelay", "Outbox"),

@@ -144,10 +144,18 @@ describe("policy lossWaterfall", () => {
     expect(parsePolicy({ ...policyDocument(), lossWaterfall: {} }).lossWaterfall.afterFund).toBe("NONE");
   });
 
-  it("refuses ADL and SOCIALISED, which the engine does not apply yet, and an unknown field", () => {
+  it("takes ADL and a socialised loss over the holders of the instrument, refuses one over every account, and an unknown field", () => {
+    expect(
+      parsePolicy({ ...policyDocument(), lossWaterfall: { afterFund: "ADL" } }).lossWaterfall.afterFund,
+    ).toBe("ADL");
+    expect(
+      parsePolicy({
+        ...policyDocument(),
+        lossWaterfall: { afterFund: "SOCIALISED", socialisedBase: "OPPOSITE_NOTIONAL" },
+      }).lossWaterfall,
+    ).toEqual({ afterFund: "SOCIALISED", socialisedBase: "OPPOSITE_NOTIONAL" });
     const issue =
-      "$.lossWaterfall.afterFund: the engine applies NONE only for now: ADL and SOCIALISED are not wired (docs/liquidation.md, section 9)";
-    expect(issuesOf({ ...policyDocument(), lossWaterfall: { afterFund: "ADL" } })).toEqual([issue]);
+      '$.lossWaterfall.socialisedBase: must be "OPPOSITE_NOTIONAL" when afterFund is SOCIALISED: the engine does not value every account of the currency for one loss (docs/liquidation.md, section 9)';
     expect(issuesOf({ ...policyDocument(), lossWaterfall: { afterFund: "SOCIALISED" } })).toEqual([issue]);
     expect(issuesOf({ ...policyDocument(), lossWaterfall: { afterFund: "NONE", cap: "1" } })).toEqual([
       '$.lossWaterfall: Unrecognized key: "cap"',
