@@ -14,6 +14,15 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
+import {
+  admitOne,
+  type CapWait,
+  type CascadeLedger,
+  cascadeOf,
+  forgetWait,
+  planNotional,
+  settleRequest,
+} from "../domain/cascade-ledger.ts";
 import { type Decision, decide } from "../domain/decide.ts";
 import {
   type CallState,
@@ -24,9 +33,11 @@ import {
   planAssets,
   type Step,
 } from "../domain/machine.ts";
-import { ValuationError } from "../domain/valuation.ts";
+import { ZERO } from "../domain/money.ts";
+import { marginRatio, ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs, NOT_ONBOARDED } from "./account-inputs.ts";
 import { activeBreakerChecks, readPauses } from "./breakers.ts";
+import { ledgerPut, putLedgerAlone, readLedger } from "./cascade-ledger-store.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { parkAccount } from "./parked.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
@@ -186,6 +197,7 @@ function decideFrom(
   event: EngineEvent,
   now: string,
   liquidationPauses?: ReadonlyMap<string, string>,
+  capWait?: CapWait,
 ) {
   try {
     return decide({
@@ -198,6 +210,7 @@ function decideFrom(
       now,
       liquidationDispatch: inputs.liquidationDispatch,
       liquidationPauses,
+      capWait,
     });
   } catch (error) {
     // The items pass the contract but cannot be valued under the policy (a borrowed asset the policy
@@ -223,6 +236,49 @@ async function breakersOfRequest(deps: EngineDeps, inputs: AccountInputs, step: 
   return readPauses(deps, policy.policyId, planAssets(request.plan, policy));
 }
 
+/** What a step does to its policy's cascade ledger: the write, and the wait it decided (null: none). */
+interface LedgerStep {
+  readonly read: CascadeLedger;
+  readonly next: CascadeLedger;
+  readonly wait: CapWait | null;
+}
+
+/**
+ * The cascade ledger's part in a step (cascade-ledger.ts), when the policy has caps: a call's first request
+ * is admitted or waits; a call leaving LIQUIDATING settles its request; a waiting call that leaves CALLED
+ * another way (cured, closed) gives up its place. Null: the step does not touch the ledger.
+ */
+async function ledgerStep(
+  deps: EngineDeps,
+  inputs: AccountInputs,
+  state: CallState,
+  decision: Decision,
+  now: string,
+): Promise<LedgerStep | null> {
+  const policy = inputs.policy.policy;
+  const cascade = cascadeOf(policy);
+  if (!cascade) return null;
+  const { step, assessment } = decision;
+  const request = requestOf(step);
+  const first = request?.kind === "REQUEST_LIQUIDATION" && request.attempt === 1 ? request : undefined;
+  const settles = state.status === "LIQUIDATING" && step.next.status !== "LIQUIDATING";
+  const gaveUp = Boolean(state.call?.liquidationWaitingAt) && !first && step.next.status !== "CALLED";
+  if (!first && !settles && !gaveUp) return null;
+  const read = await readLedger(deps, policy.policyId);
+  if (first) {
+    const candidate = {
+      accountId: state.accountId,
+      marginRatio: marginRatio(assessment.valuation) ?? ZERO,
+      notionalByAsset: planNotional(first.plan, policy),
+    };
+    const verdict = admitOne(read, candidate, first.callId, cascade, now);
+    return { read, next: verdict.ledger, wait: verdict.admitted ? null : verdict.wait };
+  }
+  const callId = state.call?.callId ?? "";
+  const next = settles ? settleRequest(read, callId, now) : forgetWait(read, state.accountId);
+  return next ? { read, next, wait: null } : null;
+}
+
 /** Commits a step in one TransactWriteItems; false when a concurrent writer got there first. */
 async function commit(
   deps: EngineDeps,
@@ -231,12 +287,12 @@ async function commit(
   marker: InputsMarker,
   decision: Decision,
   now: string,
-  breakerChecks: readonly TransactWriteItem[],
+  extraItems: readonly TransactWriteItem[],
 ) {
   const { step, snapshot } = decision;
   const context = { ...deps, inputs, previous: state, marker, now, snapshot: snapshot() };
   try {
-    const items = [...transactItems(context, step), ...breakerChecks];
+    const items = [...transactItems(context, step), ...extraItems];
     await deps.dynamo.send(
       new TransactWriteItemsCommand({
         TransactItems: items,
@@ -287,13 +343,29 @@ export async function revalueAccount(
       decision = decideFrom(loaded.inputs, state, event, now, breakers.pauses);
       if (decision instanceof ValuationError) throw decision; // decided once on the same inputs already
     }
+    // The cascade caps: a first request is admitted against the policy's ledger, or waits (decided again).
+    const ledger = await ledgerStep(deps, loaded.inputs, state, decision, now);
+    if (ledger?.wait) {
+      decision = decideFrom(loaded.inputs, state, event, now, breakers?.pauses, ledger.wait);
+      if (decision instanceof ValuationError) throw decision; // decided once on the same inputs already
+    }
+    const policyId = loaded.inputs.policy.policy.policyId;
     const checks =
       breakers && requestOf(decision.step)
-        ? activeBreakerChecks(deps.tables.triggerIndex, loaded.inputs.policy.policy.policyId, breakers.active)
+        ? activeBreakerChecks(deps.tables.triggerIndex, policyId, breakers.active)
         : [];
+    const ledgerWrite = ledger
+      ? [ledgerPut(deps.tables.triggerIndex, policyId, ledger.read, ledger.next, now)]
+      : [];
     const { step, triggers } = decision;
     const changed = step.effects.length > 0 || step.next !== state;
-    if (changed && !(await commit(deps, loaded.inputs, state, stored.marker, decision, now, checks)))
+    if (
+      changed &&
+      !(await commit(deps, loaded.inputs, state, stored.marker, decision, now, [...checks, ...ledgerWrite]))
+    )
+      continue;
+    // A wait already recorded changes nothing in the account, but its place in the ledger is refreshed.
+    if (!changed && ledger && !(await putLedgerAlone(deps, policyId, ledger.read, ledger.next, now)))
       continue;
     const judgedChange = !changed && event.type === "REVALUE" && event.cause === "ACCOUNT_CHANGE";
     if (judgedChange && !(await markInputsSeen(deps, state, stored.marker, loaded.inputs, now))) continue;

@@ -28,6 +28,12 @@ export const OPERATOR_ALARMS = {
     metric: "PriceHaltTooLong",
     description: "escalation has been halted on stale or diverging prices for longer than the policy allows",
   },
+  LIQUIDATION_WAITS_ON_CAP: {
+    message: "liquidation waits on a cascade cap it cannot fit: operator action needed",
+    metric: "LiquidationWaitsOnCap",
+    description:
+      "a liquidation due now is larger than a cascade cap, or the cap ledger is full: it waits until an operator raises the cap or acts",
+  },
   NOTHING_TO_SELL: {
     message: "nothing to sell: bad debt for the operator",
     metric: "NothingToSell",

@@ -1,5 +1,6 @@
 /** Everything the state machine needs to know about one account at one moment, computed exactly. */
 import { cureOptions, planLiquidation, sizeCall } from "./calls.ts";
+import type { CapWait } from "./cascade-ledger.ts";
 import type { Assessment } from "./machine.ts";
 import { ONE, ZERO } from "./money.ts";
 import type { Policy } from "./policy.ts";
@@ -15,6 +16,8 @@ export function assess(
   marks: ReadonlyMap<string, ResolvedMark>,
   policy: Policy,
   liquidationPauses?: ReadonlyMap<string, string>,
+  /** The cascade caps' verdict on a first request due now (cascade-ledger.ts); omitted: admitted or not read. */
+  capWait?: CapWait,
 ): Assessment {
   const valuation = valueAccount(account, marks, policy);
   const used = [...new Set(valuation.lines.map((line) => line.asset))].flatMap((asset) => {
@@ -43,5 +46,6 @@ export function assess(
       : null,
     settledDeposits: account.settledDeposits ?? [],
     ...(liquidationPauses?.size ? { liquidationPauses } : {}),
+    ...(capWait ? { capWait } : {}),
   };
 }

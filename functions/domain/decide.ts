@@ -5,6 +5,7 @@
  * decision can be replayed. Nothing here reads a clock or does I/O.
  */
 import { assess } from "./assess.ts";
+import type { CapWait } from "./cascade-ledger.ts";
 import type { Assessment, CallState, EngineEvent, LiquidationDispatch, Step } from "./machine.ts";
 import { transition } from "./machine.ts";
 import { ONE } from "./money.ts";
@@ -30,6 +31,8 @@ export interface DecideInput {
   readonly liquidationDispatch?: LiquidationDispatch | undefined;
   /** The tripped circuit breakers of the account's assets (asset → pausedAt), as read; omitted: none. */
   readonly liquidationPauses?: ReadonlyMap<string, string> | undefined;
+  /** The cascade caps' verdict on a first request due now, as decided on the ledger read; omitted: none. */
+  readonly capWait?: CapWait | undefined;
 }
 
 export interface Decision {
@@ -54,8 +57,9 @@ export function triggerLevels(policy: Policy) {
 
 /** Decides one step. Throws ValuationError when the account cannot be valued under the policy. */
 export function decide(input: DecideInput): Decision {
-  const { state, account, marks, policy, event, now, liquidationDispatch, liquidationPauses } = input;
-  const assessment = assess(account, marks, policy, liquidationPauses);
+  const { state, account, marks, policy, event, now, liquidationDispatch, liquidationPauses, capWait } =
+    input;
+  const assessment = assess(account, marks, policy, liquidationPauses, capWait);
   return {
     assessment,
     step: transition(state, assessment, policy, event, now, liquidationDispatch),
@@ -70,6 +74,7 @@ export function decide(input: DecideInput): Decision {
         now,
         liquidationDispatch,
         liquidationPauses,
+        capWait,
       }),
   };
 }

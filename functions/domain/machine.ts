@@ -40,6 +40,7 @@ import {
   type ExposureRef,
   type LiquidationPlan,
 } from "./calls.ts";
+import type { CapWait } from "./cascade-ledger.ts";
 import {
   Dec,
   dec,
@@ -136,6 +137,11 @@ export interface OpenCall {
    * since; null or absent otherwise.
    */
   readonly liquidationPausedAt?: string | null | undefined;
+  /**
+   * When this call's first request, due, was first held back by the cascade caps (cascade-ledger.ts), while
+   * it has not gone out since; null or absent otherwise.
+   */
+  readonly liquidationWaitingAt?: string | null | undefined;
   /** How the call was closed; null or absent while it is open. */
   readonly closure?: CallClosure | null | undefined;
   readonly remindersSent: number;
@@ -204,6 +210,11 @@ export interface Assessment {
    * (cascade.ts). Omitted: none paused, or not read because the step requests no liquidation.
    */
   readonly liquidationPauses?: ReadonlyMap<string, string> | undefined;
+  /**
+   * The cascade caps' verdict on the call's first request, when the engine read the cap ledger and the
+   * request must wait (cascade-ledger.ts `admitOne`). Omitted: admitted, no caps, or not read.
+   */
+  readonly capWait?: CapWait | undefined;
 }
 
 /** One execution report of a liquidation request, as the execution system wrote it. */
@@ -648,6 +659,27 @@ function holdForBreaker(step: StepBuilder, paused: readonly string[]): void {
 }
 
 /**
+ * A call's first request, due now, that the cascade caps hold back waits: the call stays CALLED, and is
+ * asked again at each revaluation (the sweep's due-call pass takes it each minute: its deadline is past). The
+ * first wait since the call was issued is recorded, once; one that no release of room can end (larger than a
+ * cap, or a full ledger) raises an alarm.
+ */
+function holdForCap(step: StepBuilder, wait: CapWait): void {
+  const call = step.state.call;
+  if (!call || call.liquidationWaitingAt) return;
+  const status = step.state.status;
+  const on = [...wait.caps, ...wait.behindOn.map((cap) => `${cap} (held for a higher priority)`)];
+  const stuck = wait.reason === "EXCEEDS_CAP" || wait.reason === "LEDGER_FULL";
+  step.state = { ...step.state, call: { ...call, liquidationWaitingAt: step.now } };
+  step.audit(
+    status,
+    status,
+    `liquidation waits for the cascade caps: ${wait.reason}${on.length ? ` on ${on.join(", ")}` : ""}, priority ${wait.priority} of ${wait.of}`,
+    stuck ? { alarm: "LIQUIDATION_WAITS_ON_CAP" } : {},
+  );
+}
+
+/**
  * Escalates a CALLED account. Invariant 1: a call notice was issued before, always. A plan with nothing to
  * sell is not sent: the account is a bad-debt case for the operator.
  */
@@ -668,6 +700,11 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
     holdForBreaker(step, paused);
     return;
   }
+  const wait = step.assessment.capWait;
+  if (wait) {
+    holdForCap(step, wait);
+    return;
+  }
   const dueNow = callStanding(call, step.assessment, step.policy).dueNow;
   const requestId = requestIdOf(call.callId, 1);
   step.move(
@@ -681,6 +718,7 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
         liquidationRequestedAt: step.now,
         liquidationExhaustedAt: null,
         liquidationPausedAt: null,
+        liquidationWaitingAt: null,
       },
     },
   );

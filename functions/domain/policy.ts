@@ -4,7 +4,12 @@
  */
 import { z } from "zod";
 import type { AuctionPolicy } from "./auction.ts";
-import { type CircuitBreakerPolicy, circuitBreakerSchema } from "./cascade.ts";
+import {
+  type CascadePolicy,
+  type CircuitBreakerPolicy,
+  cascadeSchema,
+  circuitBreakerSchema,
+} from "./cascade.ts";
 import { type LossWaterfallPolicy, lossWaterfallSchema } from "./loss-waterfall.ts";
 import { type Dec, dec, isCanonicalDecimal, ONE, ZERO } from "./money.ts";
 
@@ -244,12 +249,26 @@ export const policySchema = z
      */
     circuitBreaker: circuitBreakerSchema.optional(),
     /**
+     * Caps on the notional under liquidation per asset and in total within a window (cascade.ts,
+     * cascade-ledger.ts, docs/liquidation.md section 10). Omitted, or with no cap: nothing is capped.
+     */
+    cascade: cascadeSchema.optional(),
+    /**
      * Who pays a bankrupt account's shortfall after the insurance fund (loss-waterfall.ts,
      * docs/liquidation.md section 9). Optional as a whole: omitted, afterFund NONE, the rest is bad debt.
      */
     lossWaterfall: lossWaterfallSchema.prefault({}),
   })
   .superRefine((policy, context) => {
+    for (const asset of Object.keys(policy.cascade?.assetNotionalCaps ?? {})) {
+      if (!(asset in policy.assets)) {
+        context.addIssue({
+          code: "custom",
+          path: ["cascade", "assetNotionalCaps", asset],
+          message: "must be an asset of the policy: a cap on an asset it does not list would cap nothing",
+        });
+      }
+    }
     const { afterFund, socialisedBase } = policy.lossWaterfall;
     if (afterFund === "SOCIALISED" && socialisedBase === "POSITIVE_EQUITY") {
       // The base would be every account of the currency, each valued at the loss: the engine reads only the
@@ -493,6 +512,8 @@ export interface Policy {
   readonly auction: AuctionPolicy | null;
   /** The circuitBreaker section, defaults applied; null: no breaker. */
   readonly circuitBreaker: CircuitBreakerPolicy | null;
+  /** The cascade section, defaults applied; undefined: no caps. */
+  readonly cascade: CascadePolicy | undefined;
   /** The lossWaterfall section, defaults applied (afterFund NONE when omitted). */
   readonly lossWaterfall: LossWaterfallPolicy;
   readonly priceMaxAgeSeconds: number;
@@ -635,6 +656,7 @@ export function parsePolicy(document: unknown): Policy {
     liquidationMaxAttempts: parsedPolicy.liquidation.maxAttempts,
     ...compileLiquidationRules(parsedPolicy.liquidation),
     circuitBreaker: parsedPolicy.circuitBreaker ?? null,
+    cascade: parsedPolicy.cascade,
     lossWaterfall: parsedPolicy.lossWaterfall,
     priceMaxAgeSeconds: parsedPolicy.prices.maxAgeSeconds,
     priceMaxDivergence: dec(parsedPolicy.prices.maxDivergence),

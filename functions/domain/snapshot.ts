@@ -3,9 +3,11 @@
  * valuation, trigger prices, call, cure options and the state machine's step out. The `evaluate` CLI and
  * the audit log's replay both use it, so a recorded decision can be recomputed from its record.
  */
+
 import { z } from "zod";
 import { assess } from "./assess.ts";
 import type { CureOption, LiquidationPlan } from "./calls.ts";
+import type { CapWait } from "./cascade-ledger.ts";
 import {
   CALL_MET,
   type CallStanding,
@@ -86,6 +88,7 @@ const openCallSchema = z.strictObject({
   paymentToMeet: decimalString.optional(),
   liquidationEndedEmpty: z.int().min(1).nullable().optional(),
   liquidationPausedAt: timestamp.nullable().optional(),
+  liquidationWaitingAt: timestamp.nullable().optional(),
   priorDepositIds: z.array(z.string()).max(1_000).optional(),
   closure: closureSchema.nullable().optional(),
 });
@@ -193,6 +196,19 @@ export const snapshotSchema = z.strictObject({
     .array(z.strictObject({ asset: assetCode, pausedAt: timestamp }))
     .max(1_000)
     .optional(),
+  /**
+   * The cascade caps' verdict when the call's first request was due and had to wait (cascade-ledger.ts).
+   * Absent: admitted, no caps, or not read.
+   */
+  capWait: z
+    .strictObject({
+      reason: z.enum(["EXCEEDS_CAP", "CAP_FULL", "BEHIND_HIGHER_PRIORITY", "LEDGER_FULL"]),
+      caps: z.array(z.string().max(64)).max(1_000),
+      behindOn: z.array(z.string().max(64)).max(1_000),
+      priority: z.int().min(1),
+      of: z.int().min(1),
+    })
+    .optional(),
 });
 
 /** One problem with the input: its JSON path and the reason, as for a policy. */
@@ -292,7 +308,7 @@ export function evaluateSnapshot(input: unknown): Evaluation {
   }
   try {
     const pauses = new Map((snapshot.liquidationPauses ?? []).map((pause) => [pause.asset, pause.pausedAt]));
-    const assessment = assess(account, marks, policy, pauses);
+    const assessment = assess(account, marks, policy, pauses, snapshot.capWait);
     return {
       policy,
       account,
@@ -410,6 +426,8 @@ export interface DecisionInputs {
   readonly liquidationDispatch?: LiquidationDispatch | undefined;
   /** The tripped circuit breakers read (asset → pausedAt); omitted or empty: none. */
   readonly liquidationPauses?: ReadonlyMap<string, string> | undefined;
+  /** The cascade caps' verdict on a first request due now; omitted: none. */
+  readonly capWait?: CapWait | undefined;
 }
 
 /**
@@ -466,5 +484,6 @@ export function snapshotOf(inputs: DecisionInputs) {
             .map(([asset, pausedAt]) => ({ asset, pausedAt })),
         }
       : {}),
+    ...(inputs.capWait ? { capWait: inputs.capWait } : {}),
   };
 }

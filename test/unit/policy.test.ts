@@ -130,6 +130,30 @@ describe("a malformed decimal anywhere in a policy", () => {
   });
 });
 
+describe("policy cascade", () => {
+  it("is optional, takes caps on the policy's assets and in total, and refuses a cap on an asset it does not list", () => {
+    expect(parsePolicy(policyDocument()).cascade).toBeUndefined();
+    const assets = {
+      BTC: {
+        quantityScale: 8,
+        priceScale: 2,
+        haircut: "0.1",
+        longTiers: [{ notionalFloor: "0", maintenanceRate: "0.1", initialRate: "0.1" }],
+      },
+    };
+    expect(
+      parsePolicy({
+        ...policyDocument(),
+        assets,
+        cascade: { totalNotionalCap: "1000000", assetNotionalCaps: { BTC: "250000" } },
+      }).cascade,
+    ).toEqual({ windowSeconds: 3600, totalNotionalCap: "1000000", assetNotionalCaps: { BTC: "250000" } });
+    expect(issuesOf({ ...policyDocument(), assets, cascade: { assetNotionalCaps: { BTX: "1" } } })).toEqual([
+      "$.cascade.assetNotionalCaps.BTX: must be an asset of the policy: a cap on an asset it does not list would cap nothing",
+    ]);
+  });
+});
+
 describe("policy lossWaterfall", () => {
   it("defaults to NONE past the fund when omitted, so every shipped policy behaves as before", () => {
     for (const [policyId, { policy }] of parsePolicySet(
