@@ -5,6 +5,11 @@
 
 export {
   MAX_TIMELINE_DOTS,
+  type ReportDeleveraging,
+  type ReportFundFlow,
+  type ReportLoss,
+  type ReportLossWaterfall,
+  type ReportSocialisedLoss,
   type ReportStatus,
   type RunReportData,
   renderReport,

@@ -2,13 +2,20 @@
  * End to end through the local runtime: a short run of the market-crash demo (the deployed handlers on
  * DynamoDB Local streams, queues and schedules, with the template's settings), then checks on what it
  * recorded: named accounts' fates, a call notice before every liquidation request, no liquidation on
- * stale prices, and an audit log that explains, and replays, every transition.
+ * stale prices, a bankruptcy the insurance fund covers in full, every liquidation event within its schema,
+ * and an audit log that explains, and replays, every transition.
  */
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { liquidationRequestedSchema } from "../../functions/domain/liquidation-events.ts";
+import {
+  eventSchema,
+  LIQUIDATION_EVENT_TYPES,
+  type LiquidationEventType,
+  liquidationRequestedSchema,
+} from "../../functions/domain/liquidation-events.ts";
+import { Dec, dec, quantize, Rounding, sum } from "../../functions/domain/money.ts";
 import { evaluateSnapshot } from "../../functions/domain/snapshot.ts";
 import { type DemoResult, runDemo } from "../../functions/local/demo/run.ts";
 
@@ -161,5 +168,190 @@ describe("the market-crash demo", () => {
         replay.step.effects.filter((effect) => effect.kind === "AUDIT").map((effect) => effect.to),
       ).toEqual(recorded.sort((a, b) => String(a.seq).localeCompare(String(b.seq))).map((e) => e.to));
     }
+  });
+
+  it("puts every liquidation event within its schema, envelope and detail", () => {
+    const types: readonly string[] = LIQUIDATION_EVENT_TYPES;
+    const puts = result.endpoint.puts.filter((entry) => types.includes(entry.detailType));
+    expect(puts.some((entry) => entry.detailType === "InsuranceFundFlow")).toBe(true);
+    for (const entry of puts) {
+      const detailType = entry.detailType as LiquidationEventType;
+      const envelope = {
+        version: "0",
+        id: entry.eventId,
+        "detail-type": detailType,
+        source: entry.source,
+        account: "111122223333",
+        time: entry.time ?? entry.receivedAt,
+        region: "us-east-1",
+        resources: entry.resources,
+        detail: JSON.parse(entry.detail),
+      };
+      const issues = eventSchema(detailType).safeParse(envelope).error?.issues ?? [];
+      expect(issues, `${detailType} ${entry.detail}`).toEqual([]);
+    }
+  });
+
+  it("covers ACC-BANKRUPT's loss from the insurance fund in full, and keeps the fund's ledger whole", () => {
+    const flows = result.events
+      .filter((event) => event.detailType === "InsuranceFundFlow")
+      .map((event) => event.detail);
+    // Seeded once, before the crash, by the operator's top-up.
+    const seeds = flows.filter((flow) => flow.cause === "MANUAL_TOPUP");
+    expect(seeds.map((flow) => [flow.reference, flow.amount])).toEqual([
+      ["topup:demo-seed", result.fund.seed],
+    ]);
+
+    // The crash took ACC-BANKRUPT below zero equity before its liquidation filled: one loss, all the fund's.
+    expect(result.finalStates.get("ACC-BANKRUPT")).toBe("BAD_DEBT");
+    const losses = result.outbox.filter(
+      (item) => item.kind === "RECORD_LOSS" && item.accountId === "ACC-BANKRUPT",
+    );
+    expect(losses).toHaveLength(1);
+    const lossReference = String(losses[0]?.outboxId);
+    const lossAmount = String(JSON.parse(String(losses[0]?.payload)).amount);
+    expect(dec(lossAmount).greaterThan(0)).toBe(true);
+    const covers = flows.filter(
+      (flow) => flow.cause === "BANKRUPTCY_COVER" && flow.accountId === "ACC-BANKRUPT",
+    );
+    expect(covers).toHaveLength(1);
+    expect(covers[0]).toMatchObject({ sourceReference: lossReference, requested: lossAmount });
+    expect(dec(String(covers[0]?.amount)).negated().toFixed(2)).toBe(lossAmount);
+    expect(
+      result.events.filter(
+        (e) => e.detailType === "BadDebtRecorded" && e.detail.accountId === "ACC-BANKRUPT",
+      ),
+    ).toEqual([]);
+    // The flow's audit entry is in the fund's own partition of the audit log.
+    const fundAudit = result.audit.filter((entry) => entry.accountId === "FUND#USD");
+    expect(fundAudit.filter((entry) => entry.eventId === covers[0]?.reference)).toHaveLength(1);
+    expect(fundAudit).toHaveLength(flows.length);
+
+    // Conserved: the seed, plus every fee, less every cover, is the BALANCE item's balance, and the ledger's
+    // flows are the events put.
+    const ledgerFlows = result.fund.ledger.filter((item) => String(item.entry).startsWith("FLOW#"));
+    expect(ledgerFlows.map((item) => item.flowId).sort()).toEqual(flows.map((flow) => flow.reference).sort());
+    const fees = flows.filter((flow) => flow.cause === "LIQUIDATION_FEE");
+    expect(fees.length).toBeGreaterThan(0);
+    const allCovers = flows.filter((flow) => flow.cause === "BANKRUPTCY_COVER");
+    expect(fees.length + allCovers.length + seeds.length).toBe(flows.length);
+    const expected = sum([...seeds, ...fees, ...allCovers].map((flow) => dec(String(flow.amount))));
+    const balance = result.fund.ledger.find((item) => item.entry === "BALANCE");
+    expect(String(balance?.balance)).toBe(expected.toFixed(2));
+    expect(balance?.seq).toBe(flows.length);
+
+    // The report's loss waterfall shows that loss, covered by the fund.
+    const html = readFileSync(result.reportPath, "utf8");
+    expect(html).toContain('data-section="loss-waterfall"');
+    const row = new RegExp(`<tr data-reference="${lossReference}">(.*?)</tr>`).exec(html)?.[1] ?? "";
+    const cells = [...row.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((match) => match[1]);
+    expect(cells).toEqual([
+      expect.any(String),
+      "ACC-BANKRUPT",
+      lossAmount,
+      lossAmount,
+      "0.00",
+      "0.00",
+      "0.00",
+    ]);
+  });
+});
+
+describe("the demo's bankruptcy past the fund", () => {
+  it("exhausts the fund on ACC-EXHAUSTS and deleverages the book's BTC-PERP shorts at its bankruptcy price: events, audit, progress and report", () => {
+    const detailsOf = (type: string) =>
+      result.events.filter((event) => event.detailType === type).map((event) => event.detail);
+    expect(result.finalStates.get("ACC-EXHAUSTS")).toBe("BAD_DEBT");
+    const [loss, ...others] = result.outbox.filter(
+      (item) => item.kind === "RECORD_LOSS" && item.accountId === "ACC-EXHAUSTS",
+    );
+    expect(others).toEqual([]);
+    const payload = JSON.parse(String(loss?.payload)) as {
+      amount: string;
+      position?: {
+        instrument: string;
+        side: string;
+        quantity: string;
+        markPrice: string;
+        bankruptcyPrice: string;
+      };
+    };
+    // The market took 5 of its 25 contracts; the 20 left open are what ADL closes.
+    expect(payload.position).toMatchObject({ instrument: "BTC-PERP", side: "LONG", quantity: "20" });
+    const position = payload.position;
+    if (!position) throw new Error("no bankrupt position");
+    // mark + loss / 20, rounded up to the cent.
+    const expectedPrice = dec(position.markPrice).plus(dec(payload.amount).dividedBy(20));
+    expect(dec(position.bankruptcyPrice).minus(expectedPrice).greaterThanOrEqualTo(0)).toBe(true);
+    expect(dec(position.bankruptcyPrice).minus(expectedPrice).lessThan(dec("0.01"))).toBe(true);
+
+    // The fund gave all it had.
+    const cover = detailsOf("InsuranceFundFlow").find(
+      (flow) => flow.cause === "BANKRUPTCY_COVER" && flow.accountId === "ACC-EXHAUSTS",
+    );
+    expect(cover).toMatchObject({ requested: payload.amount, balanceAfter: "0.00" });
+    const fundCover = dec(String(cover?.amount)).negated();
+    expect(fundCover.lessThan(dec(payload.amount))).toBe(true);
+
+    // ADL: the top of the short queue, at the bankruptcy price, for the fewest whole lots that cover the rest.
+    const [adl, ...moreAdl] = detailsOf("DeleveragingRequested").filter(
+      (e) => e.bankruptAccountId === "ACC-EXHAUSTS",
+    );
+    expect(moreAdl).toEqual([]);
+    expect(adl).toMatchObject({
+      reference: `${String(loss?.outboxId)}:adl`,
+      instrument: "BTC-PERP",
+      bankruptSide: "LONG",
+      bankruptcyPrice: position.bankruptcyPrice,
+    });
+    const instructions = (adl?.instructions ?? []) as Array<{
+      accountId: string;
+      side: string;
+      quantity: string;
+      price: string;
+      rank: number;
+    }>;
+    expect(instructions.length).toBeGreaterThan(0);
+    expect(instructions.map((i) => i.rank)).toEqual(instructions.map((_, index) => index + 1));
+    for (const instruction of instructions) {
+      expect(instruction).toMatchObject({ side: "BUY", price: position.bankruptcyPrice });
+      expect(instruction.accountId).toMatch(/^ACC-1\d{5}$/);
+    }
+    const closed = sum(instructions.map((i) => dec(i.quantity)));
+    expect(closed.toFixed()).toBe(dec(String(adl?.quantityClosed)).toFixed());
+    expect(closed.lessThanOrEqualTo(dec(String(adl?.quantityNeeded)))).toBe(true);
+    const gap = dec(position.bankruptcyPrice).minus(dec(position.markPrice));
+    const remaining = dec(payload.amount).minus(fundCover);
+    const adlCover = dec(String(adl?.cover));
+    expect(adlCover.toFixed(2)).toBe(
+      Dec.min(remaining, quantize(closed.times(gap), 2, Rounding.DOWN)).toFixed(2),
+    );
+    // Fund + ADL + bad debt = the loss, exactly.
+    const badDebt = detailsOf("BadDebtRecorded").find((e) => e.accountId === "ACC-EXHAUSTS");
+    expect(
+      fundCover
+        .plus(adlCover)
+        .plus(dec(String(badDebt?.amount ?? "0")))
+        .toFixed(2),
+    ).toBe(payload.amount);
+
+    // The audit log keeps the split and where the queue was cut.
+    const entry = result.audit.find((e) => e.accountId === "FUND#USD" && e.eventId === cover?.reference) as
+      | { figures?: Record<string, string> }
+      | undefined;
+    expect(entry?.figures).toMatchObject({
+      afterFund: "ADL",
+      adlCover: adlCover.toFixed(2),
+      fundCover: fundCover.toFixed(2),
+    });
+    expect(JSON.parse(entry?.figures?.adl ?? "{}").instructions).toHaveLength(instructions.length);
+
+    // The live progress line and the report show it.
+    const shown = progress.flatMap(
+      (line) => /ADL ([\d,]+\.\d{2})/.exec(line)?.[1]?.replaceAll(",", "") ?? [],
+    );
+    expect(shown.at(-1)).toBe(adlCover.toFixed(2));
+    const html = readFileSync(result.reportPath, "utf8");
+    expect(html).toContain(`data-event="DeleveragingRequested" data-reference="${String(adl?.reference)}"`);
   });
 });

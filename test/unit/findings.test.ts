@@ -20,6 +20,7 @@ import {
   tickToCallMs,
   timelineOf,
 } from "../../functions/local/demo/findings.ts";
+import { fundProgressText, groupThousands, lossWaterfallOf } from "../../functions/local/demo/waterfall.ts";
 
 const seqOf = (version: number, index: number) =>
   `v${String(version).padStart(12, "0")}#${String(index).padStart(3, "0")}`;
@@ -343,5 +344,57 @@ describe("timelineOf and haltWindows", () => {
         reason: "ETH feeds stale: only index:coinbase publishing",
       },
     ]);
+  });
+});
+
+describe("the fund on the progress line", () => {
+  const flow = (
+    seq: number,
+    cause: string,
+    amount: string,
+    balanceAfter: string,
+    accountId: string | null,
+  ) => ({
+    detailType: "InsuranceFundFlow",
+    detail: {
+      reference: `flow-${seq}`,
+      currency: "USD",
+      seq,
+      cause,
+      amount,
+      requested: amount.replace("-", ""),
+      balanceAfter,
+      accountId,
+      sourceReference: cause === "BANKRUPTCY_COVER" ? `${accountId}:v5:loss` : `source-${seq}`,
+      recordedAt: "2026-03-02T14:00:00.000Z",
+    },
+  });
+  const loss = (accountId: string, amount: string) => ({
+    detailType: "LossRecorded",
+    detail: { reference: `${accountId}:v5:loss`, accountId, amount, recordedAt: "2026-03-02T14:10:00.000Z" },
+  });
+
+  it("says the balance the fund's head holds, and how the losses so far were met", () => {
+    const events = [
+      flow(1, "MANUAL_TOPUP", "10000.00", "10000.00", null),
+      flow(2, "LIQUIDATION_FEE", "2345.67", "12345.67", "ACC-1"),
+      loss("ACC-2", "1000.00"),
+      flow(3, "BANKRUPTCY_COVER", "-1000.00", "11345.67", "ACC-2"),
+      loss("ACC-3", "20.00"),
+    ];
+    const waterfall = lossWaterfallOf(events, "USD", 2);
+    expect(waterfall.losses.map((row) => [row.accountId, row.settled, row.fundCover])).toEqual([
+      ["ACC-2", true, "1000.00"],
+      ["ACC-3", false, "0.00"],
+    ]);
+    expect(fundProgressText({ currency: "USD", balance: "11345.67", waterfall }, 2)).toBe(
+      "fund 11,345.67 USD · losses 2 (fund 1,000.00, bad debt 0.00)",
+    );
+  });
+
+  it("groups thousands in the integer part only", () => {
+    expect(groupThousands("-1234567.891")).toBe("-1,234,567.891");
+    expect(groupThousands("999.00")).toBe("999.00");
+    expect(groupThousands("1000")).toBe("1,000");
   });
 });

@@ -67,7 +67,7 @@ describe("the policy's liquidation rules", () => {
   const readJson = (path: string): unknown =>
     JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
 
-  it("leave the shipped policy and the example snapshot as they were, every rule off; the demo's sets only an auction", () => {
+  it("leave the shipped policy and the example snapshot as they were, every rule off; the demo's sets only an auction and a fee", () => {
     const snapshot = readJson("docs/snapshots/crypto-called.json") as { policy: unknown };
     const sets = [
       parsePolicySet(readJson("lib/config/policies.json"), "policies.json"),
@@ -82,10 +82,11 @@ describe("the policy's liquidation rules", () => {
           "limitPriceSlippage",
           "maxAttempts",
           "retrySeconds",
-          ...(demo ? ["auction"] : []),
+          ...(demo ? ["auction", "feeRate"] : []),
         ].sort(),
       );
-      expect(parsed.liquidationFeeRate.isZero(), policyId).toBe(true);
+      // The demo's fee feeds its insurance fund: 0.4%, the most BTC-PERP's first maintenance rate allows.
+      expect(parsed.liquidationFeeRate.toFixed(), policyId).toBe(demo ? "0.004" : "0");
       expect([parsed.closeAllBelowShortfall, parsed.closeFactor, parsed.hedgedPairs]).toEqual([
         null,
         null,

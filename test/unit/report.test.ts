@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { lossWaterfallOf } from "../../functions/local/demo/waterfall.ts";
 import { type RunReportData, renderReport, scriptSafeJson } from "../../functions/local/report.ts";
 
 const HOSTILE = "</script><script>alert(1)</script><!-- <SCRIPT> & \u2028\u2029 \"quoted\" 'single'";
@@ -101,7 +102,7 @@ describe("renderReport", () => {
     for (const chart of ["prices", "states", "ratios", "timeline"]) {
       expect(count(html, `data-chart="${chart}" data-rendered="false"`)).toBe(1);
     }
-    expect(count(html, "How to read this.")).toBe(4);
+    expect(count(html, "How to read this.")).toBe(5);
     expect(html.indexOf('<table class="summary">')).toBeLessThan(html.indexOf('data-chart="prices"'));
   });
 
@@ -155,9 +156,196 @@ describe("renderReport", () => {
     for (const script of inlineScripts(html)) expect(() => new Function(script)).not.toThrow();
     // The charts are drawn when the report is written: each of the four says "no data" in its svg.
     expect(count(html, ">no data</text>")).toBe(4);
+    expect(html).toContain("No insurance-fund flows or losses were recorded for this run.");
   });
 
   it("is deterministic", () => {
     expect(renderReport(sample())).toBe(renderReport(sample()));
+  });
+
+  it("renders the loss waterfall from the engine's events: the fund's ledger, each loss, ADL instructions and socialised charges", () => {
+    const at = "2026-03-02T14:40:00.000Z";
+    const lossReference = "ACC-BUST:v7:loss";
+    const events = [
+      {
+        detailType: "InsuranceFundFlow",
+        detail: {
+          reference: "topup:demo-seed",
+          currency: "USD",
+          seq: 1,
+          cause: "MANUAL_TOPUP",
+          amount: "1000.00",
+          requested: "1000.00",
+          balanceAfter: "1000.00",
+          accountId: null,
+          sourceReference: "demo-seed",
+          recordedAt: "2026-03-02T14:00:00.000Z",
+        },
+      },
+      {
+        detailType: "LossRecorded",
+        detail: {
+          reference: lossReference,
+          accountId: "ACC-BUST",
+          callId: "ACC-BUST:call:1",
+          amount: "2500.00",
+          recordedAt: at,
+        },
+      },
+      {
+        detailType: "InsuranceFundFlow",
+        detail: {
+          reference: `${lossReference}:fund`,
+          currency: "USD",
+          seq: 2,
+          cause: "BANKRUPTCY_COVER",
+          amount: "-1000.00",
+          requested: "2500.00",
+          balanceAfter: "0.00",
+          accountId: "ACC-BUST",
+          sourceReference: lossReference,
+          recordedAt: at,
+        },
+      },
+      {
+        detailType: "DeleveragingRequested",
+        detail: {
+          reference: `${lossReference}:adl`,
+          bankruptAccountId: "ACC-BUST",
+          instrument: "BTC-PERP",
+          bankruptSide: "LONG",
+          bankruptcyPrice: "41000",
+          quantityNeeded: "2",
+          quantityClosed: "2",
+          currency: "USD",
+          cover: "1200.00",
+          instructions: [
+            {
+              accountId: "ACC-SHORT-2",
+              side: "BUY",
+              quantity: "0.5",
+              price: "41000",
+              closesAll: true,
+              rank: 2,
+            },
+            {
+              accountId: "ACC-SHORT-1",
+              side: "BUY",
+              quantity: "1.5",
+              price: "41000",
+              closesAll: false,
+              rank: 1,
+            },
+          ],
+          recordedAt: at,
+        },
+      },
+      {
+        detailType: "LossSocialised",
+        detail: {
+          reference: `${lossReference}:socialised`,
+          bankruptAccountId: "ACC-BUST",
+          currency: "USD",
+          base: "POSITIVE_EQUITY",
+          baseTotal: "300000",
+          amount: "200.00",
+          charges: [
+            { accountId: "ACC-A", amount: "150.00" },
+            { accountId: "ACC-B", amount: "50.00" },
+          ],
+          recordedAt: at,
+        },
+      },
+      {
+        detailType: "BadDebtRecorded",
+        detail: {
+          reference: `${lossReference}:bad-debt`,
+          accountId: "ACC-BUST",
+          currency: "USD",
+          shortfall: "2500.00",
+          fundCover: "1000.00",
+          afterFund: "ADL",
+          adlCover: "1200.00",
+          socialisedCover: "200.00",
+          amount: "100.00",
+          recordedAt: at,
+        },
+      },
+    ];
+    const waterfall = lossWaterfallOf(events, "USD", 2);
+    expect(waterfall.losses).toEqual([
+      {
+        t: at,
+        accountId: "ACC-BUST",
+        reference: lossReference,
+        shortfall: "2500.00",
+        settled: true,
+        fundCover: "1000.00",
+        adlCover: "1200.00",
+        socialisedCover: "200.00",
+        badDebt: "100.00",
+      },
+    ]);
+    const html = renderReport({ ...sample(), lossWaterfall: waterfall });
+    const rows = (table: string) => {
+      const body =
+        new RegExp(`data-table="${table}">[\\s\\S]*?<tbody>([\\s\\S]*?)</tbody>`).exec(html)?.[1] ?? "";
+      return [...body.matchAll(/<tr data-reference="([^"]*)">(.*?)<\/tr>/g)].map((row) => [
+        row[1],
+        ...[...(row[2] ?? "").matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((cell) => cell[1]),
+      ]);
+    };
+    expect(count(html, 'data-section="loss-waterfall"')).toBe(1);
+    expect(rows("losses")).toEqual([
+      [lossReference, at, "ACC-BUST", "2500.00", "1000.00", "1200.00", "200.00", "100.00"],
+    ]);
+    expect(rows("fund-flows")).toEqual([
+      [
+        "topup:demo-seed",
+        "1",
+        "2026-03-02T14:00:00.000Z",
+        "MANUAL_TOPUP",
+        "-",
+        "1000.00",
+        "1000.00",
+        "demo-seed",
+      ],
+      [`${lossReference}:fund`, "2", at, "BANKRUPTCY_COVER", "ACC-BUST", "-1000.00", "0.00", lossReference],
+    ]);
+    // Each instruction, by rank: the counterparty, its side, the quantity and the bankruptcy price.
+    expect(count(html, 'data-event="DeleveragingRequested"')).toBe(1);
+    expect(rows("deleveraging")).toEqual([
+      [`${lossReference}:adl#1`, "1", "ACC-SHORT-1", "BUY", "1.5", "41000", "no"],
+      [`${lossReference}:adl#2`, "2", "ACC-SHORT-2", "BUY", "0.5", "41000", "yes"],
+    ]);
+    expect(rows("socialised")).toEqual([
+      [`${lossReference}:socialised#ACC-A`, "ACC-A", "150.00"],
+      [`${lossReference}:socialised#ACC-B`, "ACC-B", "50.00"],
+    ]);
+    expect(JSON.parse(embedded(html)).lossWaterfall).toEqual(waterfall);
+  });
+
+  it("shows a loss whose waterfall has not run yet as pending", () => {
+    const waterfall = lossWaterfallOf(
+      [
+        {
+          detailType: "LossRecorded",
+          detail: {
+            reference: "ACC-1:v3:loss",
+            accountId: "ACC-1",
+            amount: "12.30",
+            recordedAt: "2026-03-02T14:40:00.000Z",
+          },
+        },
+      ],
+      "USD",
+      2,
+    );
+    expect(waterfall.losses[0]).toMatchObject({ settled: false, fundCover: "0.00", badDebt: "0.00" });
+    const html = renderReport({ ...sample(), lossWaterfall: waterfall });
+    expect(html).toContain(
+      '<tr data-reference="ACC-1:v3:loss"><td>2026-03-02T14:40:00.000Z</td><td>ACC-1</td><td class="amount">12.30</td><td class="amount">pending</td>',
+    );
+    expect(html).toContain("The fund recorded no flow.");
   });
 });

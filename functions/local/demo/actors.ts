@@ -93,6 +93,8 @@ export class Borrowers {
     "ACC-CURES": "PAYS",
     "ACC-DEFAULTS": "NEVER",
     "ACC-ETH-HALT": "NEVER",
+    "ACC-BANKRUPT": "NEVER",
+    "ACC-EXHAUSTS": "NEVER",
   };
 
   /** A call notice reached the borrower: some answer it with a deposit, a few of which fail. */
@@ -189,9 +191,17 @@ function inFirstCycle(request: LiquidationRequest, nowMs: number): boolean {
 }
 
 /**
+ * The most contracts of one perpetual the demo's market takes from one liquidation request at its limit: a
+ * larger position is closed in part and the request reported done, as a venue without a backstop liquidity
+ * provider would. What stays open of a bankrupt account is what the loss waterfall's ADL closes
+ * (ACC-EXHAUSTS, book.ts).
+ */
+export const PERPETUAL_DEPTH = dec("5");
+
+/**
  * One plan step filled at the market, a little worse than the mark and never past the limit, for no more
- * than is there: the item's new quantity or size, and the cash after the proceeds and the fee. Undefined
- * when the limit does not allow a fill or nothing is left.
+ * than is there (nor, for a perpetual, than the market's depth): the item's new quantity or size, and the
+ * cash after the proceeds and the fee. Undefined when the limit does not allow a fill or nothing is left.
  */
 function fillAtMarket(
   step: PlanStep,
@@ -214,7 +224,10 @@ function fillAtMarket(
   const price = step.side === "SELL" ? Dec.max(atMarket, limit) : Dec.min(atMarket, limit);
   const available = dec(String(step.target.kind === "HOLDING" ? item.quantity : item.size)).abs();
   // Never more than is there: an earlier attempt may have filled part of it already.
-  const wanted = dec(step.quantity);
+  const wanted = Dec.min(
+    dec(step.quantity),
+    step.target.kind === "POSITION" ? PERPETUAL_DEPTH : dec(step.quantity),
+  );
   const quantity = wanted.greaterThan(available) ? available : wanted;
   if (quantity.isZero()) return undefined;
   let cash = cashBefore;

@@ -31,10 +31,16 @@ export interface DemoAccount {
 
 /**
  * Named accounts with known fates, beside the generated book: one that never borrows, one that pays its
- * calls, one that never does, and an ETH account whose breach falls in the stale-ETH episode.
+ * calls, one that never does, an ETH account whose breach falls in the stale-ETH episode, and two leveraged
+ * perpetuals that end below zero: one whose loss the insurance fund covers in full, one that exhausts it.
  */
 export function namedAccounts(at: string): DemoAccount[] {
-  const account = (accountId: string, cash: string, holdings: Record<string, string>): DemoAccount => {
+  const account = (
+    accountId: string,
+    cash: string,
+    holdings: Record<string, string>,
+    positions: Record<string, { size: string; entryPrice: string }> = {},
+  ): DemoAccount => {
     const common = { accountId, updatedAt: at, seq: 1 };
     return {
       accountId,
@@ -55,6 +61,14 @@ export function namedAccounts(at: string): DemoAccount[] {
           asset,
           quantity,
         })),
+        ...Object.entries(positions).map(([instrument, position]) => ({
+          ...common,
+          sk: `POSITION#${instrument}`,
+          instrument,
+          underlying: instrument.split("-")[0],
+          instrumentType: "PERPETUAL",
+          ...position,
+        })),
       ],
     };
   };
@@ -65,6 +79,26 @@ export function namedAccounts(at: string): DemoAccount[] {
     account("ACC-DEFAULTS", "-9262.50", { SOL: "100" }),
     // ETH: breach when 0.77 · 10 · P = loan, at ETH 2,520 (-16%): inside the stale-ETH episode.
     account("ACC-ETH-HALT", "-19404.00", { ETH: "10" }),
+    // Two leveraged perpetuals that end below zero. A perpetual has no haircut: its hard floor (ratio 0.25)
+    // lies just above its bankruptcy, and once the price is below every line of an account no tick crosses
+    // one, so the hard floor's 30 s confirmation waits for the sweep (every 5 simulated minutes here). BTC
+    // falls 1% of its opening a minute from minute 5 to 22 (60,000 · level, level 0.97 − 0.01 · (minute − 5),
+    // market.ts), so the fills come 0.5% to 6% below the bankruptcy price.
+    //
+    // BTC-PERP, long 1 from 60,000.00 on 4,200.00: equity 4,200 + (P − 60,000), maintenance 0.005 · P − 50
+    // (second tier, no volatility scaling). Breach at P < 56,030.15 (minute 8.6), hard floor at P < 55,857.32
+    // (minute 8.9), bankrupt at P < 55,800 (minute 9.0). Filled by minute 15 at the latest (BTC 52,200): a
+    // loss of about 300 to 3,600 USD, before any loss of the generated book (those come at the low, minute
+    // 40 on), covered in full by the fund's seed of 10,000.00 (fund.ts).
+    account("ACC-BANKRUPT", "4200.00", {}, { "BTC-PERP": { size: "1", entryPrice: "60000.00" } }),
+    // BTC-PERP, long 25 from 60,000.00 on 270,000.00: bankrupt at P < 49,200 (60,000 − 270,000 / 25), hard
+    // floor at P < 49,261.80 (minute 19.9), after ACC-BANKRUPT's loss. BTC never comes back above 48,000 after
+    // minute 22, so whether it fills before the flash drop or after the breaker's pause, it is bankrupt when
+    // it settles. The market takes 5 of its 25 contracts (PERPETUAL_DEPTH, actors.ts) and the request is
+    // reported done with 20 open: at a mark P below 48,000 its loss is 270,000 − 25 × (60,000 − P), about
+    // 30,000 or more, which exhausts the fund; the demo policy's lossWaterfall is ADL, so the rest closes
+    // the 20 open contracts against the book's BTC-PERP shorts at the bankruptcy price, P + loss / 20.
+    account("ACC-EXHAUSTS", "270000.00", {}, { "BTC-PERP": { size: "25", entryPrice: "60000.00" } }),
   ];
 }
 

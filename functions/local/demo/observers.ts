@@ -119,13 +119,18 @@ export async function marginRatios(
   return ratios;
 }
 
-/** One line of live progress: the minute, the prices, the accounts by state, notices sent, the backlog. */
+/**
+ * One line of live progress: the minute, the prices, the accounts by state, notices sent, the backlog, the
+ * insurance fund and the losses, and the assets whose liquidations are paused.
+ */
 export function progressLine(
   runtime: LocalRuntime,
   feed: MarketFeed,
   counts: Partial<Record<ReportStatus, number>>,
   /** The assets whose circuit breaker is tripped now. */
   paused: readonly string[] = [],
+  /** The insurance fund's balance and the losses so far (waterfall.ts `fundProgressText`). */
+  fund?: string,
 ): string {
   const minute = Math.floor((runtime.nowMs() - feed.scenarioStartMs) / 60_000);
   const prices = Object.keys(OPENING)
@@ -139,6 +144,7 @@ export function progressLine(
     `min ${String(minute).padStart(2)} | ${prices} | ` +
     STATUSES.map((status) => `${status.toLowerCase().replace("_", " ")} ${counts[status] ?? 0}`).join(", ") +
     ` | notices ${runtime.stub.published.length} | backlog ${backlog || "none"}` +
+    (fund ? ` | ${fund}` : "") +
     (paused.length ? ` | liquidations paused: ${paused.join(", ")}` : "")
   );
 }

@@ -3,7 +3,8 @@
  * time, the margin ratios before and after, the timeline and the summary table. report.ts draws it; this
  * module only gathers what the run observed and found into the shape the report reads.
  */
-import type { RunReportData } from "../report.ts";
+import { dec, Rounding, sum, toFixedString } from "../../domain/money.ts";
+import type { ReportLossWaterfall, RunReportData } from "../report.ts";
 import type { ActorStats } from "./actors.ts";
 import type { PricePath } from "./feed.ts";
 import type { Findings, LatencyStats } from "./findings.ts";
@@ -32,6 +33,8 @@ export interface RunObservations {
   /** Messages the SNS stub published (SMS and email). */
   readonly notificationsSent: number;
   readonly actorStats: ActorStats;
+  /** The insurance fund's flows and the losses, from the events put on the bus (waterfall.ts). */
+  readonly lossWaterfall: ReportLossWaterfall;
 }
 
 export function reportData(observed: RunObservations, findings: Findings): RunReportData {
@@ -53,6 +56,7 @@ export function reportData(observed: RunObservations, findings: Findings): RunRe
     ratiosAfter: observed.ratiosAfter,
     timeline: findings.timeline,
     summary: summaryOf(observed, findings),
+    lossWaterfall: observed.lossWaterfall,
   };
 }
 
@@ -68,6 +72,7 @@ function summaryOf(observed: RunObservations, findings: Findings): RunReportData
     { label: "Cured", value: String(notices.CURED ?? 0) },
     { label: "Liquidation requests", value: String(findings.liquidationRequests) },
     { label: "Loss taken (USD)", value: findings.loss },
+    ...fundSummary(observed.lossWaterfall),
     { label: "Notifications sent (SMS + email)", value: String(observed.notificationsSent) },
     { label: "Tick → call recorded, p50 / p99", value: latency(findings.tickToCallMs) },
     { label: "Call → notice sent, p50 / p99", value: latency(findings.callToNoticeMs) },
@@ -76,5 +81,25 @@ function summaryOf(observed: RunObservations, findings: Findings): RunReportData
       value: `${actorStats.depositsPending} / ${actorStats.depositsSettled} / ${actorStats.depositsFailed}`,
     },
     { label: "Fills / unfilled attempts", value: `${actorStats.fills} / ${actorStats.unfilled}` },
+  ];
+}
+
+/** The fund's rows of the summary: its balance at the end, and how the losses were met. */
+function fundSummary(waterfall: ReportLossWaterfall): RunReportData["summary"] {
+  const { currency, flows, losses } = waterfall;
+  const scale = flows[0]?.balanceAfter.split(".")[1]?.length ?? 2;
+  const total = (amounts: readonly string[]) =>
+    toFixedString(sum(amounts.map((amount) => dec(amount))), scale, Rounding.HALF_EVEN);
+  const fees = flows.filter((flow) => flow.cause === "LIQUIDATION_FEE");
+  return [
+    { label: `Insurance fund at the end (${currency})`, value: flows.at(-1)?.balanceAfter ?? total([]) },
+    {
+      label: `Liquidation fees credited (${currency})`,
+      value: `${total(fees.map((flow) => flow.amount))} (${fees.length})`,
+    },
+    {
+      label: `Losses covered by the fund / bad debt (${currency})`,
+      value: `${total(losses.map((loss) => loss.fundCover))} / ${total(losses.map((loss) => loss.badDebt))}`,
+    },
   ];
 }

@@ -16,10 +16,12 @@ import { LocalRuntime } from "../runtime.ts";
 import { type DemoAccount, generateBook, namedAccounts, seededRandom, writeAccounts } from "./book.ts";
 import { ActorSchedule, MarketFeed, MarketPump } from "./feed.ts";
 import { findingsOf, haltWindows, pausedNow, pauseWindows, statusCounts } from "./findings.ts";
+import { FUND_SEED, fundBalance, fundLedger, seedFund } from "./fund.ts";
 import { OPENING, STALE_EPISODES } from "./market.ts";
 import { marginRatios, PeakBacklog, progressLine, readRecords, STATUSES, StateSampler } from "./observers.ts";
 import { Parties } from "./parties.ts";
 import { type RunObservations, reportData } from "./report-data.ts";
+import { fundProgressText, lossWaterfallOf } from "./waterfall.ts";
 
 export { namedAccounts } from "./book.ts";
 
@@ -77,6 +79,8 @@ export interface DemoResult {
   /** What the endpoint injected. */
   readonly injected: FaultSummary;
   readonly halts: RunReportData["halts"];
+  /** The insurance fund's seed (the MANUAL_TOPUP before the crash), and its partition of the InsuranceFund table at the end. */
+  readonly fund: { readonly seed: string; readonly ledger: Record<string, unknown>[] };
 }
 
 /**
@@ -102,16 +106,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const { policies, policy } = demoPolicies(runtime);
     await pump.open();
     const book = await seedBook(runtime, policy, options);
+    const seeded = await seedFund(runtime, policy);
+    options.log(
+      `Seeded the ${policy.currency} insurance fund: ${seeded} ${policy.currency} (ticket ${FUND_SEED.reference}).`,
+    );
     const accountIds = book.map((account) => account.accountId);
     const ratiosBefore = await marginRatios(runtime, policies, accountIds);
     const sampler = new StateSampler(runtime, book.length);
     const backlog = new PeakBacklog(runtime);
     backlog.start();
-    const crash = await playCrash(runtime, { feed, parties }, sampler, options).finally(() => backlog.stop());
+    const crash = await playCrash(runtime, { feed, parties, policy }, sampler, options).finally(() =>
+      backlog.stop(),
+    );
     await drain(runtime, pump, sampler, options);
     const ratiosAfter = await marginRatios(runtime, policies, accountIds);
     const { audit, outbox, calls } = await readRecords(runtime);
     const { events, notices } = parties;
+    const lossWaterfall = lossWaterfallOf(events, policy.currency, policy.currencyScale);
+    const ledger = await fundLedger(runtime, policy.currency);
+    options.log(
+      `Insurance fund at the end: ${fundProgressText({ currency: policy.currency, balance: await fundBalance(runtime, policy.currency, policy.currencyScale), waterfall: lossWaterfall }, policy.currencyScale)}`,
+    );
     const findings = findingsOf({ audit, outbox, events, tickAsOf: feed.tickAsOf, speed: options.speed });
     const counts = statusCounts(calls, book.length, STATUSES);
     const halts = [
@@ -130,6 +145,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       notices,
       notificationsSent: runtime.stub.published.length,
       actorStats: parties.stats(),
+      lossWaterfall,
     };
     const reportPath = join(runtime.outputDir, "report.html");
     writeFileSync(reportPath, renderReport(reportData(observed, findings)));
@@ -158,6 +174,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       endpoint: { published: [...runtime.stub.published], puts: [...runtime.stub.events] },
       injected: runtime.stub.faults.summary(),
       halts,
+      fund: { seed: FUND_SEED.amount, ledger },
     };
   } finally {
     pump.stop();
@@ -237,7 +254,7 @@ async function seedBook(runtime: LocalRuntime, policy: Policy, options: DemoOpti
 /** The crash, at the demo's speed: samples the accounts by state and shows progress every real second. */
 async function playCrash(
   runtime: LocalRuntime,
-  { feed, parties }: { feed: MarketFeed; parties: Parties },
+  { feed, parties, policy }: { feed: MarketFeed; parties: Parties; policy: Policy },
   sampler: StateSampler,
   options: DemoOptions,
 ): Promise<{ speed: number; simulatedStart: string; simulatedEndMs: number }> {
@@ -258,7 +275,15 @@ async function playCrash(
     }
     if (options.signal?.aborted) throw new Error("stopped");
     const counts = await sampler.sample();
-    options.progress?.(progressLine(runtime, feed, counts, pausedNow(parties.events)));
+    const fund = fundProgressText(
+      {
+        currency: policy.currency,
+        balance: await fundBalance(runtime, policy.currency, policy.currencyScale),
+        waterfall: lossWaterfallOf(parties.events, policy.currency, policy.currencyScale),
+      },
+      policy.currencyScale,
+    );
+    options.progress?.(progressLine(runtime, feed, counts, pausedNow(parties.events), fund));
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   return { speed: options.speed, simulatedStart, simulatedEndMs: endMs };

@@ -1,7 +1,8 @@
 /**
  * A self-contained HTML report of a local demo run, for a risk officer: four charts (price paths with
  * halts, accounts by state, margin-ratio distribution before and after, timeline of calls, cures and
- * liquidations) under a summary table.
+ * liquidations) under a summary table, and the loss waterfall: the insurance fund's ledger and how each loss
+ * was met (waterfall.ts).
  *
  * The charts are drawn here, in Node, by Apache ECharts' server-side SVG renderer, and inlined; the page
  * also embeds the run's data as JSON (escaped so that no string in it can leave its script element) and a
@@ -22,7 +23,17 @@ import { type ChartBody, renderPage } from "./page.ts";
 import type { RunReportData } from "./types.ts";
 
 export { scriptSafeJson } from "./markup.ts";
-export { MAX_TIMELINE_DOTS, type ReportStatus, type RunReportData, type TimelineKind } from "./types.ts";
+export {
+  MAX_TIMELINE_DOTS,
+  type ReportDeleveraging,
+  type ReportFundFlow,
+  type ReportLoss,
+  type ReportLossWaterfall,
+  type ReportSocialisedLoss,
+  type ReportStatus,
+  type RunReportData,
+  type TimelineKind,
+} from "./types.ts";
 
 function chartBody(data: RunReportData, name: ChartName): ChartBody {
   let drawn: DrawnChart;

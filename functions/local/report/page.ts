@@ -1,13 +1,14 @@
 /**
  * The HTML shell of the report: styles, the Content-Security-Policy that forbids every fetch, the header and
- * summary table, one card per chart with its "how to read this" note, legend and notes, and the three script
- * elements (the error hook, the run's data as JSON, the bundled page script). Everything is inline, so the
- * file opens offline in any browser.
+ * summary table, one card per chart with its "how to read this" note, legend and notes, the loss waterfall's
+ * card (waterfall.ts), and the three script elements (the error hook, the run's data as JSON, the bundled page
+ * script). Everything is inline, so the file opens offline in any browser.
  */
 
 import { escapeMarkup, scriptSafeJson } from "./markup.ts";
 import type { ChartName, LegendItem } from "./model/common.ts";
 import type { RunReportData } from "./types.ts";
+import { renderLossWaterfall, WATERFALL_STYLE } from "./waterfall.ts";
 
 const CSP = [
   "default-src 'none'",
@@ -174,7 +175,7 @@ export function renderPage(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="margin-call-engine local report">
 <title>${escapeMarkup(data.title)}</title>
-<style>${STYLE}</style>
+<style>${STYLE}${WATERFALL_STYLE}</style>
 </head>
 <body>
 <script>${ERROR_HOOK}</script>
@@ -185,6 +186,7 @@ ${renderHeader(data)}
 ${renderSummary(data.summary)}
 </section>
 ${sections.join("\n")}
+${renderLossWaterfall(data.lossWaterfall)}
 <footer>Self-contained report: no network access, charts drawn by Apache ECharts when the report was written, hover details added in this page from the embedded run data.</footer>
 </main>
 <script type="application/json" id="report-data">${scriptSafeJson(data)}</script>
