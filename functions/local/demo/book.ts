@@ -91,14 +91,14 @@ export function namedAccounts(at: string): DemoAccount[] {
     // loss of about 300 to 3,600 USD, before any loss of the generated book (those come at the low, minute
     // 40 on), covered in full by the fund's seed of 10,000.00 (fund.ts).
     account("ACC-BANKRUPT", "4200.00", {}, { "BTC-PERP": { size: "1", entryPrice: "60000.00" } }),
-    // BTC-PERP, long 25 from 60,000.00 on 270,000.00: bankrupt at P < 49,200 (60,000 − 270,000 / 25), hard
-    // floor at P < 49,261.80 (minute 19.9), after ACC-BANKRUPT's loss. BTC never comes back above 48,000 after
-    // minute 22, so whether it fills before the flash drop or after the breaker's pause, it is bankrupt when
-    // it settles. The market takes 5 of its 25 contracts (PERPETUAL_DEPTH, actors.ts) and the request is
-    // reported done with 20 open: at a mark P below 48,000 its loss is 270,000 − 25 × (60,000 − P), about
-    // 30,000 or more, which exhausts the fund; the demo policy's lossWaterfall is ADL, so the rest closes
-    // the 20 open contracts against the book's BTC-PERP shorts at the bankruptcy price, P + loss / 20.
-    account("ACC-EXHAUSTS", "270000.00", {}, { "BTC-PERP": { size: "25", entryPrice: "60000.00" } }),
+    // BTC-PERP, long 25 from 60,000.00 on 187,500.00: bankrupt at P < 52,500 (60,000 − 187,500 / 25), at
+    // minute 14.5, its hard floor just before: five and a half minutes after ACC-BANKRUPT, so that one's loss
+    // meets a full fund, and well before the flash drop's load. The market takes 5 of its 25 contracts
+    // (PERPETUAL_DEPTH, actors.ts) and the request is reported done with 20 open: at a mark P below 52,500
+    // its loss is 187,500 − 25 × (60,000 − P) (plus the fills' slippage and fees), about 10,000 for every
+    // 400 below, which soon exceeds what the fund holds; the demo policy's lossWaterfall is ADL, so the rest
+    // closes the 20 open contracts against the book's BTC-PERP shorts at the bankruptcy price, P + loss / 20.
+    account("ACC-EXHAUSTS", "187500.00", {}, { "BTC-PERP": { size: "25", entryPrice: "60000.00" } }),
   ];
 }
 
