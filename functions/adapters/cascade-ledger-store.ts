@@ -2,8 +2,8 @@
  * The cascade caps' ledger in DynamoDB (domain: cascade-ledger.ts; docs/liquidation.md, section 10): one item
  * per policy with caps, in the trigger-index table, line `CASCADE#<policyId>`, triggerKey `LEDGER`, holding
  * a version and the ledger (requests in flight, accounts waiting) as gzipped JSON. At most MAX_IN_FLIGHT
- * requests of about 150 bytes and MAX_WAITING waits of about 200 (before compression) keep it well under
- * DynamoDB's 400 KB.
+ * requests of about 150 bytes and MAX_WAITING waits of about 200 (before compression) usually keep it well
+ * under DynamoDB's 400 KB; a ledger past LEDGER_MAX_BYTES is never written (the step waits, LEDGER_FULL).
  *
  * Written only inside an account's step transaction (`ledgerPut`), conditional on the version read, so a
  * step that admits a request and the ledger that counts it commit together or not at all, and two steps
@@ -12,10 +12,11 @@
  */
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
+  type ConditionCheck,
   type DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   type TransactWriteItem,
+  TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
 import {
   type CascadeLedger,
@@ -30,6 +31,12 @@ interface LedgerDeps {
   readonly dynamo: DynamoDBClient;
   readonly tables: Pick<Tables, "triggerIndex">;
 }
+
+/**
+ * The most a stored ledger may take, gzipped: a step whose ledger would be larger waits (LEDGER_FULL) and
+ * writes nothing, well before DynamoDB's 400 KB item limit (with the item's other attributes).
+ */
+export const LEDGER_MAX_BYTES = 300_000;
 
 export const ledgerKey = (policyId: string) => ({
   line: { S: `CASCADE#${policyId}` },
@@ -154,21 +161,45 @@ export function ledgerPut(
   return { Put: ledgerItem(table, policyId, read, next, now) };
 }
 
-/** Writes the ledger alone; false when another step wrote it since it was read. */
+/** The account's state item as the step read it: a refresh of its place is written only while it still is. */
+export interface StateCheck {
+  readonly table: string;
+  readonly accountId: string;
+  readonly condition: Pick<ConditionCheck, "ConditionExpression" | "ExpressionAttributeValues">;
+}
+
+/**
+ * Writes the ledger alone (a wait's refreshed place), while the account's state is still the one the step
+ * read: a step decided on a state read before another step's commit must not write a ledger that state
+ * does not know. False when either moved since it was read.
+ */
 export async function putLedgerAlone(
   deps: LedgerDeps,
   policyId: string,
   read: CascadeLedger,
   next: CascadeLedger,
   now: string,
+  state: StateCheck,
 ): Promise<boolean> {
   try {
     await deps.dynamo.send(
-      new PutItemCommand(ledgerItem(deps.tables.triggerIndex, policyId, read, next, now)),
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          { Put: ledgerItem(deps.tables.triggerIndex, policyId, read, next, now) },
+          {
+            ConditionCheck: {
+              TableName: state.table,
+              Key: { accountId: { S: state.accountId } },
+              ...state.condition,
+            },
+          },
+        ],
+      }),
     );
     return true;
   } catch (error) {
-    if (error instanceof Error && error.name === "ConditionalCheckFailedException") return false;
+    const lost = ["TransactionCanceledException", "TransactionConflictException"];
+    if (error instanceof Error && lost.includes(error.name)) return false;
     throw error;
   }
 }

@@ -21,6 +21,7 @@ import {
   cascadeOf,
   forgetWait,
   planNotional,
+  refreshNeeded,
   settleRequest,
 } from "../domain/cascade-ledger.ts";
 import { type Decision, decide } from "../domain/decide.ts";
@@ -37,7 +38,13 @@ import { ZERO } from "../domain/money.ts";
 import { marginRatio, ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs, NOT_ONBOARDED } from "./account-inputs.ts";
 import { activeBreakerChecks, readPauses } from "./breakers.ts";
-import { ledgerPut, putLedgerAlone, readLedger } from "./cascade-ledger-store.ts";
+import {
+  encodeLedger,
+  LEDGER_MAX_BYTES,
+  ledgerPut,
+  putLedgerAlone,
+  readLedger,
+} from "./cascade-ledger-store.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { parkAccount } from "./parked.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
@@ -241,6 +248,8 @@ interface LedgerStep {
   readonly read: CascadeLedger;
   readonly next: CascadeLedger;
   readonly wait: CapWait | null;
+  /** False: nothing to write (a full ledger). */
+  readonly write: boolean;
 }
 
 /**
@@ -257,26 +266,39 @@ async function ledgerStep(
 ): Promise<LedgerStep | null> {
   const policy = inputs.policy.policy;
   const cascade = cascadeOf(policy);
-  if (!cascade) return null;
   const { step, assessment } = decision;
   const request = requestOf(step);
-  const first = request?.kind === "REQUEST_LIQUIDATION" && request.attempt === 1 ? request : undefined;
+  const first =
+    cascade && request?.kind === "REQUEST_LIQUIDATION" && request.attempt === 1 ? request : undefined;
+  // Settling and giving a place up are written whatever the policy says now: a version without caps must
+  // not leave the requests and waits of the version before counting forever (one read of the ledger per
+  // settle; none is there for a policy that never had caps).
   const settles = state.status === "LIQUIDATING" && step.next.status !== "LIQUIDATING";
-  const gaveUp = Boolean(state.call?.liquidationWaitingAt) && !first && step.next.status !== "CALLED";
+  const waited = state.call?.liquidationWaitingAt ? state.call.callId : null;
+  const gaveUp =
+    waited !== null && !first && (step.next.status !== "CALLED" || step.next.call?.callId !== waited);
   if (!first && !settles && !gaveUp) return null;
   const read = await readLedger(deps, policy.policyId);
-  if (first) {
+  if (first && cascade) {
     const candidate = {
       accountId: state.accountId,
       marginRatio: marginRatio(assessment.valuation) ?? ZERO,
       notionalByAsset: planNotional(first.plan, policy),
     };
     const verdict = admitOne(read, candidate, first.callId, cascade, now);
-    return { read, next: verdict.ledger, wait: verdict.admitted ? null : verdict.wait };
+    if (encodeLedger(verdict.ledger).byteLength > LEDGER_MAX_BYTES) {
+      // A ledger this large would soon pass DynamoDB's 400 KB: wait, and write nothing.
+      const wait: CapWait = { reason: "LEDGER_FULL", caps: [], behindOn: [], priority: 1, of: 1 };
+      return { read, next: read, wait, write: false };
+    }
+    if (verdict.ledger === read) return null; // in flight already: a stale step, whose commit will fail
+    return { read, next: verdict.ledger, wait: verdict.admitted ? null : verdict.wait, write: true };
   }
   const callId = state.call?.callId ?? "";
-  const next = settles ? settleRequest(read, callId, now) : forgetWait(read, state.accountId);
-  return next ? { read, next, wait: null } : null;
+  const next = settles
+    ? (settleRequest(read, callId, now) ?? (gaveUp ? forgetWait(read, state.accountId) : null))
+    : forgetWait(read, state.accountId);
+  return next ? { read, next, wait: null, write: true } : null;
 }
 
 /** Commits a step in one TransactWriteItems; false when a concurrent writer got there first. */
@@ -354,7 +376,7 @@ export async function revalueAccount(
       breakers && requestOf(decision.step)
         ? activeBreakerChecks(deps.tables.triggerIndex, policyId, breakers.active)
         : [];
-    const ledgerWrite = ledger
+    const ledgerWrite = ledger?.write
       ? [ledgerPut(deps.tables.triggerIndex, policyId, ledger.read, ledger.next, now)]
       : [];
     const { step, triggers } = decision;
@@ -364,9 +386,16 @@ export async function revalueAccount(
       !(await commit(deps, loaded.inputs, state, stored.marker, decision, now, [...checks, ...ledgerWrite]))
     )
       continue;
-    // A wait already recorded changes nothing in the account, but its place in the ledger is refreshed.
-    if (!changed && ledger && !(await putLedgerAlone(deps, policyId, ledger.read, ledger.next, now)))
-      continue;
+    // A wait already recorded changes nothing in the account, but its place in the ledger is refreshed now
+    // and then, only while the state it was decided on is still the stored one. A refresh that loses a race
+    // is left for the next time the account asks: its place lapses at worst, never its request.
+    if (!changed && ledger?.write && refreshNeeded(ledger.read, ledger.next, accountId, now)) {
+      await putLedgerAlone(deps, policyId, ledger.read, ledger.next, now, {
+        table: deps.tables.marginCalls,
+        accountId,
+        condition: stateCondition(state, stored.marker),
+      });
+    }
     const judgedChange = !changed && event.type === "REVALUE" && event.cause === "ACCOUNT_CHANGE";
     if (judgedChange && !(await markInputsSeen(deps, state, stored.marker, loaded.inputs, now))) continue;
     const { leftOut } = await syncTriggerIndex(deps, accountId, triggers, now);

@@ -80,9 +80,15 @@ export function clientRequestToken(
   version: number,
   items: readonly TransactWriteItem[],
 ): string {
-  return hash(`${key}|v${version}|${JSON.stringify(items)}`)
+  return hash(`${key}|v${version}|${JSON.stringify(items, bytesAsBase64)}`)
     .toString("base64url")
     .slice(0, 36);
+}
+
+/** Binary attributes (a gzipped snapshot part, a cap ledger) as base64, not as JSON's index-by-index object. */
+function bytesAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const original = this[key];
+  return original instanceof Uint8Array ? Buffer.from(original).toString("base64") : value;
 }
 
 export function auditSeq(version: number, index: number): string {

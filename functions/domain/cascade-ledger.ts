@@ -129,9 +129,14 @@ export function admitOne(
 ): Admission {
   const ledger = live(read, cascade, now);
   const { accountId } = candidate;
+  // The call's first request is in flight already: the step was decided on a state read before that
+  // request's commit (its own commit will fail on the state's version). Change nothing.
+  if (ledger.inFlight.some((r) => r.callId === callId && r.settledAt === null)) {
+    return { admitted: true, ledger: read };
+  }
   const others = ledger.waiting.filter((w) => w.accountId !== accountId);
   const own = ledger.waiting.find((w) => w.accountId === accountId);
-  const inFlight = ledger.inFlight.filter((r) => r.callId !== callId);
+  const inFlight = ledger.inFlight;
   const usage = usageInWindow(inFlight, now, cascade.windowSeconds);
   const decided = admit([...others, candidate], cascade, usage, new Set());
   const admitted = decided.admitted.some((a) => a.accountId === accountId);
@@ -155,6 +160,26 @@ export function admitOne(
       : { reason: "LEDGER_FULL", caps: [], behindOn: [], priority, of };
   const entry: LedgerWaiting = { ...candidate, since: own?.since ?? now, seenAt: now };
   return { admitted: false, wait, ledger: { ...ledger, inFlight, waiting: keptWaiting([...others, entry]) } };
+}
+
+/**
+ * Whether a wait's place needs writing again: its reason for waiting or its figures changed, or it was last
+ * seen more than a third of WAIT_TTL_SECONDS ago. A waiting account asks every minute; writing its place each
+ * time would rewrite the whole ledger item once a minute per waiting account.
+ */
+export function refreshNeeded(
+  read: CascadeLedger,
+  next: CascadeLedger,
+  accountId: string,
+  now: string,
+): boolean {
+  const before = read.waiting.find((w) => w.accountId === accountId);
+  const after = next.waiting.find((w) => w.accountId === accountId);
+  if (!before || !after) return true;
+  if (next.inFlight.length !== read.inFlight.length || next.waiting.length !== read.waiting.length)
+    return true;
+  if (!before.marginRatio.equals(after.marginRatio)) return true;
+  return !atOrAfter(before.seenAt, addSeconds(now, -Math.floor(WAIT_TTL_SECONDS / 3)));
 }
 
 /** The ledger with the call's request settled at `now`, or null when it has none in flight unsettled. */

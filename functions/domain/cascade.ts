@@ -127,16 +127,18 @@ export interface Admission {
   readonly usageAfter: CascadeUsage;
 }
 
-/** The notional in flight now: requests sent within the window, and those not yet settled. */
+/**
+ * The notional in flight now: requests sent within the window, and those not yet settled. A request stamped
+ * after `now` counts too: it was admitted on another writer's clock, a little ahead of this one, and a cap
+ * decided on one clock must count what another admitted.
+ */
 export function usageInWindow(
   requests: readonly InFlightRequest[],
   now: string,
   windowSecondsValue: number,
 ): CascadeUsage {
   const windowStart = addSeconds(now, -windowSecondsValue);
-  const counted = requests.filter(
-    (r) => atOrAfter(now, r.requestedAt) && (r.settledAt === null || !atOrAfter(windowStart, r.requestedAt)),
-  );
+  const counted = requests.filter((r) => r.settledAt === null || !atOrAfter(windowStart, r.requestedAt));
   const byAsset = new Map<string, Dec>();
   for (const request of counted) addNotional(byAsset, request.notionalByAsset);
   return { total: sum(byAsset.values()), byAsset };

@@ -23,8 +23,8 @@
  *
  * Socialised loss. The base (`lossWaterfall.socialisedBase`) is POSITIVE_EQUITY (default): every other account
  * in the currency with equity above 0, weighted by its equity, which works for spot margin loans that have no
- * opposite side; or OPPOSITE_NOTIONAL: the accounts on the other side of the bankrupt position's instrument,
- * weighted by |size| × mark, who gained what the bankrupt account lost. At most the base's total is charged
+ * opposite side; or OPPOSITE_NOTIONAL: the accounts on the other side of the bankrupt position's instrument
+ * with equity above 0, weighted by |size| × mark, who gained what the bankrupt account lost. At most the base's total is charged
  * (rounded down to the currency scale); the rest is bad debt. Charges are exact at the currency scale by the
  * largest-remainder method (`allocateProRata`).
  */
@@ -269,7 +269,10 @@ function socialisedWeights(
     const held = c.position;
     if (!held || held.instrument !== position.instrument) return [];
     const onOpposite = opposite === "LONG" ? held.size.greaterThan(ZERO) : held.size.lessThan(ZERO);
-    return onOpposite ? [{ key: c.accountId, weight: held.size.abs().times(position.markPrice) }] : [];
+    // An account with equity at or below 0 cannot pay a charge: charging it would count as covered what is not.
+    return onOpposite && c.equity.greaterThan(ZERO)
+      ? [{ key: c.accountId, weight: held.size.abs().times(position.markPrice) }]
+      : [];
   });
 }
 

@@ -142,6 +142,8 @@ export interface OpenCall {
    * it has not gone out since; null or absent otherwise.
    */
   readonly liquidationWaitingAt?: string | null | undefined;
+  /** Why it waits (CapWait's reason), while `liquidationWaitingAt` is set: a new reason is recorded again. */
+  readonly liquidationWaitingReason?: string | null | undefined;
   /** How the call was closed; null or absent while it is open. */
   readonly closure?: CallClosure | null | undefined;
   readonly remindersSent: number;
@@ -661,16 +663,23 @@ function holdForBreaker(step: StepBuilder, paused: readonly string[]): void {
 /**
  * A call's first request, due now, that the cascade caps hold back waits: the call stays CALLED, and is
  * asked again at each revaluation (the sweep's due-call pass takes it each minute: its deadline is past). The
- * first wait since the call was issued is recorded, once; one that no release of room can end (larger than a
- * cap, or a full ledger) raises an alarm.
+ * first wait since the call was issued is recorded, and again whenever its reason changes; one that no
+ * release of room can end (larger than a cap, or a full ledger) raises an alarm.
  */
 function holdForCap(step: StepBuilder, wait: CapWait): void {
   const call = step.state.call;
-  if (!call || call.liquidationWaitingAt) return;
+  if (!call || (call.liquidationWaitingAt && call.liquidationWaitingReason === wait.reason)) return;
   const status = step.state.status;
   const on = [...wait.caps, ...wait.behindOn.map((cap) => `${cap} (held for a higher priority)`)];
   const stuck = wait.reason === "EXCEEDS_CAP" || wait.reason === "LEDGER_FULL";
-  step.state = { ...step.state, call: { ...call, liquidationWaitingAt: step.now } };
+  step.state = {
+    ...step.state,
+    call: {
+      ...call,
+      liquidationWaitingAt: call.liquidationWaitingAt ?? step.now,
+      liquidationWaitingReason: wait.reason,
+    },
+  };
   step.audit(
     status,
     status,
@@ -719,6 +728,7 @@ function liquidate(step: StepBuilder, reason: "DEADLINE" | "HARD_FLOOR"): void {
         liquidationExhaustedAt: null,
         liquidationPausedAt: null,
         liquidationWaitingAt: null,
+        liquidationWaitingReason: null,
       },
     },
   );

@@ -89,6 +89,10 @@ const openCallSchema = z.strictObject({
   liquidationEndedEmpty: z.int().min(1).nullable().optional(),
   liquidationPausedAt: timestamp.nullable().optional(),
   liquidationWaitingAt: timestamp.nullable().optional(),
+  liquidationWaitingReason: z
+    .enum(["EXCEEDS_CAP", "CAP_FULL", "BEHIND_HIGHER_PRIORITY", "LEDGER_FULL"])
+    .nullable()
+    .optional(),
   priorDepositIds: z.array(z.string()).max(1_000).optional(),
   closure: closureSchema.nullable().optional(),
 });

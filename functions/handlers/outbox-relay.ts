@@ -15,7 +15,7 @@ import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
 import { loadCounterparties } from "../adapters/counterparties.ts";
 import { type DispatchPorts, dispatchEvent } from "../adapters/event-dispatch.ts";
-import { coverLoss, creditFund } from "../adapters/insurance-fund-store.ts";
+import { coverLoss, creditFund, readFlow } from "../adapters/insurance-fund-store.ts";
 import { LIQUIDATION_EVENT } from "../adapters/liquidation-event-items.ts";
 import { eventBridgePublisher, LIQUIDATION_REQUESTED, LOSS_RECORDED } from "../adapters/liquidation-ports.ts";
 import { type HoldResult, noticeOutcome, OutboxClaims, type OutboxItem } from "../adapters/outbox-claims.ts";
@@ -190,8 +190,13 @@ async function recordLoss(ports: Ports, item: OutboxItem): Promise<void> {
     position: payload.position ? bankruptPositionOf(payload.position) : null,
     recordedAt: String(item.createdAt),
   };
+  // Counterparties are read only for a waterfall not yet run: a redelivered loss finds its flow id spent.
+  const spent =
+    policy.lossWaterfall.afterFund !== "NONE" &&
+    loss.position !== null &&
+    (await readFlow(ports.engine, policy.currency, `${loss.lossReference}:fund`)) !== undefined;
   const { counterparties, unvalued } =
-    policy.lossWaterfall.afterFund !== "NONE" && loss.position
+    policy.lossWaterfall.afterFund !== "NONE" && loss.position && !spent
       ? await loadCounterparties(
           await runtimeWithPolicies(),
           loss.position.instrument,

@@ -12,6 +12,7 @@ import {
   type CascadeLedger,
   EMPTY_LEDGER,
   live,
+  refreshNeeded,
   settleRequest,
 } from "../../functions/domain/cascade-ledger.ts";
 import { dec, sum } from "../../functions/domain/money.ts";
@@ -165,6 +166,76 @@ describe("the cascade ledger", () => {
     );
     expect(later.admitted).toBe(true);
     expect(later.ledger.waiting.map((w) => w.accountId)).toEqual(["C"]);
+  });
+
+  it("counts a request admitted on a clock ahead of this one (two writers' clocks differ)", () => {
+    const btc = (value: string) => new Map([["BTC", dec(value)]]);
+    const total = cascadeSchema.parse({ windowSeconds: 600, totalNotionalCap: "100" });
+    const ahead = admitOne(
+      EMPTY_LEDGER,
+      { accountId: "A", marginRatio: dec("0.4"), notionalByAsset: btc("80") },
+      "A:call:1",
+      total,
+      "2026-11-25T12:00:00.050Z",
+    );
+    expect(ahead.admitted).toBe(true);
+    const behind = admitOne(
+      ahead.ledger,
+      { accountId: "B", marginRatio: dec("0.4"), notionalByAsset: btc("80") },
+      "B:call:1",
+      total,
+      T0,
+    );
+    expect(behind).toMatchObject({ admitted: false, wait: { reason: "CAP_FULL", caps: ["TOTAL"] } });
+  });
+
+  it("changes nothing for a call whose first request is in flight already (a step decided on a stale state)", () => {
+    const btc = (value: string) => new Map([["BTC", dec(value)]]);
+    const sent = admitOne(
+      EMPTY_LEDGER,
+      { accountId: "X", marginRatio: dec("0.2"), notionalByAsset: btc("50") },
+      "X:call:1",
+      cascade,
+      T0,
+    );
+    const ledger = { ...sent.ledger, version: 1 };
+    const stale = admitOne(
+      ledger,
+      { accountId: "X", marginRatio: dec("0.3"), notionalByAsset: btc("50") },
+      "X:call:1",
+      cascade,
+      addSeconds(T0, 5),
+    );
+    expect(stale).toEqual({ admitted: true, ledger });
+  });
+
+  it("rewrites a waiting account's place only when it changed or is getting old", () => {
+    const btc = (value: string) => new Map([["BTC", dec(value)]]);
+    const full = admitOne(
+      EMPTY_LEDGER,
+      { accountId: "A", marginRatio: dec("0.4"), notionalByAsset: btc("55") },
+      "A:call:1",
+      cascade,
+      T0,
+    );
+    const first = admitOne(
+      full.ledger,
+      { accountId: "B", marginRatio: dec("0.1"), notionalByAsset: btc("20") },
+      "B:call:1",
+      cascade,
+      T0,
+    );
+    const again = (seconds: number, ratio = "0.1") =>
+      admitOne(
+        first.ledger,
+        { accountId: "B", marginRatio: dec(ratio), notionalByAsset: btc("20") },
+        "B:call:1",
+        cascade,
+        addSeconds(T0, seconds),
+      );
+    expect(refreshNeeded(first.ledger, again(60).ledger, "B", addSeconds(T0, 60))).toBe(false);
+    expect(refreshNeeded(first.ledger, again(301).ledger, "B", addSeconds(T0, 301))).toBe(true);
+    expect(refreshNeeded(first.ledger, again(60, "0.05").ledger, "B", addSeconds(T0, 60))).toBe(true);
   });
 
   it("stores the ledger exactly", () => {

@@ -99,19 +99,21 @@ describe("caps and priority, worked", () => {
     expect(capsOf(undefined).size).toBe(0);
   });
 
-  it("counts a request from when it was sent until the later of its settlement and the end of its window", () => {
+  it("counts a request from when it was sent until the later of its settlement and the end of its window, whatever the clocks", () => {
     const now = at(5000);
     const requests = [
       { requestedAt: at(1000), settledAt: at(1200), notionalByAsset: new Map([["BTC", dec("1")]]) }, // out
       { requestedAt: at(1000), settledAt: null, notionalByAsset: new Map([["BTC", dec("20")]]) }, // unsettled
       { requestedAt: at(4900), settledAt: at(4950), notionalByAsset: new Map([["ETH", dec("300")]]) }, // in window
-      { requestedAt: at(5001), settledAt: null, notionalByAsset: new Map([["ETH", dec("4000")]]) }, // future
+      // Stamped on a clock a little ahead of this one: admitted, so it counts.
+      { requestedAt: at(5001), settledAt: null, notionalByAsset: new Map([["ETH", dec("4000")]]) },
+      { requestedAt: at(5002), settledAt: at(5003), notionalByAsset: new Map([["ETH", dec("5")]]) },
     ];
     const counted = usageInWindow(requests, now, 3600);
-    expect(counted.total.toFixed()).toBe("320");
+    expect(counted.total.toFixed()).toBe("4325");
     expect([counted.byAsset.get("BTC")?.toFixed(), counted.byAsset.get("ETH")?.toFixed()]).toEqual([
       "20",
-      "300",
+      "4305",
     ]);
   });
 });
