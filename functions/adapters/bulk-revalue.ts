@@ -30,7 +30,7 @@ import { fromImage, toItem } from "./codec.ts";
 import type { EngineDeps } from "./engine.ts";
 import { type FanOutMessage, type PageResult, revalueWithin } from "./fan-out.ts";
 import type { PolicyEntry } from "./settings.ts";
-import { REFRESH_AFTER_SECONDS } from "./trigger-index.ts";
+import { lineOf, REFRESH_AFTER_SECONDS } from "./trigger-index.ts";
 
 type Item = Record<string, unknown>;
 type SweepMessage = Extract<FanOutMessage, { type: "SWEEP_SEGMENT" }>;
@@ -142,7 +142,7 @@ async function readStates(deps: EngineDeps, ids: readonly string[]): Promise<Map
 
 /** What the trigger index recorded of an account (trigger-index.ts `syncTriggerIndex`, its KEYS item). */
 interface StoredKeys {
-  /** `<asset>#<DOWN|UP>|<encoded price>#<kind>#<accountId>`, one per entry. */
+  /** `<asset>#<DOWN|UP>#<shard>|<encoded price>#<kind>#<accountId>`, one per entry. */
   readonly entries: readonly string[];
   readonly refreshedAt: number;
 }
@@ -182,16 +182,18 @@ function indexCurrent(
   if (!keys || nowSeconds - keys.refreshedAt >= REFRESH_AFTER_SECONDS) return false;
   for (const entry of keys.entries) {
     const [line = "", triggerKey = ""] = entry.split("|");
-    const cut = line.lastIndexOf("#");
-    const mark = marks.get(line.slice(0, cut));
+    const [asset = "", direction = ""] = line.split("#");
+    // An entry on a line other than its account's (written before LINE_SHARDS changed) is one no tick reads.
+    const accountId = triggerKey.slice(triggerKey.lastIndexOf("#") + 1);
+    if (direction !== "DOWN" && direction !== "UP") return false;
+    if (line !== lineOf(asset, direction, accountId)) return false;
+    const mark = marks.get(asset);
     // The key's order-preserving form (trigger-index.ts `encodePrice`) without its padding zeros.
     const text = triggerKey.slice(0, triggerKey.indexOf("#")).replace(/^0+(?=\d)/, "");
     if (!mark || !isCanonicalDecimal(text)) return false;
     const price = dec(text);
     const behind =
-      line.slice(cut + 1) === "DOWN"
-        ? price.greaterThanOrEqualTo(mark.price)
-        : price.lessThanOrEqualTo(mark.price);
+      direction === "DOWN" ? price.greaterThanOrEqualTo(mark.price) : price.lessThanOrEqualTo(mark.price);
     if (behind) return false;
   }
   return true;

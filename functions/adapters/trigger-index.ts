@@ -17,6 +17,7 @@ import type { Dec } from "../domain/money.ts";
 import type { TriggerPrices } from "../domain/triggers.ts";
 import { fromImage, toItem } from "./codec.ts";
 import type { Tables } from "./settings.ts";
+import { shardOf } from "./step-items.ts";
 
 export type Direction = "DOWN" | "UP";
 export type TriggerKind = "BREACH" | "WARN" | "FLOOR" | "CURE";
@@ -41,8 +42,30 @@ export function indexable(price: Dec): boolean {
   return !price.isNegative() && price.toFixed(0).length <= INTEGER_DIGITS;
 }
 
-export function lineOf(asset: string, direction: Direction): string {
-  return `${asset}#${direction}`;
+/**
+ * How many partition keys each asset's direction is spread over: an account's entries are on the line
+ * `<asset>#<direction>#<shard>`, its shard a hash of its account id. A crash rewrites the entries of every
+ * account it revalues, on the few assets that moved: on one key per direction those writes would meet one
+ * partition's thousand write units a second; over LINE_SHARDS keys they meet LINE_SHARDS of them. The cost is
+ * on the read side: a tick queries LINE_SHARDS lines per direction instead of one (docs/trigger-index.md,
+ * section 6, has the arithmetic). Changing it moves every entry: each account's next re-sync (at the latest
+ * its daily refresh, and the sweep's pass meanwhile) writes its entries on the new lines and deletes the old.
+ */
+export const LINE_SHARDS = 4;
+
+/** The line of one account's entries on an asset and direction. */
+export function lineOf(asset: string, direction: Direction, accountId: string): string {
+  return `${asset}#${direction}#${shardOf(accountId, LINE_SHARDS)}`;
+}
+
+/** Every line of an asset and direction: what a tick reads. */
+export function linesOf(asset: string, direction: Direction): string[] {
+  return Array.from({ length: LINE_SHARDS }, (_, shard) => `${asset}#${direction}#${shard}`);
+}
+
+/** The direction of a line. */
+export function directionOf(line: string): Direction {
+  return line.split("#")[1] === "DOWN" ? "DOWN" : "UP";
 }
 
 export interface TriggerEntry {
@@ -82,11 +105,11 @@ export function triggerEntries(
       // A line at 10^20 or beyond (a dust short's, say) is one no market reaches: it is left out with its
       // reason, never thrown, and the sweep still decides the account on every pass.
       if (!indexable(price)) {
-        leftOut(lineOf(trigger.asset, direction), kind, price.toFixed());
+        leftOut(lineOf(trigger.asset, direction, accountId), kind, price.toFixed());
         continue;
       }
       entries.push({
-        line: lineOf(trigger.asset, direction),
+        line: lineOf(trigger.asset, direction, accountId),
         triggerKey: `${encodePrice(price)}#${kind}#${accountId}`,
         asset: trigger.asset,
         direction,
@@ -228,7 +251,7 @@ export async function crossedAccounts(
       Limit: limit,
       // The most distressed first: on a fall (DOWN) the highest lines were crossed first and lie deepest
       // below the price now; on a rise (UP), the lowest.
-      ScanIndexForward: !line.endsWith("#DOWN"),
+      ScanIndexForward: directionOf(line) !== "DOWN",
       ...(startKey ? { ExclusiveStartKey: toItem(startKey) } : {}),
     }),
   );

@@ -23,7 +23,7 @@ import {
   rangeOf,
   ticksPerAsset,
 } from "../adapters/price-range.ts";
-import { lineOf } from "../adapters/trigger-index.ts";
+import { linesOf } from "../adapters/trigger-index.ts";
 import { LOG_SIGNALS } from "../domain/alarms.ts";
 import { toPlainString } from "../domain/money.ts";
 import { ReportingBatchProcessor } from "./batch.ts";
@@ -65,31 +65,29 @@ async function handleRecord(
   const previous = await ports.cursor.read(tick.asset);
   const covered = coveredRange(previous, next);
   const continuations: FanOutMessage[] = [];
-  for (const direction of ["DOWN", "UP"] as const) {
-    let message: FanOutMessage | undefined = {
-      type: "RANGE",
+  // Every line of both directions, a page of each in turn: each line is read most distressed first, and
+  // no shard's accounts wait for another shard's whole range.
+  const queue: Extract<FanOutMessage, { type: "RANGE" }>[] = (["DOWN", "UP"] as const).flatMap((direction) =>
+    linesOf(tick.asset, direction).map((line) => ({
+      type: "RANGE" as const,
       asset: tick.asset,
-      line: lineOf(tick.asset, direction),
+      line,
       low: toPlainString(covered.low),
       high: toPlainString(covered.high),
       eventId: `tick:${tick.asset}:${tick.source}:${tick.seq}`,
-    };
-    while (message?.type === "RANGE" && budget.remaining > 0 && Date.now() < budget.deadlineMs) {
-      const page = await processRangePage(
-        engine,
-        message,
-        budget.remaining,
-        engine.now,
-        budget.seen,
-        budget.deadlineMs,
-      );
-      logOutcomes(engine, page.outcomes);
-      budget.remaining -= page.outcomes.length;
-      continuations.push(...(page.leftover ?? []));
-      message = page.continuation;
-    }
-    if (message) continuations.push(message);
+    })),
+  );
+  while (queue.length > 0 && budget.remaining > 0 && Date.now() < budget.deadlineMs) {
+    const message = queue.shift();
+    if (!message) break;
+    const share = Math.max(1, Math.ceil(budget.remaining / (queue.length + 1)));
+    const page = await processRangePage(engine, message, share, engine.now, budget.seen, budget.deadlineMs);
+    logOutcomes(engine, page.outcomes);
+    budget.remaining -= page.outcomes.length;
+    continuations.push(...(page.leftover ?? []));
+    if (page.continuation?.type === "RANGE") queue.push(page.continuation);
   }
+  continuations.push(...queue);
   await enqueue(engine, continuations);
   if (continuations.length) {
     engine.logger.info("tick range continues on the fan-out queue", {

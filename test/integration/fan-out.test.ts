@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicies } from "../../functions/adapters/settings.ts";
-import { crossedAccounts } from "../../functions/adapters/trigger-index.ts";
+import { crossedAccounts, LINE_SHARDS, linesOf } from "../../functions/adapters/trigger-index.ts";
 import { dec, ONE } from "../../functions/domain/money.ts";
 import { triggerPrices } from "../../functions/domain/triggers.ts";
 import { resetRuntime, runtime, setClock } from "../../functions/handlers/runtime.ts";
@@ -100,12 +100,27 @@ describe("a price tick", () => {
 describe("a page of a fall's range", () => {
   it("reads the most distressed accounts first: the highest lines crossed", async () => {
     // Every holder's lines as the last test indexed them; the range of a fall to 40,000 holds many.
-    const whole = await crossedAccounts(runtime(), "BTC#DOWN", dec("40000"), dec("62000"), 1_000);
-    const first = await crossedAccounts(runtime(), "BTC#DOWN", dec("40000"), dec("62000"), 5);
-    expect(whole.accountIds.length).toBeGreaterThan(10);
+    // BTC's DOWN entries are spread over LINE_SHARDS lines by account: each line is read on its own.
+    const lines = linesOf("BTC", "DOWN");
+    expect(lines).toHaveLength(LINE_SHARDS);
+    const wholes = await Promise.all(
+      lines.map((line) => crossedAccounts(runtime(), line, dec("40000"), dec("62000"), 1_000)),
+    );
+    expect(wholes.reduce((n, whole) => n + whole.accountIds.length, 0)).toBeGreaterThan(10);
+    // Every account on one line only: its shard.
+    const all = wholes.flatMap((whole) => [...new Set(whole.accountIds)]);
+    expect(new Set(all).size).toBe(all.length);
+    const fullest = wholes.reduce(
+      (best, whole, index) =>
+        whole.accountIds.length > (wholes[best]?.accountIds.length ?? 0) ? index : best,
+      0,
+    );
+    const line = lines[fullest] ?? "";
+    expect(wholes[fullest]?.accountIds.length).toBeGreaterThan(5);
+    const first = await crossedAccounts(runtime(), line, dec("40000"), dec("62000"), 5);
     // The first page is the head of the range in descending price: each of its entries is at or above
     // the fifth highest price in the range.
-    const prices = (await p.query("TriggerIndex", "line", "BTC#DOWN"))
+    const prices = (await p.query("TriggerIndex", "line", line))
       .filter((entry) => Number(entry.price) >= 40_000 && Number(entry.price) <= 62_000)
       .map((entry) => ({ accountId: String(entry.accountId), price: Number(entry.price) }))
       .sort((a, b) => b.price - a.price);

@@ -7,7 +7,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { revalueAccount } from "../../functions/adapters/engine.ts";
-import { syncTriggerIndex } from "../../functions/adapters/trigger-index.ts";
+import { lineOf, syncTriggerIndex } from "../../functions/adapters/trigger-index.ts";
 import { dec } from "../../functions/domain/money.ts";
 import type { TriggerPrices } from "../../functions/domain/triggers.ts";
 import { runtime } from "../../functions/handlers/runtime.ts";
@@ -121,7 +121,7 @@ describe("a trigger-index sync that comes after a newer one", () => {
     await syncTriggerIndex(deps, "ACC-SYNC", [btcLine("50000")], newer);
     // A revaluation that started earlier, on older inputs, syncs last.
     await syncTriggerIndex(deps, "ACC-SYNC", [btcLine("45000")], older);
-    const entries = (await p.query("TriggerIndex", "line", "BTC#DOWN")).filter(
+    const entries = (await p.query("TriggerIndex", "line", lineOf("BTC", "DOWN", "ACC-SYNC"))).filter(
       (entry) => entry.accountId === "ACC-SYNC",
     );
     expect(entries.map((entry) => entry.price)).toContain("50000");

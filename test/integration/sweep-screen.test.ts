@@ -19,7 +19,7 @@ import { accountOf } from "../../functions/adapters/account-inputs.ts";
 import { fromImage } from "../../functions/adapters/codec.ts";
 import { revalueAccount } from "../../functions/adapters/engine.ts";
 import { ENV, parsePolicies } from "../../functions/adapters/settings.ts";
-import { encodePrice, REFRESH_AFTER_SECONDS } from "../../functions/adapters/trigger-index.ts";
+import { encodePrice, lineOf, REFRESH_AFTER_SECONDS } from "../../functions/adapters/trigger-index.ts";
 import { parseAccountItem } from "../../functions/domain/contract.ts";
 import type { CallState } from "../../functions/domain/machine.ts";
 import { dec, Rounding, toFixedString } from "../../functions/domain/money.ts";
@@ -304,9 +304,9 @@ describe("a sweep through the float screen", () => {
     // A DOWN entry above the mark: the price went through a line no tick announced.
     const crossedKeys = await keysOf(crossed);
     const entries = String(crossedKeys?.keys).split("\n");
-    const bogus = `BTC#DOWN|${encodePrice(dec("99999"))}#WARN#${crossed}`;
     const holdsBtc = entries.some((entry) => entry.startsWith("BTC#"));
-    const planted = holdsBtc ? bogus : bogus.replaceAll("BTC", "ETH");
+    const asset = holdsBtc ? "BTC" : "ETH";
+    const planted = `${lineOf(asset, "DOWN", crossed)}|${encodePrice(dec("99999"))}#WARN#${crossed}`;
     await p.put("TriggerIndex", { ...crossedKeys, keys: [...entries, planted].sort().join("\n") });
 
     await sweepThroughHandlers("sweep-screen-3");
