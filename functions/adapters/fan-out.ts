@@ -193,6 +193,49 @@ export async function processRangePage(
   };
 }
 
+/**
+ * One page of each of a tick's lines (trigger-index.ts `linesOf`: every shard of both directions), read at
+ * once, the budget shared between them; their accounts revalued together, each line's most distressed first
+ * and the lines taken in turn. Returns each line that has more as its continuation.
+ */
+export async function processRangeRound(
+  deps: FanOutDeps,
+  messages: readonly Extract<FanOutMessage, { type: "RANGE" }>[],
+  limit: number,
+  clock: () => string,
+  seen: Set<string>,
+  deadlineMs: number,
+): Promise<PageResult & { readonly continuations: Extract<FanOutMessage, { type: "RANGE" }>[] }> {
+  const share = Math.max(1, Math.ceil(limit / Math.max(1, messages.length)));
+  const pages = await Promise.all(
+    messages.map((message) =>
+      crossedAccounts(deps, message.line, dec(message.low), dec(message.high), share, message.startKey),
+    ),
+  );
+  const longest = Math.max(0, ...pages.map((page) => page.accountIds.length));
+  const inTurn: string[] = [];
+  for (let index = 0; index < longest; index += 1) {
+    for (const page of pages) {
+      const accountId = page.accountIds[index];
+      if (accountId !== undefined) inTurn.push(accountId);
+    }
+  }
+  const eventId = messages[0]?.eventId ?? "";
+  const event = { type: "REVALUE", cause: "PRICE_TICK", eventId } as const;
+  const { outcomes, leftover } = await revalueWithin(deps, unseen(inTurn, seen), event, clock, deadlineMs);
+  const continuations = messages.flatMap((message, index) => {
+    const lastKey = pages[index]?.lastKey;
+    return lastKey ? [{ ...message, startKey: lastKey }] : [];
+  });
+  return {
+    outcomes,
+    read: pages.reduce((total, page) => total + page.scanned, 0),
+    continuation: undefined,
+    leftover,
+    continuations,
+  };
+}
+
 /** The most due calls a sweep run reads: past this, the oldest are taken and the rest wait for later runs. */
 export const MAX_DUE_READ = 50_000;
 

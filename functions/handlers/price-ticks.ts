@@ -11,7 +11,7 @@
 import { EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { evaluateBreakers, type SourcesAt, sourcesAlongBatch } from "../adapters/breakers.ts";
-import { enqueue, type FanOutMessage, processRangePage } from "../adapters/fan-out.ts";
+import { enqueue, type FanOutMessage, processRangeRound } from "../adapters/fan-out.ts";
 import {
   coveredRange,
   dynamoPriceRangeCursor,
@@ -65,8 +65,8 @@ async function handleRecord(
   const previous = await ports.cursor.read(tick.asset);
   const covered = coveredRange(previous, next);
   const continuations: FanOutMessage[] = [];
-  // Every line of both directions, a page of each in turn: each line is read most distressed first, and
-  // no shard's accounts wait for another shard's whole range.
+  // Every line of both directions, a page of each read at once in each round: each line is read most
+  // distressed first, and no shard's accounts wait for another shard's whole range.
   const queue: Extract<FanOutMessage, { type: "RANGE" }>[] = (["DOWN", "UP"] as const).flatMap((direction) =>
     linesOf(tick.asset, direction).map((line) => ({
       type: "RANGE" as const,
@@ -77,17 +77,22 @@ async function handleRecord(
       eventId: `tick:${tick.asset}:${tick.source}:${tick.seq}`,
     })),
   );
-  while (queue.length > 0 && budget.remaining > 0 && Date.now() < budget.deadlineMs) {
-    const message = queue.shift();
-    if (!message) break;
-    const share = Math.max(1, Math.ceil(budget.remaining / (queue.length + 1)));
-    const page = await processRangePage(engine, message, share, engine.now, budget.seen, budget.deadlineMs);
-    logOutcomes(engine, page.outcomes);
-    budget.remaining -= page.outcomes.length;
-    continuations.push(...(page.leftover ?? []));
-    if (page.continuation?.type === "RANGE") queue.push(page.continuation);
+  let round = queue;
+  while (round.length > 0 && budget.remaining > 0 && Date.now() < budget.deadlineMs) {
+    const result = await processRangeRound(
+      engine,
+      round,
+      budget.remaining,
+      engine.now,
+      budget.seen,
+      budget.deadlineMs,
+    );
+    logOutcomes(engine, result.outcomes);
+    budget.remaining -= result.outcomes.length;
+    continuations.push(...(result.leftover ?? []));
+    round = result.continuations;
   }
-  continuations.push(...queue);
+  continuations.push(...round);
   await enqueue(engine, continuations);
   if (continuations.length) {
     engine.logger.info("tick range continues on the fan-out queue", {
