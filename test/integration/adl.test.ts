@@ -30,9 +30,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
 import { runAdl } from "../../functions/cli/adl-commands.ts";
 import { runFund } from "../../functions/cli/fund-commands.ts";
-import { eventSchema, type LiquidationEventType } from "../../functions/domain/liquidation-events.ts";
+import type { LiquidationEventType } from "../../functions/domain/liquidation-events.ts";
 import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
+import { busDetails, checkedDetails } from "../support/bus.ts";
 import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
 import { executionReport, holding, perpetual, profile } from "../support/upstream.ts";
@@ -70,29 +71,8 @@ afterAll(async () => {
   await p?.close();
 });
 
-const events = (detailType: LiquidationEventType | "LossRecorded") =>
-  p.stub.events
-    .filter((event) => event.detailType === detailType)
-    .map((event) => JSON.parse(event.detail) as Record<string, unknown>);
-
-function checked(detailType: LiquidationEventType): Record<string, unknown>[] {
-  const details = events(detailType);
-  for (const detail of details) {
-    const parsed = eventSchema(detailType).safeParse({
-      version: "0",
-      id: "00000000-0000-4000-8000-000000000000",
-      "detail-type": detailType,
-      source: "margin-call-engine",
-      account: "111122223333",
-      time: p.now(),
-      region: "us-east-1",
-      resources: [],
-      detail,
-    });
-    expect(parsed.success, `${detailType} ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
-  }
-  return details;
-}
+const events = (detailType: LiquidationEventType | "LossRecorded") => busDetails(p, detailType);
+const checked = (detailType: LiquidationEventType) => checkedDetails(p, detailType);
 
 async function short(accountId: string, size: string, entry: string): Promise<void> {
   await p.put("Accounts", profile(accountId));

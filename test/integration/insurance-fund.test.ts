@@ -11,10 +11,11 @@ import { creditFund } from "../../functions/adapters/insurance-fund-store.ts";
 import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
 import { FundCommandError, runFund } from "../../functions/cli/fund-commands.ts";
 import { type FundFlow, replayFund } from "../../functions/domain/insurance-fund.ts";
-import { eventSchema, type LiquidationEventType } from "../../functions/domain/liquidation-events.ts";
+import type { LiquidationEventType } from "../../functions/domain/liquidation-events.ts";
 import { dec, sum } from "../../functions/domain/money.ts";
 import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
+import { busDetails, checkedDetails } from "../support/bus.ts";
 import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
 import { executionReport, holding, perpetual } from "../support/upstream.ts";
@@ -55,31 +56,9 @@ afterAll(async () => {
   await p?.close();
 });
 
-const events = (detailType: LiquidationEventType | "LossRecorded") =>
-  p.stub.events
-    .filter((event) => event.detailType === detailType)
-    .map((event) => JSON.parse(event.detail) as Record<string, unknown>);
-
+const events = (detailType: LiquidationEventType | "LossRecorded") => busDetails(p, detailType);
 /** Every fund and waterfall event put, each checked against its envelope's schema. */
-function checkedEvents(detailType: LiquidationEventType): Record<string, unknown>[] {
-  const details = events(detailType);
-  for (const detail of details) {
-    const envelope = {
-      version: "0",
-      id: "00000000-0000-4000-8000-000000000000",
-      "detail-type": detailType,
-      source: "margin-call-engine",
-      account: "111122223333",
-      time: p.now(),
-      region: "us-east-1",
-      resources: [],
-      detail,
-    };
-    const parsed = eventSchema(detailType).safeParse(envelope);
-    expect(parsed.success, `${detailType} ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
-  }
-  return details;
-}
+const checkedEvents = (detailType: LiquidationEventType) => checkedDetails(p, detailType);
 
 async function fund() {
   const items = await p.query("InsuranceFund", "fund", "FUND#USD");
