@@ -55,6 +55,12 @@ export interface LocalRuntimeOptions {
   readonly onNotice?: (message: SnsPublish) => void;
   /** The longest wait between polls of an idle source (2 ms after work, doubled per empty poll). @default 100 */
   readonly idlePollMs?: number;
+  /**
+   * Writes what is in the tables before the engine is deployed (a book already there), before their
+   * streams are enabled: it reaches the engine through the sweep's first pass, not the streams
+   * (local-tables.ts). Given the synthesized template, e.g. for its policies.
+   */
+  readonly preload?: (dynamo: DynamoDBClient, template: CfnTemplate) => Promise<void>;
 }
 
 export interface ScheduleStats {
@@ -138,7 +144,8 @@ export class LocalRuntime {
     });
     try {
       const template = synthesizeTemplate(options.context ?? {});
-      await createLocalTables(clients.dynamodb, template);
+      const { preload } = options;
+      await createLocalTables(clients.dynamodb, template, preload && ((client) => preload(client, template)));
       await bootstrapLocalPolicies(clients.dynamodb, template);
       const urlOf = (logicalId: string) => `${stub.endpoint}/${LOCAL_ACCOUNT}/${logicalId}`;
       const deployment = readDeployment(template, { queueUrl: urlOf });

@@ -11,7 +11,8 @@ import {
   type _Record as StreamRecord,
 } from "@aws-sdk/client-dynamodb-streams";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { localTableDefinitions } from "../../functions/local/local-tables.ts";
+import { type LocalClients, localClients } from "../../functions/local/aws-clients.ts";
+import { createLocalTables, localTableDefinitions } from "../../functions/local/local-tables.ts";
 import { type TestDatabase, testDatabase } from "../support/local-dynamodb.ts";
 
 let db: TestDatabase;
@@ -24,14 +25,16 @@ afterAll(() => {
   db?.destroy();
 });
 
-async function readAllStreamRecords(tableName: string): Promise<StreamRecord[]> {
-  const { Table } = await db.dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+async function readAllStreamRecords(tableName: string, clients: LocalClients = db): Promise<StreamRecord[]> {
+  const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
   const streamArn = Table?.LatestStreamArn;
   expect(streamArn).toBeDefined();
-  const { StreamDescription } = await db.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
+  const { StreamDescription } = await clients.streams.send(
+    new DescribeStreamCommand({ StreamArn: streamArn }),
+  );
   const records: StreamRecord[] = [];
   for (const shard of StreamDescription?.Shards ?? []) {
-    let { ShardIterator: iterator } = await db.streams.send(
+    let { ShardIterator: iterator } = await clients.streams.send(
       new GetShardIteratorCommand({
         StreamArn: streamArn,
         ShardId: shard.ShardId,
@@ -40,7 +43,7 @@ async function readAllStreamRecords(tableName: string): Promise<StreamRecord[]> 
     );
     // An open shard always returns a next iterator; stop at the first empty page (bounded, as all loops are).
     for (let page = 0; iterator && page < 20; page++) {
-      const response = await db.streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+      const response = await clients.streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
       records.push(...(response.Records ?? []));
       if ((response.Records ?? []).length === 0) break;
       iterator = response.NextShardIterator;
@@ -114,5 +117,31 @@ describe("tables created from the synthesized template in DynamoDB Local", () =>
     });
     expect((await describe("MarginCalls"))?.LatestStreamArn).toBeUndefined();
     expect((await describe("AuditLog"))?.LatestStreamArn).toBeUndefined();
+  });
+
+  it("leaves what a preload wrote out of the streams, and streams every write after it", async () => {
+    // A database of its own (another access key id), so this file's tables stay as the template made them.
+    const fresh = localClients(db.endpoint, `${db.accessKeyId}preload`);
+    try {
+      const put = (accountId: string) =>
+        fresh.dynamodb.send(
+          new PutItemCommand({
+            TableName: "Accounts",
+            Item: { accountId: { S: accountId }, sk: { S: "PROFILE" } },
+          }),
+        );
+      await createLocalTables(fresh.dynamodb, db.template, () => put("ACC-BEFORE").then(() => undefined));
+      await put("ACC-AFTER");
+
+      const records = await readAllStreamRecords("Accounts", fresh);
+      expect(records.map((record) => record.dynamodb?.Keys?.accountId?.S)).toEqual(["ACC-AFTER"]);
+      const described = async (name: string) =>
+        (await fresh.dynamodb.send(new DescribeTableCommand({ TableName: name }))).Table?.StreamSpecification;
+      for (const definition of localTableDefinitions(db.template)) {
+        expect(await described(definition.logicalId)).toEqual(definition.createTable.StreamSpecification);
+      }
+    } finally {
+      fresh.destroy();
+    }
   });
 });
