@@ -253,8 +253,9 @@ export const HANDLERS: readonly HandlerDefinition[] = [
     statements: (resources) => [
       // PutItem: the outbox items of the fund's events, in the transaction of their flow.
       allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], resources.tables.outbox),
-      // A fee's credit and a loss's waterfall (adapters/insurance-fund-store.ts): the head and the flow id
-      // read, then one transaction of Puts (ledger, outbox, audit); the policy version that decided the step.
+      // A fee's credit and a loss's waterfall (adapters/insurance-fund-store.ts, loss-waterfall-record.ts):
+      // the head and the flow id read, then one transaction of Puts (ledger, outbox, audit); the policy
+      // version that decided the step.
       allow(["dynamodb:GetItem", "dynamodb:PutItem"], resources.tables.insuranceFund),
       allow(["dynamodb:PutItem"], resources.tables.auditLog),
       readPolicies(resources),

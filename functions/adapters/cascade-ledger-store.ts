@@ -27,7 +27,8 @@ import {
 import { type Dec, dec, toPlainString } from "../domain/money.ts";
 import type { Tables } from "./settings.ts";
 
-interface LedgerDeps {
+/** What the ledger's reads and writes need: the client and the trigger-index table. */
+export interface LedgerDeps {
   readonly dynamo: DynamoDBClient;
   readonly tables: Pick<Tables, "triggerIndex">;
 }

@@ -14,16 +14,7 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import {
-  admitOne,
-  type CapWait,
-  type CascadeLedger,
-  cascadeOf,
-  forgetWait,
-  planNotional,
-  refreshNeeded,
-  settleRequest,
-} from "../domain/cascade-ledger.ts";
+import { type CapWait, refreshNeeded } from "../domain/cascade-ledger.ts";
 import { type Decision, decide } from "../domain/decide.ts";
 import {
   type CallState,
@@ -34,17 +25,11 @@ import {
   planAssets,
   type Step,
 } from "../domain/machine.ts";
-import { ZERO } from "../domain/money.ts";
-import { marginRatio, ValuationError } from "../domain/valuation.ts";
+import { ValuationError } from "../domain/valuation.ts";
 import { type AccountInputs, loadAccountInputs, NOT_ONBOARDED } from "./account-inputs.ts";
 import { activeBreakerChecks, readPauses } from "./breakers.ts";
-import {
-  encodeLedger,
-  LEDGER_MAX_BYTES,
-  ledgerPut,
-  putLedgerAlone,
-  readLedger,
-} from "./cascade-ledger-store.ts";
+import { ledgerStep } from "./cascade-ledger-step.ts";
+import { ledgerPut, putLedgerAlone } from "./cascade-ledger-store.ts";
 import { fromImage, toItem } from "./codec.ts";
 import { parkAccount } from "./parked.ts";
 import type { PolicyEntry, Tables } from "./settings.ts";
@@ -241,64 +226,6 @@ async function breakersOfRequest(deps: EngineDeps, inputs: AccountInputs, step: 
   const request = requestOf(step);
   if (request?.kind !== "REQUEST_LIQUIDATION") return undefined;
   return readPauses(deps, policy.policyId, planAssets(request.plan, policy));
-}
-
-/** What a step does to its policy's cascade ledger: the write, and the wait it decided (null: none). */
-interface LedgerStep {
-  readonly read: CascadeLedger;
-  readonly next: CascadeLedger;
-  readonly wait: CapWait | null;
-  /** False: nothing to write (a full ledger). */
-  readonly write: boolean;
-}
-
-/**
- * The cascade ledger's part in a step (cascade-ledger.ts), when the policy has caps: a call's first request
- * is admitted or waits; a call leaving LIQUIDATING settles its request; a waiting call that leaves CALLED
- * another way (cured, closed) gives up its place. Null: the step does not touch the ledger.
- */
-async function ledgerStep(
-  deps: EngineDeps,
-  inputs: AccountInputs,
-  state: CallState,
-  decision: Decision,
-  now: string,
-): Promise<LedgerStep | null> {
-  const policy = inputs.policy.policy;
-  const cascade = cascadeOf(policy);
-  const { step, assessment } = decision;
-  const request = requestOf(step);
-  const first =
-    cascade && request?.kind === "REQUEST_LIQUIDATION" && request.attempt === 1 ? request : undefined;
-  // Settling and giving a place up are written whatever the policy says now: a version without caps must
-  // not leave the requests and waits of the version before counting forever (one read of the ledger per
-  // settle; none is there for a policy that never had caps).
-  const settles = state.status === "LIQUIDATING" && step.next.status !== "LIQUIDATING";
-  const waited = state.call?.liquidationWaitingAt ? state.call.callId : null;
-  const gaveUp =
-    waited !== null && !first && (step.next.status !== "CALLED" || step.next.call?.callId !== waited);
-  if (!first && !settles && !gaveUp) return null;
-  const read = await readLedger(deps, policy.policyId);
-  if (first && cascade) {
-    const candidate = {
-      accountId: state.accountId,
-      marginRatio: marginRatio(assessment.valuation) ?? ZERO,
-      notionalByAsset: planNotional(first.plan, policy),
-    };
-    const verdict = admitOne(read, candidate, first.callId, cascade, now);
-    if (encodeLedger(verdict.ledger).byteLength > LEDGER_MAX_BYTES) {
-      // A ledger this large would soon pass DynamoDB's 400 KB: wait, and write nothing.
-      const wait: CapWait = { reason: "LEDGER_FULL", caps: [], behindOn: [], priority: 1, of: 1 };
-      return { read, next: read, wait, write: false };
-    }
-    if (verdict.ledger === read) return null; // in flight already: a stale step, whose commit will fail
-    return { read, next: verdict.ledger, wait: verdict.admitted ? null : verdict.wait, write: true };
-  }
-  const callId = state.call?.callId ?? "";
-  const next = settles
-    ? (settleRequest(read, callId, now) ?? (gaveUp ? forgetWait(read, state.accountId) : null))
-    : forgetWait(read, state.accountId);
-  return next ? { read, next, wait: null, write: true } : null;
 }
 
 /** Commits a step in one TransactWriteItems; false when a concurrent writer got there first. */

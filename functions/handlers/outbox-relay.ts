@@ -3,7 +3,7 @@
  * the notice queue (the notifier sends it at SNS's pace; a batch's notices go ten to a request first), and puts each REQUEST_LIQUIDATION and RECORD_LOSS,
  * and each event written with its decision (LIQUIDATION_EVENT: a circuit breaker's, the insurance fund's), on the engine's bus, at most once per reference (adapters/event-dispatch.ts).
  * It applies each FUND_FEE to the insurance fund, and runs each RECORD_LOSS's loss waterfall, once
- * (adapters/insurance-fund-store.ts; docs/liquidation.md, section 9). A liquidation request goes
+ * (adapters/insurance-fund-store.ts, adapters/loss-waterfall-record.ts; docs/liquidation.md, section 9). A liquidation request goes
  * out only once its call notice has its outcome: the relay holds it on the notice's outbox item, and the
  * notice's completion (a MODIFY of that item) releases it. Both are conditional writes on one item, so the
  * order is structural, not a race between consumers. A notice recorded undeliverable releases its requests
@@ -15,9 +15,10 @@ import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { fromImage } from "../adapters/codec.ts";
 import { loadCounterparties } from "../adapters/counterparties.ts";
 import { type DispatchPorts, dispatchEvent } from "../adapters/event-dispatch.ts";
-import { coverLoss, creditFund, readFlow } from "../adapters/insurance-fund-store.ts";
+import { creditFund, readFlow } from "../adapters/insurance-fund-store.ts";
 import { LIQUIDATION_EVENT } from "../adapters/liquidation-event-items.ts";
 import { eventBridgePublisher, LIQUIDATION_REQUESTED, LOSS_RECORDED } from "../adapters/liquidation-ports.ts";
+import { coverLoss } from "../adapters/loss-waterfall-record.ts";
 import { type HoldResult, noticeOutcome, OutboxClaims, type OutboxItem } from "../adapters/outbox-claims.ts";
 import { readPolicyVersion } from "../adapters/policy-store.ts";
 import { ENV, required } from "../adapters/settings.ts";
@@ -172,7 +173,7 @@ async function decidingPolicy(ports: Ports, item: OutboxItem): Promise<Policy> {
 }
 
 /**
- * A loss: LossRecorded on the bus, then the loss waterfall, once (insurance-fund-store.ts `coverLoss`): the
+ * A loss: LossRecorded on the bus, then the loss waterfall, once (loss-waterfall-record.ts `coverLoss`): the
  * fund covers what it can, the policy's `afterFund` takes what it can from the counterparties (read only when
  * it names them and the loss has an open position: adapters/counterparties.ts), and the rest is
  * BadDebtRecorded, all written with the fund's flow; the relay puts those events when their outbox items

@@ -25,17 +25,15 @@
  * Socialised (the fund now 0): the opposite side's notional at 49,000 is A 14,700, B 9,800, C 4,900 (29,400
  * in all), so 6,000.00 is charged 3,000.00, 2,000.00 and 1,000.00, exactly; no bad debt.
  */
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
 import { runAdl } from "../../functions/cli/adl-commands.ts";
 import { runFund } from "../../functions/cli/fund-commands.ts";
 import type { LiquidationEventType } from "../../functions/domain/liquidation-events.ts";
-import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
 import { busDetails, checkedDetails } from "../support/bus.ts";
 import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { activatePolicies, stackPolicy } from "../support/policies.ts";
 import { executionReport, holding, perpetual, profile } from "../support/upstream.ts";
 
 let p: Pipeline;
@@ -45,26 +43,14 @@ let base: Record<string, unknown>;
 const requestIds = new Map<string, string>();
 
 async function activateVersion(version: number, lossWaterfall: Record<string, string>): Promise<void> {
-  const read = await readActiveSet(p.db.dynamodb, "Policies");
   const document = { ...base, version, lossWaterfall };
-  await activate(
-    p.db.dynamodb,
-    "Policies",
-    read,
-    [await putPolicyVersion(p.db.dynamodb, "Policies", document, author)],
-    author,
-  );
-  resetRuntime();
-  setClock(() => p.now());
-  const policy = (await runtimeWithPolicies()).policies.get("crypto-lending")?.policy;
+  const policy = (await activatePolicies(p, [document], author)).policies.get("crypto-lending")?.policy;
   expect(policy?.version).toBe(version);
 }
 
 beforeAll(async () => {
   p = await startPipeline(import.meta.url, T0);
-  [base = {}] = JSON.parse(
-    readFileSync(new URL("../../lib/config/policies.json", import.meta.url), "utf8"),
-  ) as Record<string, unknown>[];
+  base = stackPolicy();
   await activateVersion(4, { afterFund: "ADL" });
 });
 afterAll(async () => {

@@ -13,15 +13,13 @@
  *      B wait on.
  * At every point the notional in flight is within the cap.
  */
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLedger } from "../../functions/adapters/cascade-ledger-store.ts";
-import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
 import { live } from "../../functions/domain/cascade-ledger.ts";
 import { dec, sum } from "../../functions/domain/money.ts";
-import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
 import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { activatePolicies, stackPolicy } from "../support/policies.ts";
 import { executionReport, holding, perpetual } from "../support/upstream.ts";
 
 let p: Pipeline;
@@ -32,20 +30,8 @@ const cascade = { windowSeconds: 600, totalNotionalCap: "60000" };
 
 beforeAll(async () => {
   p = await startPipeline(import.meta.url, T0);
-  const [base] = JSON.parse(
-    readFileSync(new URL("../../lib/config/policies.json", import.meta.url), "utf8"),
-  ) as Record<string, unknown>[];
-  const read = await readActiveSet(p.db.dynamodb, "Policies");
-  await activate(
-    p.db.dynamodb,
-    "Policies",
-    read,
-    [await putPolicyVersion(p.db.dynamodb, "Policies", { ...base, version: 4, cascade }, author)],
-    author,
-  );
-  resetRuntime();
-  setClock(() => p.now());
-  expect((await runtimeWithPolicies()).policies.get("crypto-lending")?.policy.cascade).toMatchObject(cascade);
+  const runtime = await activatePolicies(p, [{ ...stackPolicy(), version: 4, cascade }], author);
+  expect(runtime.policies.get("crypto-lending")?.policy.cascade).toMatchObject(cascade);
 });
 afterAll(async () => {
   await p?.close();

@@ -4,13 +4,12 @@
  * entry and a LiquidationPaused event; once BTC has been calm for the cool-down the breaker releases
  * (LiquidationResumed) and the next sweep sends the liquidation.
  */
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
 import { eventSchema, liquidationRequestedSchema } from "../../functions/domain/liquidation-events.ts";
-import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
+import { busDetails, busEnvelope } from "../support/bus.ts";
 import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { activatePolicies, stackPolicy } from "../support/policies.ts";
 
 let p: Pipeline;
 const T0 = "2026-11-24T12:00:00.000Z";
@@ -20,52 +19,22 @@ beforeAll(async () => {
   p = await startPipeline(import.meta.url, T0);
   // The stack's policy, version 4 with a breaker: a move of more than 10% within 10 minutes pauses new
   // liquidations until the move has stayed within it for 5 minutes.
-  const [base] = JSON.parse(
-    readFileSync(new URL("../../lib/config/policies.json", import.meta.url), "utf8"),
-  ) as Record<string, unknown>[];
   const document = {
-    ...base,
+    ...stackPolicy(),
     version: 4,
     circuitBreaker: { maxMove: "0.1", windowSeconds: 600, coolDownSeconds: 300 },
   };
-  const read = await readActiveSet(p.db.dynamodb, "Policies");
   // A second policy with a breaker on the same asset: each policy's breaker trips and releases on its own,
   // with its own event and audit entry.
   const other = { ...document, policyId: "crypto-other", version: 1 };
-  await activate(
-    p.db.dynamodb,
-    "Policies",
-    read,
-    [
-      await putPolicyVersion(p.db.dynamodb, "Policies", document, author),
-      await putPolicyVersion(p.db.dynamodb, "Policies", other, author),
-    ],
-    author,
-  );
-  resetRuntime();
-  setClock(() => p.now());
-  expect((await runtimeWithPolicies()).policies.get("crypto-lending")?.policy.circuitBreaker).not.toBeNull();
+  const runtime = await activatePolicies(p, [document, other], author);
+  expect(runtime.policies.get("crypto-lending")?.policy.circuitBreaker).not.toBeNull();
 });
 afterAll(async () => {
   await p?.close();
 });
 
-const events = (detailType: string) =>
-  p.stub.events
-    .filter((event) => event.detailType === detailType)
-    .map((event) => JSON.parse(event.detail) as Record<string, unknown>);
-
-const envelope = (detailType: string, detail: Record<string, unknown>) => ({
-  version: "0",
-  id: "00000000-0000-4000-8000-000000000000",
-  "detail-type": detailType,
-  source: "margin-call-engine",
-  account: "111122223333",
-  time: p.now(),
-  region: "us-east-1",
-  resources: [],
-  detail,
-});
+const events = (detailType: string) => busDetails(p, detailType);
 
 describe("a crash that trips the breaker", () => {
   it("holds the liquidation while BTC is paused, records and announces the pause and the release, then liquidates", async () => {
@@ -89,7 +58,7 @@ describe("a crash that trips the breaker", () => {
       (await p.query("AuditLog", "accountId", "BREAKER#BTC#crypto-other")).map((entry) => entry.to),
     ).toEqual(["PAUSED"]);
     expect(
-      eventSchema("LiquidationPaused").safeParse(envelope("LiquidationPaused", paused ?? {})).success,
+      eventSchema("LiquidationPaused").safeParse(busEnvelope(p, "LiquidationPaused", paused ?? {})).success,
     ).toBe(true);
     const breakerAudit = await p.query("AuditLog", "accountId", "BREAKER#BTC#crypto-lending");
     expect(breakerAudit.map((entry) => [entry.from, entry.to, entry.alarm])).toEqual([
@@ -120,7 +89,8 @@ describe("a crash that trips the breaker", () => {
     const resumed = events("LiquidationResumed").find((release) => release.policyId === "crypto-lending");
     expect(resumed).toMatchObject({ asset: "BTC", pauseReference: paused?.reference, coolDownSeconds: 300 });
     expect(
-      eventSchema("LiquidationResumed").safeParse(envelope("LiquidationResumed", resumed ?? {})).success,
+      eventSchema("LiquidationResumed").safeParse(busEnvelope(p, "LiquidationResumed", resumed ?? {}))
+        .success,
     ).toBe(true);
     expect(
       (await p.query("AuditLog", "accountId", "BREAKER#BTC#crypto-lending")).map((entry) => entry.to),

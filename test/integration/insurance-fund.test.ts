@@ -5,19 +5,17 @@
  * one that exhausts it, the rest BadDebtRecorded; every stream record delivered again changes nothing; and
  * the flows add up to the balance. Every fund event put is checked against its schema.
  */
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { creditFund } from "../../functions/adapters/insurance-fund-store.ts";
-import { activate, putPolicyVersion, readActiveSet } from "../../functions/adapters/policy-store.ts";
 import { FundCommandError, runFund } from "../../functions/cli/fund-commands.ts";
 import { type FundFlow, replayFund } from "../../functions/domain/insurance-fund.ts";
 import type { LiquidationEventType } from "../../functions/domain/liquidation-events.ts";
 import { dec, sum } from "../../functions/domain/money.ts";
-import { resetRuntime, runtimeWithPolicies, setClock } from "../../functions/handlers/runtime.ts";
 import { StreamReader } from "../../functions/local/streams.ts";
 import { busDetails, checkedDetails } from "../support/bus.ts";
 import { leveredAccount, market } from "../support/market.ts";
 import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { activatePolicies, stackPolicy } from "../support/policies.ts";
 import { executionReport, holding, perpetual } from "../support/upstream.ts";
 
 let p: Pipeline;
@@ -30,26 +28,14 @@ beforeAll(async () => {
   p = await startPipeline(import.meta.url, T0);
   // The stack's policy, version 4 with a fee of 0.4% (the most its BTC-PERP's first rate allows) and the
   // waterfall's documented default spelled out: past the fund, bad debt.
-  const [base] = JSON.parse(
-    readFileSync(new URL("../../lib/config/policies.json", import.meta.url), "utf8"),
-  ) as Record<string, Record<string, unknown>>[];
+  const base = stackPolicy();
   const document = {
     ...base,
     version: 4,
-    liquidation: { ...base?.liquidation, feeRate: "0.004" },
+    liquidation: { ...(base.liquidation as Record<string, unknown>), feeRate: "0.004" },
     lossWaterfall: { afterFund: "NONE" },
   };
-  const read = await readActiveSet(p.db.dynamodb, "Policies");
-  await activate(
-    p.db.dynamodb,
-    "Policies",
-    read,
-    [await putPolicyVersion(p.db.dynamodb, "Policies", document, author)],
-    author,
-  );
-  resetRuntime();
-  setClock(() => p.now());
-  const policy = (await runtimeWithPolicies()).policies.get("crypto-lending")?.policy;
+  const policy = (await activatePolicies(p, [document], author)).policies.get("crypto-lending")?.policy;
   expect(policy?.liquidationFeeRate.toFixed()).toBe("0.004");
 });
 afterAll(async () => {
