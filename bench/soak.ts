@@ -54,6 +54,16 @@ function jvmRssMb(pid: number | undefined): number | null {
   }
 }
 
+/** A queued message's `type` (the fan-out's SWEEP_SEGMENT, ACCOUNTS...), or "message" when it has none. */
+function messageType(body: string): string {
+  try {
+    const type = (JSON.parse(body) as { type?: unknown }).type;
+    return typeof type === "string" ? type : "message";
+  } catch {
+    return "message";
+  }
+}
+
 const log = (line: string) => console.log(`[soak] ${line}`);
 const startedMs = Date.now();
 const samples: SoakSample[] = [];
@@ -149,6 +159,16 @@ try {
     heapAtEndMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
     published: runtime.stub.published.length,
     events: runtime.stub.events.length,
+    leftInQueues: Object.fromEntries(
+      [...runtime.queueMappings].map(([name, mapping]) => {
+        const counts: Record<string, number> = {};
+        for (const message of runtime.stub.queue(mapping.queueUrl).messages) {
+          const kind = `${messageType(message.body)} ${message.state}`;
+          counts[kind] = (counts[kind] ?? 0) + 1;
+        }
+        return [name, counts];
+      }),
+    ),
     samples,
   };
   mkdirSync(join(ROOT, "bench", "results"), { recursive: true });

@@ -10,11 +10,11 @@
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { revalueIsolated } from "../adapters/engine.ts";
-import { dueCalls, enqueue, type FanOutMessage } from "../adapters/fan-out.ts";
+import { dueCalls, enqueue, type FanOutMessage, revalueWithin } from "../adapters/fan-out.ts";
 import { parkedAccounts, unpark } from "../adapters/parked.ts";
 import { accountItemCount, segmentsFor, startPass } from "../adapters/sweep-pass.ts";
-import { logOutcome } from "./outcomes.ts";
-import { runtimeWithPolicies } from "./runtime.ts";
+import { logOutcome, logOutcomes } from "./outcomes.ts";
+import { pageDeadline, runtimeWithPolicies } from "./runtime.ts";
 
 /** A pass with no page for this long is superseded by the next sweep: a lost segment cannot stop the net. */
 export const SWEEP_PASS_STALE_SECONDS = 600;
@@ -23,12 +23,14 @@ export const PARKED_RETRIES_PER_RUN = 50;
 
 export interface SweepResult {
   readonly dueRevalued: number;
+  /** Due calls not started within the invocation's time: queued to the fan-out worker. */
+  readonly dueQueued: number;
   readonly dueComplete: boolean;
   readonly segmentsQueued: number;
   readonly transitions: number;
 }
 
-export async function handler(event: ScheduledEvent, _context?: Context): Promise<SweepResult> {
+export async function handler(event: ScheduledEvent, context?: Context): Promise<SweepResult> {
   const engine = await runtimeWithPolicies();
   const now = engine.now();
   const eventId = `sweep:${event.time ?? now}:${event.id ?? ""}`;
@@ -51,30 +53,30 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
     : [];
   await enqueue(engine, segments);
   if (!started) engine.logger.info("sweep pass still running", { ...pass });
+  // The due calls within the invocation's time, REVALUE_CONCURRENCY at once: those not started in time go
+  // to the fan-out queue as ACCOUNTS pages (revalued there, as a tick's leftovers are), so a backlog of due
+  // calls can never run the sweep into its timeout and lose the run.
+  const deadlineMs = pageDeadline(engine, context);
   const due = await dueCalls(engine, engine.now, engine.maxAccountsPerInvocation);
-  let transitions = 0;
-  for (const accountId of new Set(due.accountIds)) {
-    // Each due call on its own: one that cannot be revalued is reported, and the others still go.
-    const outcome = await revalueIsolated(
-      engine,
-      accountId,
-      { type: "REVALUE", cause: "SWEEP", eventId },
-      engine.now,
-    );
-    logOutcome(engine, outcome);
-    if (outcome.kind === "TRANSITIONED") transitions += 1;
-  }
-  // The parked accounts, the longest waiting first: one valued again leaves the list; one still not is
-  // parked again, at the back.
-  const parked = await parkedAccounts(engine, engine.now(), PARKED_RETRIES_PER_RUN);
+  const sweepEvent = { type: "REVALUE", cause: "SWEEP", eventId } as const;
+  const { outcomes, leftover } = await revalueWithin(
+    engine,
+    due.accountIds,
+    sweepEvent,
+    engine.now,
+    deadlineMs,
+  );
+  await enqueue(engine, leftover);
+  logOutcomes(engine, outcomes);
+  let transitions = outcomes.filter((outcome) => outcome.kind === "TRANSITIONED").length;
+  // The parked accounts, the longest waiting first, while time is left: one valued again leaves the list;
+  // one still not is parked again, at the back.
+  const parked =
+    Date.now() < deadlineMs ? await parkedAccounts(engine, engine.now(), PARKED_RETRIES_PER_RUN) : [];
   let unparked = 0;
   for (const account of parked) {
-    const outcome = await revalueIsolated(
-      engine,
-      account.accountId,
-      { type: "REVALUE", cause: "SWEEP", eventId },
-      engine.now,
-    );
+    if (Date.now() >= deadlineMs) break;
+    const outcome = await revalueIsolated(engine, account.accountId, sweepEvent, engine.now);
     logOutcome(engine, outcome);
     if (outcome.kind === "TRANSITIONED") transitions += 1;
     if (outcome.kind !== "SKIPPED" && (await unpark(engine, account))) unparked += 1;
@@ -82,7 +84,8 @@ export async function handler(event: ScheduledEvent, _context?: Context): Promis
   const result = {
     parkedRetried: parked.length,
     unparked,
-    dueRevalued: due.accountIds.length,
+    dueRevalued: outcomes.length,
+    dueQueued: due.accountIds.length - outcomes.length,
     dueComplete: due.complete,
     segmentsQueued: segments.length,
     transitions,

@@ -259,8 +259,12 @@ export function readDeployment(template: CfnTemplate, names: LocalNames): LocalD
 }
 
 /** A Lambda context for a local invocation: the function's name and its remaining time, from its timeout. */
-export function lambdaContext(fn: LocalFunction, requestId: string): import("aws-lambda").Context {
-  const deadlineMs = Date.now() + fn.timeoutSeconds * 1000;
+export function lambdaContext(
+  fn: LocalFunction,
+  requestId: string,
+  timeoutMs = fn.timeoutSeconds * 1000,
+): import("aws-lambda").Context {
+  const deadlineMs = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName: fn.logicalId,

@@ -65,7 +65,7 @@ export function invoke<T>(
       timeoutMs,
     );
     scope
-      .run(invocation, () => handler(lambdaContext(fn, requestId)))
+      .run(invocation, () => handler(lambdaContext(fn, requestId, timeoutMs)))
       .then(
         (result) => {
           clearTimeout(timer);

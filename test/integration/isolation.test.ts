@@ -82,6 +82,40 @@ describe("a due call that cannot be revalued", () => {
   });
 });
 
+describe("a sweep with more due calls than time", () => {
+  it("revalues what it can start in time and queues the rest to the fan-out worker, never running into its timeout", async () => {
+    const late = Array.from({ length: 6 }, (_, index) => `ACC-LATE-${index}`);
+    for (const [index, accountId] of late.entries()) {
+      await p.put("MarginCalls", {
+        accountId,
+        state: "{not json",
+        status: "CALLED",
+        version: 1,
+        openCallShard: String(index % 8),
+        deadlineAt: "2026-11-24T00:00:01.000Z",
+      });
+    }
+    const fanOut = p.stub.queue(p.fanOut.queueUrl);
+    const before = new Set(fanOut.messages.map((message) => message.messageId));
+    // A timeout of FINISH_RESERVE_MS (30 s): no time left to start revaluations but the first, which always
+    // starts so that every run makes progress.
+    const sweep = await p.handler<Record<string, unknown>>("Sweep", { timeoutMs: 30_000 });
+    const result = (await sweep({ time: p.now(), id: "late" })) as { dueRevalued: number; dueQueued: number };
+    expect(result.dueRevalued).toBe(1);
+    const queued = fanOut.messages
+      .filter((message) => !before.has(message.messageId))
+      .map((message) => JSON.parse(message.body) as { type: string; cause?: string; accountIds?: string[] })
+      .filter((message) => message.type === "ACCOUNTS");
+    const queuedIds = queued.flatMap((message) => message.accountIds ?? []);
+    expect(queued.every((message) => message.cause === "SWEEP")).toBe(true);
+    expect(queuedIds).toHaveLength(result.dueQueued);
+    // Every late call was either revalued by the sweep or queued, and only one of them was revalued.
+    expect(late.filter((accountId) => !queuedIds.includes(accountId)).length).toBeLessThanOrEqual(1);
+    await p.drain();
+    expect(fanOut.depth).toBe(0);
+  });
+});
+
 describe("an item with 6,000 attributes the contract does not know", () => {
   it("is quarantined once, its image gzipped and whole, and blocks nothing", async () => {
     const wide: Record<string, unknown> = {

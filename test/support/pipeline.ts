@@ -46,7 +46,11 @@ export interface Pipeline {
   put(table: string, item: Item): Promise<void>;
   /** Runs every mapping until none has anything left to deliver. */
   drain(maxRounds?: number): Promise<number>;
-  handler<T = unknown>(functionPrefix: string): Promise<(event: T) => Promise<unknown>>;
+  /** A function's handler, invoked as the local runtime does; `timeoutMs` in place of the template's timeout. */
+  handler<T = unknown>(
+    functionPrefix: string,
+    options?: { readonly timeoutMs?: number },
+  ): Promise<(event: T) => Promise<unknown>>;
   callState(accountId: string): Promise<CallState | undefined>;
   scan(table: string): Promise<Item[]>;
   query(table: string, key: string, value: string): Promise<Item[]>;
@@ -101,8 +105,11 @@ export async function startPipeline(
   // The active policy set, read as a handler's first invocation would: tests that call the engine directly use it.
   await runtimeWithPolicies();
 
-  const handlers = new Map<string, (event: unknown) => Promise<unknown>>();
-  async function handler<T>(prefix: string): Promise<(event: T) => Promise<unknown>> {
+  const handlers = new Map<string, (event: unknown, timeoutMs?: number) => Promise<unknown>>();
+  async function handler<T>(
+    prefix: string,
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<(event: T) => Promise<unknown>> {
     const id = functionId(deployment, prefix);
     let loaded = handlers.get(id);
     if (!loaded) {
@@ -112,13 +119,14 @@ export async function startPipeline(
         handler: (event: unknown, context: unknown) => Promise<unknown>;
       };
       let invocation = 0;
-      loaded = (event: unknown) => {
+      loaded = (event: unknown, timeoutMs?: number) => {
         invocation += 1;
-        return invoke(fn, `${id}-${invocation}`, (context) => module.handler(event, context));
+        return invoke(fn, `${id}-${invocation}`, (context) => module.handler(event, context), timeoutMs);
       };
       handlers.set(id, loaded);
     }
-    return loaded as (event: T) => Promise<unknown>;
+    const call = loaded;
+    return (event: T) => call(event, options.timeoutMs);
   }
 
   const names: MappingName[] = ["AccountChanges", "PriceTicks", "OutboxRelay"];
